@@ -1,0 +1,89 @@
+import { EventEmitter } from 'node:events';
+import type { ServerHttp2Session } from 'node:http2';
+import { type Logger, silentLogger } from '../log.js';
+import { type AssignedService, Header } from '../session/protocol.js';
+import { forwardToHttpTarget } from './http-target.js';
+import { type AgentOptions, DEFAULT_AGENT_OPTIONS, type ResolvedAgentOptions } from './options.js';
+import { agentRelayAddress } from './relay-address.js';
+import { SessionSlot } from './session-slot.js';
+import { type HttpService, resolveServices } from './targets.js';
+
+/**
+ * A running agent. Events: 'connected' {connection, services}, 'disconnected' {connection, reason},
+ * 'reconnecting' {connection, attempt, delayMs}, 'fatal' (a PosternError; the agent has stopped).
+ */
+export interface Agent extends EventEmitter {
+  /** Resolves with the services as the relay assigned them on the first registration; rejects on 'fatal'. */
+  readonly ready: Promise<AssignedService[]>;
+  /** GOAWAY to the relay, lets open streams finish (drainTimeoutMs), closes every socket. */
+  close(): Promise<void>;
+}
+
+export function createAgent(options: AgentOptions): Agent {
+  return new AgentRuntime(options);
+}
+
+class AgentRuntime extends EventEmitter implements Agent {
+  readonly ready: Promise<AssignedService[]>;
+  readonly #opts: ResolvedAgentOptions;
+  readonly #services: HttpService[];
+  readonly #slots: SessionSlot[] = [];
+  readonly #log: Logger;
+  #closing: Promise<void> | undefined;
+
+  constructor(options: AgentOptions) {
+    super();
+    const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+    this.#opts = { ...DEFAULT_AGENT_OPTIONS, logger: silentLogger, ...defined } as ResolvedAgentOptions;
+    this.#log = this.#opts.logger;
+    const relay = agentRelayAddress(this.#opts.relay);
+    this.#services = resolveServices(this.#opts.services, {
+      maxIdleTargetSockets: this.#opts.maxIdleTargetSockets,
+      connectTimeoutMs: this.#opts.targetConnectTimeoutMs,
+    });
+    this.ready = new Promise<AssignedService[]>((resolve, reject) => {
+      this.once('connected', (event: { services: AssignedService[] }) => resolve(event.services));
+      this.once('fatal', reject);
+    });
+    this.ready.catch(() => {});
+    // 'fatal' stops the agent; make sure an unlistened one does not crash the process as 'error' would.
+    this.on('fatal', (error: Error) => {
+      this.#log.error('agent stopped', { error: error.message });
+      void this.close();
+    });
+    const byName = new Map(this.#services.map((s) => [s.name, s]));
+    for (let i = 0; i < this.#opts.connections; i++) {
+      this.#slots.push(
+        new SessionSlot(i, {
+          opts: this.#opts,
+          relay,
+          key: this.#opts.key,
+          services: this.#services.map((s) => ({ name: s.name, kind: s.kind })),
+          log: this.#log.child({ connection: i }),
+          events: this,
+          serve: (session) => this.#serve(session, byName),
+        }),
+      );
+    }
+  }
+
+  #serve(session: ServerHttp2Session, byName: Map<string, HttpService>): void {
+    session.on('stream', (stream, headers) => {
+      stream.on('error', () => {});
+      const service = byName.get(String(headers[Header.service]));
+      if (service === undefined) {
+        stream.respond({ ':status': 404, [Header.error]: 'unknown_service' }, { endStream: true });
+        return;
+      }
+      forwardToHttpTarget(stream, headers, service);
+    });
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await Promise.all(this.#slots.map((slot) => slot.stop(this.#opts.drainTimeoutMs)));
+      for (const service of this.#services) service.pool.destroy();
+    })();
+    return this.#closing;
+  }
+}

@@ -1,0 +1,120 @@
+import { type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
+import {
+  type IncomingHttpHeaders as Http2Headers,
+  constants as h2,
+  type ServerHttp2Stream,
+} from 'node:http2';
+import { request as httpsRequest } from 'node:https';
+import { pipeline } from 'node:stream';
+import { endToEndHeaders } from '../relay/headers.js';
+import { Header } from '../session/protocol.js';
+import { localhostLookup } from '../transport/localhost-lookup.js';
+import type { HttpService } from './targets.js';
+
+/**
+ * Serves one h2 stream from the relay by sending it to the service's HTTP target, streaming the
+ * body both ways. A target that cannot be reached answers 502 `target_unreachable`; a target that
+ * fails mid-response resets the stream, so the visitor sees a cut transfer.
+ */
+export function forwardToHttpTarget(
+  stream: ServerHttp2Stream,
+  headers: Http2Headers,
+  service: HttpService,
+  onDone?: (status: number) => void,
+): void {
+  const method = String(headers[':method'] ?? 'GET');
+  const outgoing = endToEndHeaders(headers);
+  outgoing.host =
+    service.hostHeader === 'rewrite'
+      ? service.targetAuthority
+      : String(headers[':authority'] ?? service.targetAuthority);
+  const target = service.target;
+  const options = {
+    agent: service.pool,
+    method,
+    path: String(headers[':path'] ?? '/'),
+    headers: outgoing,
+    ...(target.transport === 'unix'
+      ? { socketPath: target.socketPath as string }
+      : { host: target.host, port: target.port, lookup: localhostLookup }),
+  };
+  let req: ClientRequest;
+  try {
+    req = target.transport === 'https' ? httpsRequest(options) : httpRequest(options);
+  } catch (error) {
+    respondError(stream, `invalid request for the target: ${(error as Error).message}`);
+    return;
+  }
+  req.on('continue', () => {
+    if (!stream.headersSent && !stream.destroyed) stream.additionalHeaders({ ':status': 100 });
+  });
+  req.once('socket', (socket) => {
+    // Only connecting is bounded here: an established response may idle as long as it likes (SSE).
+    if (!socket.connecting) return;
+    const timer = setTimeout(
+      () => req.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })),
+      service.connectTimeoutMs,
+    );
+    socket.once('connect', () => clearTimeout(timer));
+    socket.once('close', () => clearTimeout(timer));
+  });
+  req.once('response', (res: IncomingMessage) => relayResponse(stream, res, onDone));
+  req.once('error', (error: NodeJS.ErrnoException) => {
+    if (stream.headersSent) stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+    else
+      respondError(
+        stream,
+        `the agent could not reach ${service.targetText} (${error.code ?? error.message})`,
+      );
+  });
+  stream.once('close', () => {
+    if (!req.writableFinished || !req.destroyed) req.destroy();
+  });
+  pipeline(stream, req, () => {});
+}
+
+function relayResponse(
+  stream: ServerHttp2Stream,
+  res: IncomingMessage,
+  onDone?: (status: number) => void,
+): void {
+  if (stream.destroyed) {
+    res.destroy();
+    return;
+  }
+  const status = res.statusCode ?? 502;
+  const headers = endToEndHeaders(res.headers);
+  const hasTrailers = res.headers.trailer !== undefined;
+  try {
+    stream.respond({ ...headers, ':status': status }, { waitForTrailers: hasTrailers });
+  } catch (error) {
+    res.destroy();
+    respondError(stream, `the target sent a response HTTP/2 cannot carry (${(error as Error).message})`);
+    return;
+  }
+  if (hasTrailers) {
+    stream.once('wantTrailers', () => {
+      try {
+        stream.sendTrailers(endToEndHeaders(res.trailers));
+      } catch {
+        stream.close();
+      }
+    });
+  }
+  pipeline(res, stream, (error) => {
+    if (error && !stream.destroyed) stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+    onDone?.(status);
+  });
+}
+
+function respondError(stream: ServerHttp2Stream, message: string): void {
+  if (stream.destroyed || stream.headersSent) return;
+  const body = `postern: ${message}\n`;
+  stream.respond({
+    ':status': 502,
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    [Header.error]: 'target_unreachable',
+  });
+  stream.end(body);
+}

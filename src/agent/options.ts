@@ -1,0 +1,67 @@
+import type { AgentKey } from '../keys/key-file.js';
+import type { Logger } from '../log.js';
+
+export interface ServiceOptions {
+  /** Service name, DNS-label friendly; 'default' takes the key's own label. Default 'default'. */
+  name?: string;
+  /** Where the agent forwards: http://, https:// or unix://…?path= (HTTP over a Unix socket). */
+  target: string;
+  /** 'preserve' passes the visitor's Host; 'rewrite' sets it to the target's host:port. Default 'preserve'. */
+  hostHeader?: 'preserve' | 'rewrite';
+}
+
+/** Options of `createAgent()`. DEFAULT_AGENT_OPTIONS holds the defaults. */
+export interface AgentOptions {
+  /** The relay: tcp://host:port or tcps://… (HTTP Upgrade to /_postern/agent), http:// or https:// likewise. */
+  relay: string;
+  /** The agent's ed25519 identity (loadKeyFile / generateAgentKey). */
+  key: AgentKey;
+  services: ServiceOptions[];
+  /** Sessions kept open to the relay at once. Default 1. */
+  connections?: number;
+  /** First reconnect delay cap, ms (full jitter, doubling). Default 500. */
+  reconnectInitialMs?: number;
+  /** Largest reconnect delay cap, ms. Default 30 000. */
+  reconnectMaxMs?: number;
+  /** PING the relay this often, ms. Default 10 000. */
+  keepaliveIntervalMs?: number;
+  /** A PING unanswered this long closes the session, ms. Default 10 000. */
+  keepaliveTimeoutMs?: number;
+  /** Give up connecting to the relay (TCP + TLS) after this, ms. Default 10 000. */
+  dialTimeoutMs?: number;
+  /** Give up waiting for the relay's 101 after this, ms. Default 10 000. */
+  registrationTimeoutMs?: number;
+  /** Give up connecting to a target after this, ms (then 502). Default 10 000. */
+  targetConnectTimeoutMs?: number;
+  /** Streams the relay may open at once on one session (h2 SETTINGS). Default 1 000. */
+  maxConcurrentStreams?: number;
+  /** HTTP/2 stream receive window, bytes. Default 1 MiB. */
+  streamWindowBytes?: number;
+  /** HTTP/2 connection receive window, bytes. Default 16 MiB. */
+  connectionWindowBytes?: number;
+  /** Idle keep-alive connections kept per target. Default 64. */
+  maxIdleTargetSockets?: number;
+  /** On close(), open streams get this long to finish, ms. Default 10 000. */
+  drainTimeoutMs?: number;
+  logger?: Logger;
+}
+
+export const DEFAULT_AGENT_OPTIONS = {
+  connections: 1,
+  reconnectInitialMs: 500,
+  reconnectMaxMs: 30_000,
+  keepaliveIntervalMs: 10_000,
+  keepaliveTimeoutMs: 10_000,
+  dialTimeoutMs: 10_000,
+  registrationTimeoutMs: 10_000,
+  targetConnectTimeoutMs: 10_000,
+  maxConcurrentStreams: 1_000,
+  streamWindowBytes: 1 << 20,
+  connectionWindowBytes: 16 << 20,
+  maxIdleTargetSockets: 64,
+  drainTimeoutMs: 10_000,
+} as const;
+
+export type ResolvedAgentOptions = Omit<Required<AgentOptions>, keyof typeof DEFAULT_AGENT_OPTIONS> & {
+  -readonly [K in keyof typeof DEFAULT_AGENT_OPTIONS]: number;
+};

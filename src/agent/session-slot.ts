@@ -1,0 +1,209 @@
+import type { EventEmitter } from 'node:events';
+import { constants as h2, performServerHandshake, type ServerHttp2Session } from 'node:http2';
+import type { Socket } from 'node:net';
+import { type ConnectionString, hostForUrl } from '../connection-string/index.js';
+import { RegistrationRejectedError } from '../errors.js';
+import type { AgentKey } from '../keys/key-file.js';
+import type { Logger } from '../log.js';
+import { backoffDelay } from '../session/backoff.js';
+import { startKeepalive } from '../session/keepalive.js';
+import {
+  type AssignedService,
+  Header,
+  type RequestedService,
+  SESSION_UPGRADE_TOKEN,
+} from '../session/protocol.js';
+import { signRegistration } from '../session/registration.js';
+import { dialSocket } from '../transport/dial.js';
+import { requestUpgrade, UpgradeRefusedError } from '../transport/upgrade-request.js';
+import type { ResolvedAgentOptions } from './options.js';
+
+export type SlotState = 'connecting' | 'ready' | 'waiting' | 'stopped';
+
+export interface SlotContext {
+  opts: ResolvedAgentOptions;
+  relay: ConnectionString;
+  key: AgentKey;
+  services: RequestedService[];
+  log: Logger;
+  /** Receives the agent's events: connected, disconnected, reconnecting, fatal. */
+  events: EventEmitter;
+  /** Serves one session's streams. */
+  serve(session: ServerHttp2Session): void;
+}
+
+/**
+ * Keeps one session to the relay alive: dial, register, run HTTP/2 as the server, and after any
+ * loss reconnect with exponential backoff and full jitter. Refusals that retrying cannot fix (400,
+ * 403) stop the slot and emit 'fatal'.
+ */
+export class SessionSlot {
+  readonly index: number;
+  #state: SlotState = 'connecting';
+  #ctx: SlotContext;
+  #current: ServerHttp2Session | undefined;
+  readonly #draining = new Set<ServerHttp2Session>();
+  #pendingSocket: Socket | undefined;
+  #wake: (() => void) | undefined;
+  #stopped = false;
+  readonly done: Promise<void>;
+
+  constructor(index: number, ctx: SlotContext) {
+    this.index = index;
+    this.#ctx = ctx;
+    this.done = this.#run();
+  }
+
+  get state(): SlotState {
+    return this.#state;
+  }
+
+  async #run(): Promise<void> {
+    let attempt = 0;
+    const { events, opts, log } = this.#ctx;
+    while (!this.#stopped) {
+      this.#state = 'connecting';
+      let reason: string;
+      try {
+        const { session, services } = await this.#connect();
+        attempt = 0;
+        this.#current = session;
+        this.#state = 'ready';
+        events.emit('connected', { connection: this.index, services });
+        reason = await sessionEnded(session);
+        this.#current = undefined;
+        if (!session.destroyed) this.#draining.add(session);
+        session.once('close', () => this.#draining.delete(session));
+      } catch (error) {
+        if (error instanceof RegistrationRejectedError && !error.retryable) {
+          this.#state = 'stopped';
+          events.emit('fatal', error);
+          return;
+        }
+        reason = (error as Error).message;
+      }
+      if (this.#stopped) break;
+      this.#state = 'waiting';
+      events.emit('disconnected', { connection: this.index, reason });
+      const delayMs = backoffDelay(attempt++, {
+        initialMs: opts.reconnectInitialMs,
+        maxMs: opts.reconnectMaxMs,
+      });
+      events.emit('reconnecting', { connection: this.index, attempt, delayMs });
+      log.debug('reconnecting', { attempt, delayMs, reason });
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delayMs);
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#wake = undefined;
+    }
+    this.#state = 'stopped';
+  }
+
+  async #connect(): Promise<{ session: ServerHttp2Session; services: AssignedService[] }> {
+    const { opts, relay, key } = this.#ctx;
+    const socket = await dialSocket(relay, { timeoutMs: opts.dialTimeoutMs });
+    this.#pendingSocket = socket;
+    if (this.#stopped) socket.destroy();
+    socket.setNoDelay(true);
+    const host = relay.transport === 'unix' ? 'localhost' : `${hostForUrl(relay.host)}:${relay.port}`;
+    const headers = signRegistration({
+      privateKey: key.privateKey,
+      publicKey: key.publicKey,
+      services: this.#ctx.services,
+      method: 'GET',
+      path: relay.path,
+      host,
+    });
+    let upgraded: Awaited<ReturnType<typeof requestUpgrade>>;
+    try {
+      upgraded = await requestUpgrade({
+        stream: socket,
+        path: relay.path,
+        host,
+        token: SESSION_UPGRADE_TOKEN,
+        headers,
+        timeoutMs: opts.registrationTimeoutMs,
+      });
+    } catch (error) {
+      if (error instanceof UpgradeRefusedError)
+        throw new RegistrationRejectedError(error.status, error.reason);
+      throw error;
+    } finally {
+      this.#pendingSocket = undefined;
+    }
+    const services = parseAssigned(upgraded.headers[Header.assigned]);
+    // The session socket must not linger half-closed when the relay goes away (DESIGN §3.4 b).
+    upgraded.socket.on('end', () => upgraded.socket.destroy());
+    const session = performServerHandshake(upgraded.socket, {
+      settings: {
+        maxConcurrentStreams: opts.maxConcurrentStreams,
+        initialWindowSize: opts.streamWindowBytes,
+        enablePush: false,
+      },
+      maxSessionMemory: 64,
+    });
+    session.on('error', (error) => this.#ctx.log.debug('session error', { error: error.message }));
+    try {
+      session.setLocalWindowSize(opts.connectionWindowBytes);
+    } catch {
+      // Too early on some versions; the default window then applies until the first update.
+    }
+    startKeepalive(
+      session,
+      { intervalMs: opts.keepaliveIntervalMs, timeoutMs: opts.keepaliveTimeoutMs },
+      (reason) => {
+        this.#ctx.log.warn('session dead', { reason });
+        session.destroy();
+      },
+    );
+    this.#ctx.serve(session);
+    if (this.#stopped) session.close();
+    return { session, services };
+  }
+
+  /** Stops reconnecting, sends GOAWAY, lets open streams finish within `drainMs`, then destroys. */
+  async stop(drainMs: number): Promise<void> {
+    this.#stopped = true;
+    this.#wake?.();
+    this.#pendingSocket?.destroy();
+    const sessions = [...this.#draining, ...(this.#current ? [this.#current] : [])];
+    await Promise.all(
+      sessions.map(
+        (session) =>
+          new Promise<void>((resolve) => {
+            if (session.destroyed) return resolve();
+            const timer = setTimeout(() => session.destroy(undefined, h2.NGHTTP2_CANCEL), drainMs);
+            session.once('close', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            session.close();
+          }),
+      ),
+    );
+    await this.done;
+  }
+}
+
+/** Resolves with why the session ended: GOAWAY from the relay, an error, or the connection closing. */
+function sessionEnded(session: ServerHttp2Session): Promise<string> {
+  return new Promise((resolve) => {
+    session.once('goaway', (code: number) => resolve(`relay sent GOAWAY (code ${code})`));
+    session.once('error', (error: Error) => resolve(error.message));
+    session.once('close', () => resolve('session closed'));
+  });
+}
+
+function parseAssigned(value: string | string[] | undefined): AssignedService[] {
+  try {
+    const parsed: unknown = JSON.parse(String(value));
+    if (Array.isArray(parsed)) return parsed as AssignedService[];
+  } catch {
+    // fall through to the error below
+  }
+  throw new RegistrationRejectedError(502, `relay answered 101 without a valid ${Header.assigned} header`);
+}

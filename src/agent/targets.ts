@@ -1,0 +1,98 @@
+import { readFileSync } from 'node:fs';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { isIP } from 'node:net';
+import {
+  type ConnectionString,
+  formatConnectionString,
+  hostForUrl,
+  parseConnectionString,
+} from '../connection-string/index.js';
+import { OptionError } from '../errors.js';
+import { DEFAULT_SERVICE, SERVICE_NAME } from '../keys/label.js';
+import type { ServiceKind } from '../session/protocol.js';
+import { localhostLookup } from '../transport/localhost-lookup.js';
+import type { ServiceOptions } from './options.js';
+
+/** A service as the agent runs it: its declared target and the pooled connections to it. */
+export interface HttpService {
+  name: string;
+  kind: ServiceKind;
+  target: ConnectionString;
+  /** The target as written, for messages. */
+  targetText: string;
+  hostHeader: 'preserve' | 'rewrite';
+  /** Host header for 'rewrite'. */
+  targetAuthority: string;
+  pool: HttpAgent;
+  connectTimeoutMs: number;
+}
+
+/**
+ * Validates service options and builds each target's connection pool. A target is fixed here and
+ * nothing on a stream can change it: the agent never dials anywhere else (no SSRF).
+ */
+export function resolveServices(
+  services: ServiceOptions[],
+  limits: { maxIdleTargetSockets: number; connectTimeoutMs: number },
+): HttpService[] {
+  if (services.length === 0) throw new OptionError('an agent needs at least one service to expose');
+  const seen = new Set<string>();
+  return services.map((service) => {
+    const name = service.name ?? DEFAULT_SERVICE;
+    if (!SERVICE_NAME.test(name))
+      throw new OptionError(`service name "${name}" must be 1-32 of a-z, 0-9 and "-"`);
+    if (seen.has(name)) throw new OptionError(`service "${name}" is declared twice`);
+    seen.add(name);
+    const target = parseConnectionString(service.target);
+    if (target.transport !== 'http' && target.transport !== 'https' && target.transport !== 'unix') {
+      throw new OptionError(
+        `target ${service.target} of service "${name}": use http://, https:// or unix://…?path= (TCP services come later)`,
+      );
+    }
+    if (target.path !== '' && target.path !== '/') {
+      throw new OptionError(
+        `target ${service.target} of service "${name}": a path prefix on the target is not supported; give scheme://host:port`,
+      );
+    }
+    const poolOptions = {
+      keepAlive: true,
+      maxFreeSockets: limits.maxIdleTargetSockets,
+      scheduling: 'lifo' as const,
+    };
+    let pool: HttpAgent;
+    if (target.transport === 'https') {
+      const servername = target.sni ?? (isIP(target.host) === 0 ? target.host : undefined);
+      pool = new HttpsAgent({
+        ...poolOptions,
+        ...(servername === undefined ? {} : { servername }),
+        ...(target.ca === undefined ? {} : { ca: readCa(target.ca, service.target) }),
+      });
+    } else {
+      pool = new HttpAgent(poolOptions);
+    }
+    return {
+      name,
+      kind: 'http',
+      target,
+      targetText: formatConnectionString(target),
+      hostHeader: service.hostHeader ?? 'preserve',
+      targetAuthority:
+        target.transport === 'unix' ? 'localhost' : `${hostForUrl(target.host)}:${target.port}`,
+      pool,
+      connectTimeoutMs: limits.connectTimeoutMs,
+    };
+  });
+}
+
+function readCa(path: string, target: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new OptionError(
+      `cannot read CA file ${path} of target ${target}: ${(error as NodeJS.ErrnoException).code}`,
+    );
+  }
+}
+
+export { localhostLookup };

@@ -1,0 +1,32 @@
+/** The transports a connection string can name (DESIGN §2). */
+export const TRANSPORTS = ['tcp', 'tcps', 'unix', 'ws', 'wss', 'http', 'https'] as const;
+export type Transport = (typeof TRANSPORTS)[number];
+
+/**
+ * A parsed connection string: `transport://[user[:password]@]host:port[/path][?param=value&…]`.
+ * Optional fields are absent (never `undefined`) when the string does not set them.
+ */
+export interface ConnectionString {
+  transport: Transport;
+  username?: string;
+  password?: string;
+  /** Host name (lowercased), IPv4 address, or IPv6 address without brackets. */
+  host: string;
+  /** 0–65535; filled in from the scheme's default for ws/wss/http/https when the string omits it. */
+  port: number;
+  /** The URL path as written (percent-encoding kept), '' when absent. */
+  path: string;
+  /** `http_preflight=true`: send an HTTP/1.1 Upgrade request before the stream starts (tcp, tcps). */
+  httpPreflight?: boolean;
+  /** `path=`: the Unix socket file (unix only, required there). */
+  socketPath?: string;
+  /** `ca=`: a PEM file of CA certificates to trust instead of the system's (tcps, wss, https). */
+  ca?: string;
+  /** `sni=`: the TLS server name to send and verify, when it differs from the host (tcps, wss, https). */
+  sni?: string;
+}
+
+/** Transports that run over TLS. */
+export function isTls(transport: Transport): boolean {
+  return transport === 'tcps' || transport === 'wss' || transport === 'https';
+}

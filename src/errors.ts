@@ -1,0 +1,71 @@
+/**
+ * Every error Postern raises is a PosternError with a stable `code` that scripts and callers can
+ * branch on. `retryable` says whether trying the same thing again later may succeed.
+ */
+export class PosternError extends Error {
+  readonly code: string;
+  readonly retryable: boolean;
+
+  constructor(code: string, message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'PosternError';
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+  }
+}
+
+/** A connection string that cannot be parsed; the message says what is wrong and where. */
+export class ConnectionStringError extends PosternError {
+  readonly input: string;
+  readonly position: number;
+
+  constructor(input: string, position: number, reason: string) {
+    super('POSTERN_BAD_CONNECTION_STRING', `bad connection string "${input}": ${reason}`);
+    this.name = 'ConnectionStringError';
+    this.input = input;
+    this.position = position;
+  }
+}
+
+/** The relay refused an agent's registration; `status` is the HTTP status it answered with. */
+export class RegistrationRejectedError extends PosternError {
+  readonly status: number;
+
+  constructor(status: number, reason: string) {
+    // 403 (not admitted) and 400 (malformed) will not change by retrying; 401 (clock skew, replay)
+    // and 429 (rate limit) may.
+    super('POSTERN_REGISTRATION_REJECTED', `relay refused registration: ${status} ${reason}`, {
+      retryable: status !== 403 && status !== 400,
+    });
+    this.name = 'RegistrationRejectedError';
+    this.status = status;
+  }
+}
+
+/** A key file that is missing, unreadable, malformed or readable by other users. */
+export class KeyFileError extends PosternError {
+  constructor(message: string, cause?: unknown) {
+    super('POSTERN_BAD_KEY_FILE', message, cause === undefined ? {} : { cause });
+    this.name = 'KeyFileError';
+  }
+}
+
+/** Wraps a low-level network failure with what Postern was doing when it happened. */
+export class ConnectError extends PosternError {
+  constructor(message: string, cause?: unknown) {
+    super(
+      'POSTERN_CONNECT_FAILED',
+      message,
+      cause === undefined ? { retryable: true } : { cause, retryable: true },
+    );
+    this.name = 'ConnectError';
+  }
+}
+
+/** Invalid options passed to the library or the CLI. */
+export class OptionError extends PosternError {
+  constructor(message: string) {
+    super('POSTERN_BAD_OPTION', message);
+    this.name = 'OptionError';
+  }
+}

@@ -1,0 +1,22 @@
+export { type Agent, createAgent } from './agent/agent.js';
+export { type AgentOptions, DEFAULT_AGENT_OPTIONS, type ServiceOptions } from './agent/options.js';
+export {
+  type ConnectionString,
+  formatConnectionString,
+  parseConnectionString,
+  type Transport,
+} from './connection-string/index.js';
+export {
+  ConnectError,
+  ConnectionStringError,
+  KeyFileError,
+  OptionError,
+  PosternError,
+  RegistrationRejectedError,
+} from './errors.js';
+export { type AgentKey, generateAgentKey, loadKeyFile, writeKeyFile } from './keys/key-file.js';
+export { keyLabel, serviceLabel } from './keys/label.js';
+export type { Logger } from './log.js';
+export { DEFAULT_RELAY_OPTIONS, type RelayOptions } from './relay/options.js';
+export { createRelay, type Relay, type TunnelInfo } from './relay/relay.js';
+export type { AssignedService } from './session/protocol.js';

@@ -1,0 +1,117 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { keyLabelFromX, serviceLabel } from '../keys/label.js';
+import type { Logger } from '../log.js';
+import type { NonceCache } from '../session/nonce-cache.js';
+import { type AssignedService, ErrorCode, Header, SESSION_UPGRADE_TOKEN } from '../session/protocol.js';
+import { verifyRegistration } from '../session/registration.js';
+import { AgentSession } from './agent-session.js';
+import type { ResolvedRelayOptions } from './options.js';
+import type { KeyedTokenBuckets } from './token-bucket.js';
+import { writeRawError } from './visitor-error.js';
+
+export interface AgentEndpointContext {
+  options: ResolvedRelayOptions;
+  nonces: NonceCache;
+  registrationLimiter: KeyedTokenBuckets;
+  log: Logger;
+  urlFor(label: string): string;
+  /** Called with each admitted session, already running. */
+  onSession(session: AgentSession): void;
+  isClosing(): boolean;
+}
+
+/**
+ * Handles `GET /_postern/agent` with `Upgrade: postern-session/1` (DESIGN §3.2): every check in
+ * order, a status and one-line reason on failure (no upgrade then), else 101 and an h2 session.
+ */
+export function handleAgentUpgrade(
+  ctx: AgentEndpointContext,
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+): void {
+  const remoteAddress = req.socket.remoteAddress ?? '';
+  const now = Date.now();
+  if (ctx.isClosing()) {
+    writeRawError(socket, 'shuttingDown', 'relay is shutting down', { 'retry-after': '1' });
+    return;
+  }
+  if (String(req.headers.upgrade).toLowerCase() !== SESSION_UPGRADE_TOKEN) {
+    writeRawError(
+      socket,
+      'malformedRegistration',
+      `agent endpoint expects "Upgrade: ${SESSION_UPGRADE_TOKEN}"`,
+    );
+    return;
+  }
+  const waitMs = ctx.registrationLimiter.take(remoteAddress, now);
+  if (waitMs > 0) {
+    writeRawError(socket, 'tooManyRegistrations', `too many registrations from ${remoteAddress}`, {
+      'retry-after': String(Math.ceil(waitMs / 1000)),
+    });
+    return;
+  }
+  const verdict = verifyRegistration({
+    method: req.method ?? 'GET',
+    path: req.url ?? '',
+    headers: req.headers,
+    now,
+    windowSeconds: ctx.options.registrationWindowSeconds,
+  });
+  if (!verdict.ok) {
+    ctx.log.info('registration refused', {
+      remoteAddress,
+      reason: verdict.reason,
+      code: ErrorCode[verdict.error][0],
+    });
+    writeRawError(socket, verdict.error, verdict.reason);
+    return;
+  }
+  const registration = verdict.registration;
+  const nonceState = ctx.nonces.add(`${registration.key}:${registration.nonce}`, now);
+  if (nonceState === 'seen') {
+    writeRawError(socket, 'replayedRegistration', 'this registration nonce was already used');
+    return;
+  }
+  if (nonceState === 'full') {
+    writeRawError(socket, 'relayBusy', 'too many registrations in the time window; try again later', {
+      'retry-after': '5',
+    });
+    return;
+  }
+  const admitted = ctx.options.admit(registration, remoteAddress);
+  if (admitted !== true) {
+    writeRawError(socket, 'notAdmitted', admitted);
+    return;
+  }
+
+  const keyLabel = keyLabelFromX(registration.key);
+  const services: AssignedService[] = registration.services.map((s) => {
+    const label = serviceLabel(keyLabel, s.name);
+    return { ...s, label, url: ctx.urlFor(label) };
+  });
+  socket.write(
+    `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${SESSION_UPGRADE_TOKEN}\r\n` +
+      `${Header.assigned}: ${JSON.stringify(services)}\r\n\r\n`,
+  );
+  // Bytes the agent sent right behind its request head (none in protocol v1, but a fast h2 peer may
+  // pipeline) belong to the session: put them back before HTTP/2 reads the socket (DESIGN §3.4 a).
+  if (head.length > 0) socket.unshift(head);
+  if ('setNoDelay' in socket && typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
+  const id = randomUUID();
+  const session = new AgentSession({
+    id,
+    keyLabel,
+    services,
+    remoteAddress,
+    socket,
+    streamWindowBytes: ctx.options.streamWindowBytes,
+    connectionWindowBytes: ctx.options.connectionWindowBytes,
+    keepalive: { intervalMs: ctx.options.keepaliveIntervalMs, timeoutMs: ctx.options.keepaliveTimeoutMs },
+    log: ctx.log.child({ session: id, key: keyLabel }),
+  });
+  session.log.info('agent session registered', { remoteAddress, services: services.map((s) => s.name) });
+  ctx.onSession(session);
+}

@@ -1,0 +1,70 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders as Http2Headers } from 'node:http2';
+
+/** Headers that describe one connection (RFC 9110 §7.6.1), never forwarded, and refused by HTTP/2. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'http2-settings',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'host',
+]);
+
+/**
+ * Copies end-to-end headers: drops hop-by-hop ones, those named in `Connection`, HTTP/2
+ * pseudo-headers, and (from untrusted senders) Postern's own `postern-*` headers.
+ */
+export function endToEndHeaders(headers: IncomingHttpHeaders | Http2Headers): OutgoingHttpHeaders {
+  const named = new Set(
+    String(headers.connection ?? '')
+      .toLowerCase()
+      .split(',')
+      .map((token) => token.trim())
+      .filter(Boolean),
+  );
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || name.startsWith(':') || name.startsWith('postern-')) continue;
+    if (HOP_BY_HOP.has(name) || named.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+export interface ForwardingFacts {
+  /** The visitor's address as the relay's socket sees it. */
+  peer: string;
+  /** Whether the peer is a configured trusted proxy (then its X-Forwarded-* are extended). */
+  peerTrusted: boolean;
+  /** 'http' or 'https', as the visitor reached the relay. */
+  proto: string;
+  host: string;
+  /** The path prefix the relay removed (path routing), or ''. */
+  prefix: string;
+}
+
+/** Adds X-Forwarded-For/-Proto/-Host, Forwarded and X-Forwarded-Prefix (DESIGN §4). */
+export function addForwardingHeaders(out: OutgoingHttpHeaders, facts: ForwardingFacts): void {
+  const prior = facts.peerTrusted ? out['x-forwarded-for'] : undefined;
+  out['x-forwarded-for'] = prior ? `${String(prior)}, ${facts.peer}` : facts.peer;
+  const proto =
+    (facts.peerTrusted && typeof out['x-forwarded-proto'] === 'string' && out['x-forwarded-proto']) ||
+    facts.proto;
+  const host =
+    (facts.peerTrusted && typeof out['x-forwarded-host'] === 'string' && out['x-forwarded-host']) ||
+    facts.host;
+  out['x-forwarded-proto'] = proto;
+  out['x-forwarded-host'] = host;
+  const forwardedFor = facts.peer.includes(':') ? `"[${facts.peer}]"` : facts.peer;
+  const element = `for=${forwardedFor};host="${host.replace(/["\\]/g, '')}";proto=${proto}`;
+  const priorForwarded = facts.peerTrusted ? out.forwarded : undefined;
+  out.forwarded = priorForwarded ? `${String(priorForwarded)}, ${element}` : element;
+  if (facts.prefix !== '') out['x-forwarded-prefix'] = facts.prefix;
+  else delete out['x-forwarded-prefix'];
+  if (!facts.peerTrusted) delete out['x-real-ip'];
+}

@@ -1,0 +1,230 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  type ClientHttp2Stream,
+  type IncomingHttpHeaders as Http2Headers,
+  constants as h2,
+} from 'node:http2';
+import { pipeline, Transform, type TransformCallback } from 'node:stream';
+import { Header } from '../session/protocol.js';
+import type { AgentSession } from './agent-session.js';
+import { addForwardingHeaders, endToEndHeaders } from './headers.js';
+import type { ResolvedRelayOptions } from './options.js';
+import type { Tunnel, TunnelRegistry } from './registry.js';
+import { sendVisitorError } from './visitor-error.js';
+
+export interface ForwardContext {
+  options: ResolvedRelayOptions;
+  registry: TunnelRegistry;
+  isTrustedProxy(address: string): boolean;
+  /** Aborted when the relay shuts down; waiting requests give up. */
+  shutdown: AbortSignal;
+}
+
+/** Retry-After (seconds) sent with 503 for a tunnel whose agent is away. */
+const OFFLINE_RETRY_AFTER_S = '2';
+
+/** Forwards one visitor request to the tunnel `label` as one h2 stream (DESIGN §4). */
+export async function forwardHttpRequest(
+  ctx: ForwardContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  route: { label: string; path: string; prefix: string },
+): Promise<void> {
+  const { options, registry } = ctx;
+  const tunnel = registry.get(route.label);
+  if (tunnel === undefined) {
+    sendVisitorError(res, 'unknownTunnel', `no tunnel named ${route.label} on this relay`);
+    return;
+  }
+  if (tunnel.kind !== 'http') {
+    sendVisitorError(
+      res,
+      'upgradeUnsupported',
+      `${route.label} is a TCP service; connect with an HTTP Upgrade`,
+    );
+    return;
+  }
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (options.maxRequestBodyBytes > 0 && declared > options.maxRequestBodyBytes) {
+    sendVisitorError(
+      res,
+      'bodyTooLarge',
+      `request body over the limit of ${options.maxRequestBodyBytes} bytes`,
+      { connection: 'close' },
+    );
+    return;
+  }
+  if (tunnel.bucket !== undefined) {
+    const waitMs = tunnel.bucket.take(Date.now());
+    if (waitMs > 0) {
+      sendVisitorError(
+        res,
+        'rateLimited',
+        `tunnel over its limit of ${options.requestsPerSecondPerTunnel} requests/s`,
+        {
+          'retry-after': String(Math.ceil(waitMs / 1000)),
+        },
+      );
+      return;
+    }
+  }
+  if (tunnel.activeStreams >= options.maxConcurrentStreamsPerTunnel) {
+    sendVisitorError(
+      res,
+      'tooManyStreams',
+      `tunnel has ${tunnel.activeStreams} requests open (limit ${options.maxConcurrentStreamsPerTunnel})`,
+      {
+        'retry-after': '1',
+      },
+    );
+    return;
+  }
+  tunnel.activeStreams++;
+  let released = false;
+  const release = (): void => {
+    if (!released) tunnel.activeStreams--;
+    released = true;
+  };
+  res.once('close', release);
+
+  let session = registry.pickSession(tunnel);
+  if (session === undefined) {
+    const visitorGone = new AbortController();
+    const onClose = (): void => visitorGone.abort();
+    res.once('close', onClose);
+    ctx.shutdown.addEventListener('abort', onClose, { once: true });
+    session = await registry.waitForSession(tunnel, options.reconnectWaitMs, visitorGone.signal);
+    res.off('close', onClose);
+    ctx.shutdown.removeEventListener('abort', onClose);
+    if (res.destroyed) return;
+  }
+  if (session === undefined) {
+    sendVisitorError(
+      res,
+      'tunnelOffline',
+      `the agent of ${route.label} is not connected; try again shortly`,
+      {
+        'retry-after': OFFLINE_RETRY_AFTER_S,
+      },
+    );
+    return;
+  }
+  openAgentStream(ctx, req, res, route, tunnel, session);
+}
+
+function openAgentStream(
+  ctx: ForwardContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  route: { label: string; path: string; prefix: string },
+  tunnel: Tunnel,
+  session: AgentSession,
+): void {
+  const { options } = ctx;
+  const peer = req.socket.remoteAddress ?? '';
+  const headers = endToEndHeaders(req.headers);
+  addForwardingHeaders(headers, {
+    peer,
+    peerTrusted: ctx.isTrustedProxy(peer),
+    proto: 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http',
+    host: req.headers.host ?? '',
+    prefix: route.prefix,
+  });
+  if (
+    String(req.headers.te ?? '')
+      .toLowerCase()
+      .includes('trailers')
+  )
+    headers.te = 'trailers';
+  headers[':method'] = req.method ?? 'GET';
+  headers[':path'] = route.path;
+  headers[':authority'] = req.headers.host ?? route.label;
+  headers[Header.service] = tunnel.name;
+  const hasBody =
+    req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
+
+  let stream: ClientHttp2Stream;
+  try {
+    stream = session.openStream(headers, { endStream: !hasBody });
+  } catch (error) {
+    sendVisitorError(res, 'agentFailed', `could not open a stream to the agent: ${(error as Error).message}`);
+    return;
+  }
+
+  const timer = setTimeout(() => {
+    sendVisitorError(
+      res,
+      'responseTimeout',
+      `the agent sent no response within ${options.responseTimeoutMs} ms`,
+    );
+    stream.close(h2.NGHTTP2_CANCEL);
+  }, options.responseTimeoutMs);
+
+  if (hasBody) {
+    const limit = options.maxRequestBodyBytes;
+    const onTooLarge = (): void => {
+      clearTimeout(timer);
+      sendVisitorError(res, 'bodyTooLarge', `request body over the limit of ${limit} bytes`, {
+        connection: 'close',
+      });
+    };
+    if (limit > 0) pipeline(req, byteLimit(limit, onTooLarge), stream, () => {});
+    else pipeline(req, stream, () => {});
+  }
+  stream.on('continue', () => {
+    if (!res.headersSent) res.writeContinue();
+  });
+  stream.once('response', (responseHeaders: Http2Headers) => {
+    clearTimeout(timer);
+    if (res.headersSent || res.destroyed) return;
+    const status = Number(responseHeaders[':status']);
+    try {
+      res.writeHead(status, endToEndHeaders(responseHeaders));
+    } catch (error) {
+      stream.close(h2.NGHTTP2_PROTOCOL_ERROR);
+      sendVisitorError(
+        res,
+        'agentFailed',
+        `the agent sent an invalid response head (${(error as Error).message})`,
+      );
+      return;
+    }
+    stream.on('trailers', (trailers: Http2Headers) => {
+      try {
+        res.addTrailers(endToEndHeaders(trailers) as Record<string, string>);
+      } catch {
+        // Trailers a visitor's HTTP/1.1 cannot carry are dropped, the body is still whole.
+      }
+    });
+    // pipeline destroys the visitor's connection when the stream is reset mid-body, so a cut
+    // transfer is seen as cut, never as a clean end.
+    pipeline(stream, res, () => {});
+  });
+  stream.once('close', () => {
+    clearTimeout(timer);
+    if (!res.headersSent) {
+      const code = stream.rstCode ?? 0;
+      sendVisitorError(res, 'agentFailed', `the agent closed the stream before answering (code ${code})`);
+    }
+  });
+  stream.on('error', () => {});
+  res.once('close', () => {
+    if (!stream.closed) stream.close(h2.NGHTTP2_CANCEL);
+  });
+}
+
+/** Passes bytes through until `limit`; past it calls `onExceeded` first, then fails the pipeline. */
+function byteLimit(limit: number, onExceeded: () => void): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
+      seen += chunk.length;
+      if (seen > limit) {
+        onExceeded();
+        callback(Object.assign(new Error('request body too large'), { code: 'POSTERN_BODY_TOO_LARGE' }));
+        return;
+      }
+      callback(null, chunk);
+    },
+  });
+}

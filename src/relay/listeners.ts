@@ -1,0 +1,79 @@
+import { existsSync, readFileSync, unlinkSync } from 'node:fs';
+import { createServer as createNetServer, connect as netConnect, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import { type ConnectionString, formatConnectionString, hostForUrl } from '../connection-string/index.js';
+import { OptionError } from '../errors.js';
+
+export interface BoundListener {
+  /** The connection string actually bound (port 0 replaced by the real port). */
+  address: ConnectionString;
+  close(): Promise<void>;
+}
+
+/** Listens on a tcp://, tcps:// or unix:// connection string and hands every accepted socket to `onSocket`. */
+export async function listenOn(
+  cs: ConnectionString,
+  tls: { cert?: string | undefined; key?: string | undefined },
+  onSocket: (socket: Socket) => void,
+): Promise<BoundListener> {
+  let server: Server;
+  if (cs.transport === 'tcp' || cs.transport === 'unix') {
+    server = createNetServer({ noDelay: true }, onSocket);
+  } else if (cs.transport === 'tcps') {
+    if (tls.cert === undefined || tls.key === undefined) {
+      throw new OptionError(`listening on ${formatConnectionString(cs)} needs --tls-cert and --tls-key`);
+    }
+    const readPem = (path: string, what: string): Buffer => {
+      try {
+        return readFileSync(path);
+      } catch (error) {
+        throw new OptionError(`cannot read TLS ${what} ${path}: ${(error as NodeJS.ErrnoException).code}`);
+      }
+    };
+    server = createTlsServer(
+      { cert: readPem(tls.cert, 'certificate'), key: readPem(tls.key, 'key'), noDelay: true },
+      onSocket,
+    );
+  } else {
+    throw new OptionError(`cannot listen on ${formatConnectionString(cs)}: use tcp://, tcps:// or unix://`);
+  }
+  if (cs.transport === 'unix') await removeStaleSocket(cs.socketPath as string);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => {
+      reject(
+        new OptionError(`cannot listen on ${formatConnectionString(cs)}: ${error.code ?? error.message}`),
+      );
+    });
+    if (cs.transport === 'unix') server.listen(cs.socketPath, resolve);
+    else server.listen({ host: cs.host, port: cs.port }, resolve);
+  });
+  const bound = server.address();
+  const address: ConnectionString = { ...cs };
+  if (bound !== null && typeof bound === 'object') address.port = bound.port;
+  return {
+    address,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** A socket file nobody accepts on is left over from a crash; one that answers is in use. */
+async function removeStaleSocket(path: string): Promise<void> {
+  if (!existsSync(path)) return;
+  const inUse = await new Promise<boolean>((resolve) => {
+    const probe = netConnect({ path });
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    probe.once('error', () => resolve(false));
+  });
+  if (inUse)
+    throw new OptionError(`cannot listen on unix socket ${path}: another process is listening on it`);
+  unlinkSync(path);
+}
+
+export function describeListener(cs: ConnectionString): string {
+  return cs.transport === 'unix'
+    ? formatConnectionString(cs)
+    : `${cs.transport}://${hostForUrl(cs.host)}:${cs.port}`;
+}

@@ -1,0 +1,108 @@
+import type { Logger } from '../log.js';
+import type { VerifiedRegistration } from '../session/registration.js';
+
+/** Options of `createRelay()`. Every field is optional; DEFAULT_RELAY_OPTIONS holds the defaults. */
+export interface RelayOptions {
+  /** Connection strings to listen on (tcp://, tcps://, unix://). Default ['tcp://127.0.0.1:0']. */
+  listen?: string[];
+  /** PEM certificate chain file for tcps:// listeners. */
+  tlsCert?: string;
+  /** PEM private key file for tcps:// listeners. */
+  tlsKey?: string;
+  /** Tunnels are `<label>.<domain>`. Default 'localhost'. */
+  domain?: string;
+  /**
+   * How visitors reach the relay, used to tell agents their URLs, e.g. 'https://example.com' (then
+   * URLs are https://<label>.example.com/). Default: scheme and port of the first listener.
+   */
+  publicUrl?: string;
+  /** Accepted clock difference of a registration's timestamp, seconds. Default 60. */
+  registrationWindowSeconds?: number;
+  /** Registration nonces remembered at most (replay protection). Default 100 000. */
+  maxNonces?: number;
+  /** Registrations per minute from one IP address (burst the same). Default 60. */
+  registrationsPerMinutePerIp?: number;
+  /** Decides whether a verified registration is admitted: true, or a reason to refuse (403). Default: admit all. */
+  admit?: (registration: VerifiedRegistration, remoteAddress: string) => true | string;
+  /** PING agents this often, ms. Default 10 000. */
+  keepaliveIntervalMs?: number;
+  /** Close an agent session whose PING is unanswered this long, ms. Default 10 000 (dead within 20 s). */
+  keepaliveTimeoutMs?: number;
+  /** Answer 504 when the agent sends no response head within this time, ms. Default 30 000. */
+  responseTimeoutMs?: number;
+  /** A request for a known tunnel without a live session waits this long for the agent to return, ms. Default 5 000. */
+  reconnectWaitMs?: number;
+  /** Requests waiting for one tunnel's agent at most; more get 503 at once. Default 1 000. */
+  maxWaitingRequestsPerTunnel?: number;
+  /** A tunnel whose agent is gone answers 503 (not 404) for this long, ms. Default 600 000 (10 min). */
+  tunnelRetentionMs?: number;
+  /** Requests per second per tunnel, 0 = unlimited. Default 0. */
+  requestsPerSecondPerTunnel?: number;
+  /** Burst of the per-tunnel rate limit. Default 2 × requestsPerSecondPerTunnel. */
+  requestBurstPerTunnel?: number;
+  /** Concurrent streams per tunnel; more get 429. Default 1 000. */
+  maxConcurrentStreamsPerTunnel?: number;
+  /** Largest request body in bytes, 0 = unlimited (bodies stream). Default 0. */
+  maxRequestBodyBytes?: number;
+  /** Largest visitor request head in bytes (431 beyond). Default 16 384. */
+  maxHeaderSize?: number;
+  /** A visitor must send its whole request head within this time, ms (slowloris). Default 20 000. */
+  headersTimeoutMs?: number;
+  /** Idle keep-alive visitor connections are closed after this, ms. Default 5 000. */
+  keepAliveTimeoutMs?: number;
+  /** HTTP/2 stream receive window towards agents, bytes. Default 1 MiB. */
+  streamWindowBytes?: number;
+  /** HTTP/2 connection receive window towards agents, bytes. Default 16 MiB. */
+  connectionWindowBytes?: number;
+  /** On close(), in-flight requests get this long to finish, ms. Default 10 000. */
+  drainTimeoutMs?: number;
+  /** Peer addresses whose X-Forwarded-* headers are trusted and extended. Default none. */
+  trustedProxies?: string[];
+  /** Where the relay logs. Default: silent. */
+  logger?: Logger;
+}
+
+export type ResolvedRelayOptions = Required<
+  Omit<RelayOptions, 'tlsCert' | 'tlsKey' | 'publicUrl' | 'requestBurstPerTunnel'>
+> &
+  Pick<RelayOptions, 'tlsCert' | 'tlsKey' | 'publicUrl'> & { requestBurstPerTunnel: number };
+
+export const DEFAULT_RELAY_OPTIONS = {
+  listen: ['tcp://127.0.0.1:0'],
+  domain: 'localhost',
+  registrationWindowSeconds: 60,
+  maxNonces: 100_000,
+  registrationsPerMinutePerIp: 60,
+  keepaliveIntervalMs: 10_000,
+  keepaliveTimeoutMs: 10_000,
+  responseTimeoutMs: 30_000,
+  reconnectWaitMs: 5_000,
+  maxWaitingRequestsPerTunnel: 1_000,
+  tunnelRetentionMs: 600_000,
+  requestsPerSecondPerTunnel: 0,
+  maxConcurrentStreamsPerTunnel: 1_000,
+  maxRequestBodyBytes: 0,
+  maxHeaderSize: 16_384,
+  headersTimeoutMs: 20_000,
+  keepAliveTimeoutMs: 5_000,
+  streamWindowBytes: 1 << 20,
+  connectionWindowBytes: 16 << 20,
+  drainTimeoutMs: 10_000,
+  trustedProxies: [] as string[],
+} as const;
+
+export function resolveRelayOptions(options: RelayOptions, logger: Logger): ResolvedRelayOptions {
+  const merged = { ...DEFAULT_RELAY_OPTIONS, admit: () => true as const, logger, ...stripUndefined(options) };
+  return {
+    ...merged,
+    listen: [...merged.listen],
+    trustedProxies: [...merged.trustedProxies],
+    domain: merged.domain.toLowerCase().replace(/\.$/, ''),
+    requestBurstPerTunnel:
+      options.requestBurstPerTunnel ?? Math.max(1, 2 * merged.requestsPerSecondPerTunnel),
+  };
+}
+
+function stripUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}

@@ -1,0 +1,140 @@
+import type { AssignedService, ServiceKind } from '../session/protocol.js';
+import type { AgentSession } from './agent-session.js';
+import { TokenBucket } from './token-bucket.js';
+
+/** One published service, reachable at its label, served by one or more sessions of one key. */
+export interface Tunnel {
+  label: string;
+  name: string;
+  kind: ServiceKind;
+  keyLabel: string;
+  sessions: AgentSession[];
+  activeStreams: number;
+  bucket: TokenBucket | undefined;
+  /** When the last session went away (for retention), or undefined while online. */
+  offlineSince: number | undefined;
+  waiters: Set<(session: AgentSession | undefined) => void>;
+}
+
+export interface RegistryLimits {
+  tunnelRetentionMs: number;
+  maxWaitingRequestsPerTunnel: number;
+  requestsPerSecondPerTunnel: number;
+  requestBurstPerTunnel: number;
+}
+
+/**
+ * Which sessions serve which labels. A tunnel outlives its sessions for `tunnelRetentionMs`, so
+ * visitors of a reconnecting agent get 503 (or wait and succeed) rather than 404.
+ */
+export class TunnelRegistry {
+  readonly #tunnels = new Map<string, Tunnel>();
+  readonly #limits: RegistryLimits;
+
+  constructor(limits: RegistryLimits) {
+    this.#limits = limits;
+  }
+
+  get(label: string): Tunnel | undefined {
+    return this.#tunnels.get(label);
+  }
+
+  get size(): number {
+    return this.#tunnels.size;
+  }
+
+  tunnels(): IterableIterator<Tunnel> {
+    return this.#tunnels.values();
+  }
+
+  attach(session: AgentSession, service: AssignedService, now: number): void {
+    let tunnel = this.#tunnels.get(service.label);
+    if (tunnel === undefined || tunnel.kind !== service.kind) {
+      tunnel = {
+        label: service.label,
+        name: service.name,
+        kind: service.kind,
+        keyLabel: session.keyLabel,
+        sessions: [],
+        activeStreams: 0,
+        bucket:
+          this.#limits.requestsPerSecondPerTunnel > 0
+            ? new TokenBucket(
+                this.#limits.requestsPerSecondPerTunnel,
+                this.#limits.requestBurstPerTunnel,
+                now,
+              )
+            : undefined,
+        offlineSince: undefined,
+        waiters: tunnel?.waiters ?? new Set(),
+      };
+      this.#tunnels.set(service.label, tunnel);
+    }
+    tunnel.sessions.push(session);
+    tunnel.offlineSince = undefined;
+    for (const wake of tunnel.waiters) wake(session);
+    tunnel.waiters.clear();
+  }
+
+  detach(session: AgentSession, now: number): void {
+    for (const service of session.services) {
+      const tunnel = this.#tunnels.get(service.label);
+      if (tunnel === undefined) continue;
+      tunnel.sessions = tunnel.sessions.filter((s) => s !== session);
+      if (tunnel.sessions.length === 0) tunnel.offlineSince = now;
+    }
+  }
+
+  /** The usable session with the fewest open streams, if any. */
+  pickSession(tunnel: Tunnel): AgentSession | undefined {
+    let best: AgentSession | undefined;
+    for (const session of tunnel.sessions) {
+      if (session.usable && (best === undefined || session.activeStreams < best.activeStreams))
+        best = session;
+    }
+    return best;
+  }
+
+  /**
+   * Waits up to `timeoutMs` for a session of `tunnel` to (re)appear. Resolves undefined on timeout,
+   * when too many requests already wait, or when `abort` fires (the visitor went away).
+   */
+  waitForSession(tunnel: Tunnel, timeoutMs: number, abort: AbortSignal): Promise<AgentSession | undefined> {
+    if (timeoutMs <= 0 || tunnel.waiters.size >= this.#limits.maxWaitingRequestsPerTunnel || abort.aborted) {
+      return Promise.resolve(undefined);
+    }
+    return new Promise((resolve) => {
+      const done = (session: AgentSession | undefined): void => {
+        clearTimeout(timer);
+        abort.removeEventListener('abort', onAbort);
+        tunnel.waiters.delete(done);
+        resolve(session);
+      };
+      const onAbort = (): void => done(undefined);
+      const timer = setTimeout(() => done(undefined), timeoutMs);
+      abort.addEventListener('abort', onAbort, { once: true });
+      tunnel.waiters.add(done);
+    });
+  }
+
+  /** Forgets tunnels offline for longer than the retention. */
+  sweep(now: number): void {
+    for (const [label, tunnel] of this.#tunnels) {
+      if (
+        tunnel.offlineSince !== undefined &&
+        now - tunnel.offlineSince > this.#limits.tunnelRetentionMs &&
+        tunnel.waiters.size === 0
+      ) {
+        this.#tunnels.delete(label);
+      }
+    }
+  }
+
+  /** Wakes every waiting request with no session (used on shutdown). */
+  releaseWaiters(): void {
+    for (const tunnel of this.#tunnels.values()) {
+      for (const wake of tunnel.waiters) wake(undefined);
+      tunnel.waiters.clear();
+    }
+  }
+}

@@ -1,0 +1,257 @@
+import { EventEmitter } from 'node:events';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { BlockList, isIPv6, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { parseConnectionString } from '../connection-string/index.js';
+import { type Logger, silentLogger } from '../log.js';
+import { NonceCache } from '../session/nonce-cache.js';
+import { AGENT_PATH } from '../session/protocol.js';
+import { handleAgentUpgrade } from './agent-endpoint.js';
+import type { AgentSession } from './agent-session.js';
+import { type ForwardContext, forwardHttpRequest } from './http-forward.js';
+import { type BoundListener, describeListener, listenOn } from './listeners.js';
+import { type RelayOptions, type ResolvedRelayOptions, resolveRelayOptions } from './options.js';
+import { TunnelRegistry } from './registry.js';
+import { routeRequest } from './routing.js';
+import { KeyedTokenBuckets } from './token-bucket.js';
+import { sendVisitorError, writeRawError } from './visitor-error.js';
+
+/** How often tunnels past their retention are forgotten, ms. */
+const SWEEP_INTERVAL_MS = 30_000;
+/** Registration rate limiter remembers this many IP addresses at most. */
+const MAX_TRACKED_REGISTRATION_IPS = 100_000;
+
+export interface TunnelInfo {
+  label: string;
+  name: string;
+  kind: string;
+  sessions: number;
+  activeStreams: number;
+  url: string;
+}
+
+export interface Relay extends EventEmitter {
+  /** The listeners as bound, e.g. ['tcp://127.0.0.1:41234']. */
+  readonly addresses: string[];
+  readonly domain: string;
+  /** The public URL of a tunnel label. */
+  urlFor(label: string): string;
+  tunnels(): TunnelInfo[];
+  /** GOAWAY to every agent, lets in-flight requests finish (bounded by drainTimeoutMs), then closes everything. */
+  close(): Promise<void>;
+}
+
+/** Starts a relay on every `listen` address (DESIGN §1, §3, §4). */
+export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
+  const opts = resolveRelayOptions(options, options.logger ?? silentLogger);
+  const relay = new RelayServer(opts);
+  try {
+    await relay.start();
+  } catch (error) {
+    await relay.close();
+    throw error;
+  }
+  return relay;
+}
+
+class RelayServer extends EventEmitter implements Relay {
+  readonly #opts: ResolvedRelayOptions;
+  readonly #log: Logger;
+  readonly #registry: TunnelRegistry;
+  readonly #sessions = new Set<AgentSession>();
+  readonly #visitorSockets = new Set<Socket>();
+  readonly #listeners: BoundListener[] = [];
+  readonly #shutdown = new AbortController();
+  readonly #trusted = new BlockList();
+  readonly #http;
+  readonly #forward: ForwardContext;
+  readonly #nonces: NonceCache;
+  readonly #registrationLimiter: KeyedTokenBuckets;
+  #sweepTimer: NodeJS.Timeout | undefined;
+  #closing: Promise<void> | undefined;
+
+  constructor(opts: ResolvedRelayOptions) {
+    super();
+    this.#opts = opts;
+    this.#log = opts.logger;
+    this.#registry = new TunnelRegistry(opts);
+    for (const address of opts.trustedProxies)
+      this.#trusted.addAddress(address, isIPv6(address) ? 'ipv6' : 'ipv4');
+    this.#nonces = new NonceCache({
+      maxEntries: opts.maxNonces,
+      ttlMs: 2 * opts.registrationWindowSeconds * 1000,
+    });
+    const perMinute = opts.registrationsPerMinutePerIp;
+    this.#registrationLimiter = new KeyedTokenBuckets(
+      perMinute / 60,
+      perMinute,
+      MAX_TRACKED_REGISTRATION_IPS,
+    );
+    this.#forward = {
+      options: opts,
+      registry: this.#registry,
+      isTrustedProxy: (address) =>
+        opts.trustedProxies.length > 0 && this.#trusted.check(address, isIPv6(address) ? 'ipv6' : 'ipv4'),
+      shutdown: this.#shutdown.signal,
+    };
+    this.#http = createServer({
+      maxHeaderSize: opts.maxHeaderSize,
+      headersTimeout: opts.headersTimeoutMs,
+      // Bodies stream for as long as they take; the head timeout above guards against slowloris.
+      requestTimeout: 0,
+      keepAliveTimeout: opts.keepAliveTimeoutMs,
+      noDelay: true,
+    });
+    this.#http.on('request', (req, res) => this.#onRequest(req, res));
+    this.#http.on('checkContinue', (req, res) => this.#onRequest(req, res));
+    this.#http.on('upgrade', (req, socket, head) => this.#onUpgrade(req, socket, head));
+    this.#http.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+      if (error.code === 'HPE_HEADER_OVERFLOW') writeRawError(socket, 'badRequest', 'request head too large');
+      else if (error.code === 'ECONNRESET' || !socket.writable) socket.destroy();
+      else writeRawError(socket, 'badRequest', `malformed request (${error.code ?? 'parse error'})`);
+    });
+  }
+
+  get addresses(): string[] {
+    return this.#listeners.map((l) => describeListener(l.address));
+  }
+
+  get domain(): string {
+    return this.#opts.domain;
+  }
+
+  async start(): Promise<void> {
+    for (const text of this.#opts.listen) {
+      const listener = await listenOn(
+        parseConnectionString(text),
+        { cert: this.#opts.tlsCert, key: this.#opts.tlsKey },
+        (socket) => this.#acceptVisitor(socket),
+      );
+      this.#listeners.push(listener);
+    }
+    this.#sweepTimer = setInterval(() => this.#registry.sweep(Date.now()), SWEEP_INTERVAL_MS);
+    this.#sweepTimer.unref();
+    this.#log.info('relay listening', { listen: this.addresses, domain: this.#opts.domain });
+  }
+
+  urlFor(label: string): string {
+    if (this.#opts.publicUrl !== undefined) {
+      const base = new URL(this.#opts.publicUrl);
+      return `${base.protocol}//${label}.${base.host}/`;
+    }
+    const first = this.#listeners[0]?.address;
+    const scheme = first?.transport === 'tcps' ? 'https' : 'http';
+    const port = first === undefined || first.transport === 'unix' ? '' : `:${first.port}`;
+    return `${scheme}://${label}.${this.#opts.domain}${port}/`;
+  }
+
+  tunnels(): TunnelInfo[] {
+    return [...this.#registry.tunnels()].map((t) => ({
+      label: t.label,
+      name: t.name,
+      kind: t.kind,
+      sessions: t.sessions.length,
+      activeStreams: t.activeStreams,
+      url: this.urlFor(t.label),
+    }));
+  }
+
+  #acceptVisitor(socket: Socket): void {
+    if (this.#closing !== undefined) {
+      socket.destroy();
+      return;
+    }
+    this.#visitorSockets.add(socket);
+    socket.once('close', () => this.#visitorSockets.delete(socket));
+    this.#http.emit('connection', socket);
+  }
+
+  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const pathOnly = (req.url ?? '').split('?')[0];
+    if (pathOnly === AGENT_PATH) {
+      sendVisitorError(res, 'badRequest', `${AGENT_PATH} is the agent endpoint; it needs an HTTP Upgrade`);
+      return;
+    }
+    const route = routeRequest(req.headers.host, req.url ?? '', this.#opts.domain);
+    if (route.kind === 'invalid') {
+      sendVisitorError(res, 'unknownTunnel', route.reason);
+      return;
+    }
+    if (route.kind === 'relay') {
+      sendVisitorError(
+        res,
+        'unknownTunnel',
+        `no tunnel named in the Host (<label>.${this.#opts.domain}) or the path (/<label>/…)`,
+      );
+      return;
+    }
+    forwardHttpRequest(this.#forward, req, res, route).catch((error: Error) => {
+      this.#log.error('request forwarding failed', { error: error.message });
+      sendVisitorError(res, 'agentFailed', 'internal error while forwarding');
+    });
+  }
+
+  #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    const pathOnly = (req.url ?? '').split('?')[0];
+    if (pathOnly === AGENT_PATH) {
+      handleAgentUpgrade(
+        {
+          options: this.#opts,
+          nonces: this.#nonces,
+          registrationLimiter: this.#registrationLimiter,
+          log: this.#log,
+          urlFor: (label) => this.urlFor(label),
+          onSession: (session) => this.#addSession(session),
+          isClosing: () => this.#closing !== undefined,
+        },
+        req,
+        socket,
+        head,
+      );
+      return;
+    }
+    writeRawError(
+      socket,
+      'upgradeUnsupported',
+      'upgrades to tunnels (WebSocket, TCP preflight) are not supported by this relay yet',
+    );
+  }
+
+  #addSession(session: AgentSession): void {
+    this.#sessions.add(session);
+    for (const service of session.services) this.#registry.attach(session, service, Date.now());
+    session.on('state', (state) => {
+      if (state === 'draining' || state === 'closed') this.#registry.detach(session, Date.now());
+      if (state === 'closed') {
+        this.#sessions.delete(session);
+        session.log.info('agent session closed');
+        this.emit('session-closed', session);
+      }
+    });
+    this.emit('session', session);
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.#shutdown.abort();
+    clearInterval(this.#sweepTimer);
+    this.#registry.releaseWaiters();
+    await Promise.all(this.#listeners.map((l) => l.close()));
+    for (const session of this.#sessions) session.close();
+    const deadline = Date.now() + this.#opts.drainTimeoutMs;
+    while ((this.#sessions.size > 0 || this.#visitorSockets.size > 0) && Date.now() < deadline) {
+      this.#http.closeIdleConnections();
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    for (const session of this.#sessions) session.destroy();
+    for (const socket of this.#visitorSockets) socket.destroy();
+    while (this.#sessions.size > 0 || this.#visitorSockets.size > 0)
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    this.#log.info('relay closed');
+  }
+}

@@ -1,0 +1,71 @@
+import type { ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { ErrorCode, type ErrorCodeName, Header } from '../session/protocol.js';
+
+/**
+ * Answers a visitor with Postern's own error: the status, `Postern-Error: <code>` and a one-line
+ * text body. If the response head is already out, the connection is destroyed instead, so the
+ * visitor sees a broken transfer and never a clean end with missing bytes.
+ */
+export function sendVisitorError(
+  res: ServerResponse,
+  name: ErrorCodeName,
+  message: string,
+  extraHeaders: Record<string, string> = {},
+): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const [code, status] = ErrorCode[name];
+  const body = `postern: ${message}\n`;
+  res.writeHead(status, {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    [Header.error]: code,
+    ...extraHeaders,
+  });
+  res.end(body);
+}
+
+/** The same answer written raw on a socket that is not (or no longer) an http.ServerResponse. */
+export function writeRawError(
+  socket: Duplex,
+  name: ErrorCodeName,
+  message: string,
+  extraHeaders: Record<string, string> = {},
+): void {
+  const [code, status] = ErrorCode[name];
+  const body = `postern: ${message}\n`;
+  const extra = Object.entries(extraHeaders)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  if (!socket.destroyed && socket.writable) {
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n${Header.error}: ${code}\r\nConnection: close\r\n${extra}\r\n${body}`,
+    );
+  }
+  // Closing at once would reset the connection if the peer sent more than we read, and a reset can
+  // discard the answer; read and discard instead, and close when the peer does or after a grace.
+  socket.resume();
+  socket.once('end', () => socket.destroy());
+  setTimeout(() => socket.destroy(), RAW_ERROR_GRACE_MS).unref();
+}
+
+/** How long a socket answered with a raw error stays open for the answer to arrive, ms. */
+const RAW_ERROR_GRACE_MS = 2_000;
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  426: 'Upgrade Required',
+  429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
+  501: 'Not Implemented',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+};

@@ -1,0 +1,109 @@
+/**
+ * The agent ↔ relay wire protocol, version 1 — everything both sides must agree on, in one place.
+ * docs/protocol.md describes it for people who write another agent.
+ *
+ * 1. Agent → relay: `GET /_postern/agent HTTP/1.1` with `Connection: Upgrade`,
+ *    `Upgrade: postern-session/1` and the registration headers below, signed with the agent's
+ *    ed25519 key over `signedString()`.
+ * 2. Relay → agent: `101 Switching Protocols` with `Postern-Assigned` (JSON list of the services'
+ *    labels and public URLs), or an error status (400, 401, 403, 429, 503) with a one-line reason
+ *    in the body and in `Postern-Error`; no upgrade then.
+ * 3. After the 101 the connection carries HTTP/2: the relay is the h2 *client*, the agent the h2
+ *    *server*. Each visitor request is one h2 stream; `postern-service` names the agent's service.
+ * 4. Either side PINGs every keepalive interval and closes a session whose PING is not answered in
+ *    time; GOAWAY announces an orderly shutdown.
+ */
+export const AGENT_PATH = '/_postern/agent';
+export const SESSION_UPGRADE_TOKEN = 'postern-session/1';
+export const PROTOCOL_VERSION = '1';
+export const SIGNED_STRING_TAG = 'POSTERN-REGISTRATION-V1';
+
+export const Header = {
+  /** Agent → relay: protocol version, "1". */
+  version: 'postern-version',
+  /** Agent → relay: ed25519 public key, raw 32 bytes in base64url (the JWK `x`). */
+  key: 'postern-key',
+  /** Agent → relay: Unix time in whole seconds when the registration was signed. */
+  timestamp: 'postern-timestamp',
+  /** Agent → relay: 16–48 random bytes, base64url; never reused within the time window. */
+  nonce: 'postern-nonce',
+  /** Agent → relay: the services requested, `name=kind` joined by commas (`default=http`). */
+  services: 'postern-services',
+  /** Agent → relay: ed25519 signature of signedString(), base64url. */
+  signature: 'postern-signature',
+  /** Relay → agent (101): JSON array of AssignedService. */
+  assigned: 'postern-assigned',
+  /** Relay → visitor and agent → relay on errors: a stable error code (see docs/protocol.md). */
+  error: 'postern-error',
+  /** Relay → agent on every h2 stream: the name of the service the stream is for. */
+  service: 'postern-service',
+} as const;
+
+export const SERVICE_KINDS = ['http', 'tcp'] as const;
+export type ServiceKind = (typeof SERVICE_KINDS)[number];
+
+export interface RequestedService {
+  name: string;
+  kind: ServiceKind;
+}
+
+export interface AssignedService extends RequestedService {
+  label: string;
+  /** The public URL visitors use, as the relay knows it. */
+  url: string;
+}
+
+/** The host part of a Host header, lowercased, without port or trailing dot. */
+export function hostName(hostHeader: string): string {
+  const host = hostHeader.toLowerCase();
+  const name = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.replace(/:\d*$/, '');
+  return name.replace(/\.$/, '');
+}
+
+/**
+ * What the agent signs: every registration field plus the request line and the Host name, one per
+ * line. The Host's port is left out because proxies in front of a relay (nginx's `$host`) drop it.
+ */
+export function signedString(fields: {
+  method: string;
+  path: string;
+  host: string;
+  key: string;
+  timestamp: string;
+  nonce: string;
+  services: string;
+}): string {
+  return [
+    SIGNED_STRING_TAG,
+    fields.method.toUpperCase(),
+    fields.path,
+    hostName(fields.host),
+    fields.key,
+    fields.timestamp,
+    fields.nonce,
+    fields.services,
+  ].join('\n');
+}
+
+/** Error codes visitors and agents see in `Postern-Error`, with the status each goes with. */
+export const ErrorCode = {
+  unknownTunnel: ['tunnel_not_found', 404],
+  tunnelOffline: ['tunnel_offline', 503],
+  targetUnreachable: ['target_unreachable', 502],
+  agentFailed: ['agent_error', 502],
+  responseTimeout: ['response_timeout', 504],
+  rateLimited: ['rate_limited', 429],
+  tooManyStreams: ['too_many_streams', 429],
+  bodyTooLarge: ['body_too_large', 413],
+  badRequest: ['bad_request', 400],
+  upgradeUnsupported: ['upgrade_not_supported', 501],
+  malformedRegistration: ['registration_malformed', 400],
+  badSignature: ['registration_bad_signature', 401],
+  staleRegistration: ['registration_stale', 401],
+  replayedRegistration: ['registration_replayed', 401],
+  notAdmitted: ['registration_not_admitted', 403],
+  tooManyRegistrations: ['registration_rate_limited', 429],
+  relayBusy: ['relay_busy', 503],
+  shuttingDown: ['relay_shutting_down', 503],
+} as const satisfies Record<string, readonly [string, number]>;
+export type ErrorCodeName = keyof typeof ErrorCode;

@@ -1,0 +1,164 @@
+import { type KeyObject, randomBytes, sign, verify } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import { publicKeyFromX, publicKeyX, SERVICE_NAME } from '../keys/label.js';
+import {
+  type ErrorCodeName,
+  Header,
+  PROTOCOL_VERSION,
+  type RequestedService,
+  SERVICE_KINDS,
+  type ServiceKind,
+  signedString,
+} from './protocol.js';
+
+/** At most this many services in one registration; keeps the header and the relay's work bounded. */
+export const MAX_SERVICES = 32;
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+
+export function formatServices(services: readonly RequestedService[]): string {
+  return services.map((s) => `${s.name}=${s.kind}`).join(',');
+}
+
+/** Builds the registration headers for an upgrade request to `host` + `path`. */
+export function signRegistration(options: {
+  privateKey: KeyObject;
+  publicKey: KeyObject;
+  services: readonly RequestedService[];
+  method: string;
+  path: string;
+  host: string;
+  now?: number;
+}): Record<string, string> {
+  const key = publicKeyX(options.publicKey);
+  const timestamp = String(Math.floor((options.now ?? Date.now()) / 1000));
+  const nonce = randomBytes(18).toString('base64url');
+  const services = formatServices(options.services);
+  const text = signedString({
+    method: options.method,
+    path: options.path,
+    host: options.host,
+    key,
+    timestamp,
+    nonce,
+    services,
+  });
+  const signature = sign(null, Buffer.from(text, 'utf8'), options.privateKey).toString('base64url');
+  return {
+    [Header.version]: PROTOCOL_VERSION,
+    [Header.key]: key,
+    [Header.timestamp]: timestamp,
+    [Header.nonce]: nonce,
+    [Header.services]: services,
+    [Header.signature]: signature,
+  };
+}
+
+export interface VerifiedRegistration {
+  /** base64url raw public key. */
+  key: string;
+  nonce: string;
+  timestampSeconds: number;
+  services: RequestedService[];
+}
+
+export type VerifyResult =
+  | { ok: true; registration: VerifiedRegistration }
+  | { ok: false; error: ErrorCodeName; reason: string };
+
+function single(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const value = headers[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+/**
+ * Checks the shape, the signature and the time window of a registration. The replay check (nonce
+ * unseen) and admission are the caller's, because they need state.
+ */
+export function verifyRegistration(request: {
+  method: string;
+  path: string;
+  headers: IncomingHttpHeaders;
+  now: number;
+  windowSeconds: number;
+}): VerifyResult {
+  const malformed = (reason: string): VerifyResult => ({ ok: false, error: 'malformedRegistration', reason });
+  const h = request.headers;
+  const version = single(h, Header.version);
+  if (version !== PROTOCOL_VERSION) {
+    return malformed(
+      `${Header.version} must be "${PROTOCOL_VERSION}" (got ${JSON.stringify(version ?? null)})`,
+    );
+  }
+  const host = single(h, 'host');
+  if (host === undefined || host === '') return malformed('missing Host header');
+  const key = single(h, Header.key);
+  if (key === undefined || key.length !== 43 || !BASE64URL.test(key)) {
+    return malformed(`${Header.key} must be a 32-byte ed25519 public key in base64url`);
+  }
+  const timestamp = single(h, Header.timestamp);
+  if (timestamp === undefined || !/^\d{1,12}$/.test(timestamp)) {
+    return malformed(`${Header.timestamp} must be Unix time in seconds`);
+  }
+  const nonce = single(h, Header.nonce);
+  if (nonce === undefined || nonce.length < 22 || nonce.length > 64 || !BASE64URL.test(nonce)) {
+    return malformed(`${Header.nonce} must be 16 to 48 random bytes in base64url`);
+  }
+  const servicesText = single(h, Header.services);
+  if (servicesText === undefined) return malformed(`missing ${Header.services}`);
+  const services = parseServices(servicesText);
+  if (typeof services === 'string') return malformed(services);
+  const signature = single(h, Header.signature);
+  if (signature === undefined || signature.length !== 86 || !BASE64URL.test(signature)) {
+    return malformed(`${Header.signature} must be a 64-byte ed25519 signature in base64url`);
+  }
+
+  let publicKey: KeyObject;
+  try {
+    publicKey = publicKeyFromX(key);
+  } catch {
+    return malformed(`${Header.key} is not a valid ed25519 public key`);
+  }
+  const text = signedString({
+    method: request.method,
+    path: request.path,
+    host,
+    key,
+    timestamp,
+    nonce,
+    services: servicesText,
+  });
+  if (!verify(null, Buffer.from(text, 'utf8'), publicKey, Buffer.from(signature, 'base64url'))) {
+    return { ok: false, error: 'badSignature', reason: 'signature does not match the registration' };
+  }
+  const timestampSeconds = Number(timestamp);
+  const skew = Math.abs(request.now / 1000 - timestampSeconds);
+  if (skew > request.windowSeconds) {
+    return {
+      ok: false,
+      error: 'staleRegistration',
+      reason: `timestamp is ${Math.round(skew)} s away from the relay's clock (allowed: ${request.windowSeconds} s); check the agent's clock`,
+    };
+  }
+  return { ok: true, registration: { key, nonce, timestampSeconds, services } };
+}
+
+/** Parses `name=kind,…`; returns the reason as a string when malformed. */
+export function parseServices(text: string): RequestedService[] | string {
+  const parts = text.split(',');
+  if (text === '' || parts.length > MAX_SERVICES)
+    return `${Header.services} must list 1 to ${MAX_SERVICES} services`;
+  const seen = new Set<string>();
+  const services: RequestedService[] = [];
+  for (const part of parts) {
+    const [name, kind, extra] = part.split('=');
+    if (name === undefined || kind === undefined || extra !== undefined)
+      return `service "${part}" is not name=kind`;
+    if (!SERVICE_NAME.test(name)) return `service name "${name}" must be 1-32 of a-z, 0-9 and "-"`;
+    if (!(SERVICE_KINDS as readonly string[]).includes(kind))
+      return `service kind "${kind}" must be http or tcp`;
+    if (seen.has(name)) return `service "${name}" listed twice`;
+    seen.add(name);
+    services.push({ name, kind: kind as ServiceKind });
+  }
+  return services;
+}

@@ -1,0 +1,87 @@
+import { readFileSync } from 'node:fs';
+import { isIP, connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import type { ConnectionString } from '../connection-string/index.js';
+import { formatConnectionString } from '../connection-string/index.js';
+import { ConnectError, OptionError } from '../errors.js';
+import { localhostLookup } from './localhost-lookup.js';
+
+export interface DialOptions {
+  /** Give up connecting (TCP and TLS handshake) after this long. Default 10 000 ms. */
+  timeoutMs?: number;
+}
+
+export const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
+
+/**
+ * Opens a byte stream to a tcp://, tcps:// or unix:// address. Resolves once the connection (and
+ * the TLS handshake, with verification on) is complete; rejects with a ConnectError that names the
+ * address and the reason.
+ */
+export function dialSocket(target: ConnectionString, options: DialOptions = {}): Promise<Socket> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
+  const where = formatConnectionString(target);
+  let socket: Socket;
+  let readyEvent: string;
+  switch (target.transport) {
+    case 'tcp':
+    case 'http':
+      socket = netConnect({ host: target.host, port: target.port, lookup: localhostLookup });
+      readyEvent = 'connect';
+      break;
+    case 'unix':
+      socket = netConnect({ path: target.socketPath as string });
+      readyEvent = 'connect';
+      break;
+    case 'tcps':
+    case 'https': {
+      const servername = target.sni ?? (isIP(target.host) === 0 ? target.host : undefined);
+      socket = tlsConnect({
+        host: target.host,
+        port: target.port,
+        lookup: localhostLookup,
+        ...(servername === undefined ? {} : { servername }),
+        ...(target.ca === undefined ? {} : { ca: readCa(target.ca) }),
+      });
+      readyEvent = 'secureConnect';
+      break;
+    }
+    default:
+      return Promise.reject(
+        new OptionError(`cannot dial ${where}: ${target.transport}:// is not a stream transport here`),
+      );
+  }
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
+    const fail = (error: Error): void => {
+      cleanup();
+      socket.destroy();
+      const code = (error as NodeJS.ErrnoException).code;
+      reject(
+        new ConnectError(
+          `cannot connect to ${where}: ${code ?? error.message}${code ? ` (${error.message})` : ''}`,
+          error,
+        ),
+      );
+    };
+    const ready = (): void => {
+      cleanup();
+      resolve(socket);
+    };
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      socket.off('error', fail);
+      socket.off(readyEvent, ready);
+    };
+    socket.once('error', fail);
+    socket.once(readyEvent, ready);
+  });
+}
+
+function readCa(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new OptionError(`cannot read CA file ${path} (from ca=): ${(error as NodeJS.ErrnoException).code}`);
+  }
+}
