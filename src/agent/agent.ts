@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { ServerHttp2Session } from 'node:http2';
+import { withoutUndefined } from '../defined.js';
 import { type Logger, silentLogger } from '../log.js';
 import { type AssignedService, Header } from '../session/protocol.js';
 import { forwardToHttpTarget } from './http-target.js';
@@ -33,8 +34,11 @@ class AgentRuntime extends EventEmitter implements Agent {
 
   constructor(options: AgentOptions) {
     super();
-    const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
-    this.#opts = { ...DEFAULT_AGENT_OPTIONS, logger: silentLogger, ...defined } as ResolvedAgentOptions;
+    this.#opts = {
+      ...DEFAULT_AGENT_OPTIONS,
+      logger: silentLogger,
+      ...withoutUndefined(options),
+    } as ResolvedAgentOptions;
     this.#log = this.#opts.logger;
     const relay = agentRelayAddress(this.#opts.relay);
     this.#services = resolveServices(this.#opts.services, {

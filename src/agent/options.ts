@@ -1,13 +1,14 @@
+import type { Defined } from '../defined.js';
 import type { AgentKey } from '../keys/key-file.js';
 import type { Logger } from '../log.js';
 
 export interface ServiceOptions {
   /** Service name, DNS-label friendly; 'default' takes the key's own label. Default 'default'. */
-  name?: string;
+  name?: string | undefined;
   /** Where the agent forwards: http://, https:// or unix://…?path= (HTTP over a Unix socket). */
   target: string;
   /** 'preserve' passes the visitor's Host; 'rewrite' sets it to the target's host:port. Default 'preserve'. */
-  hostHeader?: 'preserve' | 'rewrite';
+  hostHeader?: 'preserve' | 'rewrite' | undefined;
 }
 
 /** Options of `createAgent()`. DEFAULT_AGENT_OPTIONS holds the defaults. */
@@ -18,32 +19,32 @@ export interface AgentOptions {
   key: AgentKey;
   services: ServiceOptions[];
   /** Sessions kept open to the relay at once. Default 1. */
-  connections?: number;
+  connections?: number | undefined;
   /** First reconnect delay cap, ms (full jitter, doubling). Default 500. */
-  reconnectInitialMs?: number;
+  reconnectInitialMs?: number | undefined;
   /** Largest reconnect delay cap, ms. Default 30 000. */
-  reconnectMaxMs?: number;
+  reconnectMaxMs?: number | undefined;
   /** PING the relay this often, ms. Default 10 000. */
-  keepaliveIntervalMs?: number;
+  keepaliveIntervalMs?: number | undefined;
   /** A PING unanswered this long closes the session, ms. Default 10 000. */
-  keepaliveTimeoutMs?: number;
+  keepaliveTimeoutMs?: number | undefined;
   /** Give up connecting to the relay (TCP + TLS) after this, ms. Default 10 000. */
-  dialTimeoutMs?: number;
+  dialTimeoutMs?: number | undefined;
   /** Give up waiting for the relay's 101 after this, ms. Default 10 000. */
-  registrationTimeoutMs?: number;
+  registrationTimeoutMs?: number | undefined;
   /** Give up connecting to a target after this, ms (then 502). Default 10 000. */
-  targetConnectTimeoutMs?: number;
+  targetConnectTimeoutMs?: number | undefined;
   /** Streams the relay may open at once on one session (h2 SETTINGS). Default 1 000. */
-  maxConcurrentStreams?: number;
+  maxConcurrentStreams?: number | undefined;
   /** HTTP/2 stream receive window, bytes. Default 1 MiB. */
-  streamWindowBytes?: number;
+  streamWindowBytes?: number | undefined;
   /** HTTP/2 connection receive window, bytes. Default 16 MiB. */
-  connectionWindowBytes?: number;
+  connectionWindowBytes?: number | undefined;
   /** Idle keep-alive connections kept per target. Default 64. */
-  maxIdleTargetSockets?: number;
+  maxIdleTargetSockets?: number | undefined;
   /** On close(), open streams get this long to finish, ms. Default 10 000. */
-  drainTimeoutMs?: number;
-  logger?: Logger;
+  drainTimeoutMs?: number | undefined;
+  logger?: Logger | undefined;
 }
 
 export const DEFAULT_AGENT_OPTIONS = {
@@ -62,6 +63,4 @@ export const DEFAULT_AGENT_OPTIONS = {
   drainTimeoutMs: 10_000,
 } as const;
 
-export type ResolvedAgentOptions = Omit<Required<AgentOptions>, keyof typeof DEFAULT_AGENT_OPTIONS> & {
-  -readonly [K in keyof typeof DEFAULT_AGENT_OPTIONS]: number;
-};
+export type ResolvedAgentOptions = Defined<AgentOptions>;

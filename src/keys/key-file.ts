@@ -68,7 +68,7 @@ export function loadKeyFile(path: string): AgentKey {
   return { privateKey, publicKey: createPublicKey(privateKey) };
 }
 
-/** Loads the key at `path`, creating it first when it does not exist. Returns whether it was created. */
+/** Loads the key at `path`, creating it first when it does not exist. Says whether it was created. */
 export function loadOrCreateKeyFile(path: string): { key: AgentKey; created: boolean } {
   try {
     statSync(path);

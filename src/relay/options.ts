@@ -1,71 +1,70 @@
+import { type Defined, withoutUndefined } from '../defined.js';
 import type { Logger } from '../log.js';
 import type { VerifiedRegistration } from '../session/registration.js';
 
 /** Options of `createRelay()`. Every field is optional; DEFAULT_RELAY_OPTIONS holds the defaults. */
 export interface RelayOptions {
   /** Connection strings to listen on (tcp://, tcps://, unix://). Default ['tcp://127.0.0.1:0']. */
-  listen?: string[];
+  listen?: string[] | undefined;
   /** PEM certificate chain file for tcps:// listeners. */
-  tlsCert?: string;
+  tlsCert?: string | undefined;
   /** PEM private key file for tcps:// listeners. */
-  tlsKey?: string;
+  tlsKey?: string | undefined;
   /** Tunnels are `<label>.<domain>`. Default 'localhost'. */
-  domain?: string;
+  domain?: string | undefined;
   /**
    * How visitors reach the relay, used to tell agents their URLs, e.g. 'https://example.com' (then
    * URLs are https://<label>.example.com/). Default: scheme and port of the first listener.
    */
-  publicUrl?: string;
+  publicUrl?: string | undefined;
   /** Accepted clock difference of a registration's timestamp, seconds. Default 60. */
-  registrationWindowSeconds?: number;
+  registrationWindowSeconds?: number | undefined;
   /** Registration nonces remembered at most (replay protection). Default 100 000. */
-  maxNonces?: number;
+  maxNonces?: number | undefined;
   /** Registrations per minute from one IP address (burst the same). Default 60. */
-  registrationsPerMinutePerIp?: number;
+  registrationsPerMinutePerIp?: number | undefined;
   /** Decides whether a verified registration is admitted: true, or a reason to refuse (403). Default: admit all. */
-  admit?: (registration: VerifiedRegistration, remoteAddress: string) => true | string;
+  admit?: ((registration: VerifiedRegistration, remoteAddress: string) => true | string) | undefined;
   /** PING agents this often, ms. Default 10 000. */
-  keepaliveIntervalMs?: number;
+  keepaliveIntervalMs?: number | undefined;
   /** Close an agent session whose PING is unanswered this long, ms. Default 10 000 (dead within 20 s). */
-  keepaliveTimeoutMs?: number;
+  keepaliveTimeoutMs?: number | undefined;
   /** Answer 504 when the agent sends no response head within this time, ms. Default 30 000. */
-  responseTimeoutMs?: number;
+  responseTimeoutMs?: number | undefined;
   /** A request for a known tunnel without a live session waits this long for the agent to return, ms. Default 5 000. */
-  reconnectWaitMs?: number;
+  reconnectWaitMs?: number | undefined;
   /** Requests waiting for one tunnel's agent at most; more get 503 at once. Default 1 000. */
-  maxWaitingRequestsPerTunnel?: number;
+  maxWaitingRequestsPerTunnel?: number | undefined;
   /** A tunnel whose agent is gone answers 503 (not 404) for this long, ms. Default 600 000 (10 min). */
-  tunnelRetentionMs?: number;
+  tunnelRetentionMs?: number | undefined;
   /** Requests per second per tunnel, 0 = unlimited. Default 0. */
-  requestsPerSecondPerTunnel?: number;
+  requestsPerSecondPerTunnel?: number | undefined;
   /** Burst of the per-tunnel rate limit. Default 2 × requestsPerSecondPerTunnel. */
-  requestBurstPerTunnel?: number;
+  requestBurstPerTunnel?: number | undefined;
   /** Concurrent streams per tunnel; more get 429. Default 1 000. */
-  maxConcurrentStreamsPerTunnel?: number;
+  maxConcurrentStreamsPerTunnel?: number | undefined;
   /** Largest request body in bytes, 0 = unlimited (bodies stream). Default 0. */
-  maxRequestBodyBytes?: number;
+  maxRequestBodyBytes?: number | undefined;
   /** Largest visitor request head in bytes (431 beyond). Default 16 384. */
-  maxHeaderSize?: number;
+  maxHeaderSize?: number | undefined;
   /** A visitor must send its whole request head within this time, ms (slowloris). Default 20 000. */
-  headersTimeoutMs?: number;
+  headersTimeoutMs?: number | undefined;
   /** Idle keep-alive visitor connections are closed after this, ms. Default 5 000. */
-  keepAliveTimeoutMs?: number;
+  keepAliveTimeoutMs?: number | undefined;
   /** HTTP/2 stream receive window towards agents, bytes. Default 1 MiB. */
-  streamWindowBytes?: number;
+  streamWindowBytes?: number | undefined;
   /** HTTP/2 connection receive window towards agents, bytes. Default 16 MiB. */
-  connectionWindowBytes?: number;
+  connectionWindowBytes?: number | undefined;
   /** On close(), in-flight requests get this long to finish, ms. Default 10 000. */
-  drainTimeoutMs?: number;
+  drainTimeoutMs?: number | undefined;
   /** Peer addresses whose X-Forwarded-* headers are trusted and extended. Default none. */
-  trustedProxies?: string[];
+  trustedProxies?: string[] | undefined;
   /** Where the relay logs. Default: silent. */
-  logger?: Logger;
+  logger?: Logger | undefined;
 }
 
-export type ResolvedRelayOptions = Required<
-  Omit<RelayOptions, 'tlsCert' | 'tlsKey' | 'publicUrl' | 'requestBurstPerTunnel'>
-> &
-  Pick<RelayOptions, 'tlsCert' | 'tlsKey' | 'publicUrl'> & { requestBurstPerTunnel: number };
+export type ResolvedRelayOptions = Defined<Omit<RelayOptions, 'tlsCert' | 'tlsKey' | 'publicUrl'>> &
+  Pick<RelayOptions, 'tlsCert' | 'tlsKey' | 'publicUrl'>;
 
 export const DEFAULT_RELAY_OPTIONS = {
   listen: ['tcp://127.0.0.1:0'],
@@ -92,7 +91,12 @@ export const DEFAULT_RELAY_OPTIONS = {
 } as const;
 
 export function resolveRelayOptions(options: RelayOptions, logger: Logger): ResolvedRelayOptions {
-  const merged = { ...DEFAULT_RELAY_OPTIONS, admit: () => true as const, logger, ...stripUndefined(options) };
+  const merged = {
+    ...DEFAULT_RELAY_OPTIONS,
+    admit: () => true as const,
+    logger,
+    ...withoutUndefined(options),
+  };
   return {
     ...merged,
     listen: [...merged.listen],
@@ -101,8 +105,4 @@ export function resolveRelayOptions(options: RelayOptions, logger: Logger): Reso
     requestBurstPerTunnel:
       options.requestBurstPerTunnel ?? Math.max(1, 2 * merged.requestsPerSecondPerTunnel),
   };
-}
-
-function stripUndefined<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }

@@ -1,0 +1,37 @@
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { PosternError } from '../errors.js';
+
+/** A mistake in how the command was called; the CLI exits with 2. */
+export class UsageError extends PosternError {
+  constructor(message: string) {
+    super('POSTERN_USAGE', message);
+    this.name = 'UsageError';
+  }
+}
+
+type OptionSpec = NonNullable<ParseArgsConfig['options']>;
+
+/** util.parseArgs with its errors turned into one-line usage errors. */
+export function parseCommandArgs<T extends OptionSpec>(
+  argv: string[],
+  options: T,
+  allowPositionals: boolean,
+): ReturnType<typeof parseArgs<{ args: string[]; options: T; allowPositionals: boolean; strict: true }>> {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message.split('\n')[0] ?? 'bad arguments');
+  }
+}
+
+/** A non-negative integer flag, with its name in the error. */
+export function integerFlag(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value)) throw new UsageError(`--${name} must be a whole number (got "${value}")`);
+  return Number(value);
+}
+
+/** Writes one JSON object as a line: the --json contract documented in docs/cli.md. */
+export function jsonLine(value: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify(value)}\n`);
+}

@@ -1,0 +1,127 @@
+import { createAgent } from '../agent/agent.js';
+import type { ServiceOptions } from '../agent/options.js';
+import { defaultKeyPath, loadKeyFile, loadOrCreateKeyFile } from '../keys/key-file.js';
+import { keyLabel } from '../keys/label.js';
+import { createJsonLogger, LOG_LEVELS, type LogLevel } from '../log.js';
+import { createRelay, type Relay } from '../relay/relay.js';
+import type { AssignedService } from '../session/protocol.js';
+import { integerFlag, jsonLine, parseCommandArgs, UsageError } from './args.js';
+import { onShutdownSignal } from './signals.js';
+
+export const exposeUsage =
+  'postern expose <target> [--name <service>] [--relay <connection string>] [--key <file>] [--host-header preserve|rewrite] [--port <n>] [--json]';
+
+/**
+ * `postern expose <target>`: publishes a local HTTP service. Without --relay it starts a relay in
+ * this process on 127.0.0.1 (the embedded default), so a tunnel works with nothing else running.
+ */
+export async function exposeCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parseCommandArgs(
+    argv,
+    {
+      name: { type: 'string' },
+      relay: { type: 'string' },
+      key: { type: 'string' },
+      'host-header': { type: 'string' },
+      port: { type: 'string' },
+      connections: { type: 'string' },
+      'log-level': { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    true,
+  );
+  if (positionals.length !== 1)
+    throw new UsageError(`expose takes one target, e.g. http://127.0.0.1:3000 (usage: ${exposeUsage})`);
+  const hostHeader = values['host-header'];
+  if (hostHeader !== undefined && hostHeader !== 'preserve' && hostHeader !== 'rewrite') {
+    throw new UsageError(`--host-header must be preserve or rewrite (got "${hostHeader}")`);
+  }
+  if (values.relay !== undefined && values.port !== undefined)
+    throw new UsageError('--port is for the embedded relay; it cannot go with --relay');
+  const logLevel = (values['log-level'] ?? 'warn') as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel))
+    throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  const logger = createJsonLogger(logLevel, (line) => process.stderr.write(line));
+  const service: ServiceOptions = { target: positionals[0] as string, name: values.name, hostHeader };
+
+  const keyPath = values.key ?? defaultKeyPath();
+  const loaded =
+    values.key !== undefined ? { key: loadKeyFile(keyPath), created: false } : loadOrCreateKeyFile(keyPath);
+  const key = loaded.key;
+  if (loaded.created) {
+    process.stderr.write(
+      `postern: created a new agent key at ${keyPath} (label ${keyLabel(key.publicKey)})\n`,
+    );
+  }
+
+  let relay: Relay | undefined;
+  let relayAddress = values.relay;
+  if (relayAddress === undefined) {
+    const port = integerFlag(values.port, 'port') ?? 0;
+    relay = await createRelay({
+      listen: [`tcp://127.0.0.1:${port}`],
+      logger: logger.child({ role: 'relay' }),
+    });
+    relayAddress = relay.addresses[0] as string;
+  }
+  const agent = createAgent({
+    relay: relayAddress,
+    key,
+    services: [service],
+    connections: integerFlag(values.connections, 'connections'),
+    logger: logger.child({ role: 'agent' }),
+  });
+  const print = values.json
+    ? jsonLine
+    : (event: Record<string, unknown>) => printHuman(event, service.target);
+  let readySeen = false;
+  agent.on('connected', (event: { connection: number; services: AssignedService[] }) => {
+    if (!readySeen) {
+      readySeen = true;
+      print({
+        event: 'ready',
+        services: event.services.map(({ name, kind, label, url }) => ({ name, kind, label, url })),
+      });
+    } else {
+      print({ event: 'connected', connection: event.connection });
+    }
+  });
+  agent.on('disconnected', (event: { connection: number; reason: string }) =>
+    print({ event: 'disconnected', ...event }),
+  );
+  agent.on('reconnecting', (event: { connection: number; attempt: number; delayMs: number }) =>
+    print({ event: 'reconnecting', ...event }),
+  );
+  agent.on('fatal', (error: Error & { code?: string }) => {
+    print({ event: 'error', code: error.code ?? 'POSTERN_ERROR', message: error.message });
+    void shutdown().then(() => process.exit(1));
+  });
+  const shutdown = async (): Promise<void> => {
+    await agent.close();
+    await relay?.close();
+  };
+  onShutdownSignal(shutdown);
+}
+
+function printHuman(event: Record<string, unknown>, target: string): void {
+  switch (event.event) {
+    case 'ready':
+      for (const s of event.services as AssignedService[])
+        process.stdout.write(`Forwarding ${s.url} -> ${target}\n`);
+      break;
+    case 'disconnected':
+      process.stderr.write(`postern: lost the relay session (${String(event.reason)})\n`);
+      break;
+    case 'reconnecting':
+      process.stderr.write(
+        `postern: reconnecting in ${String(event.delayMs)} ms (attempt ${String(event.attempt)})\n`,
+      );
+      break;
+    case 'connected':
+      process.stderr.write('postern: connected to the relay again\n');
+      break;
+    case 'error':
+      process.stderr.write(`postern: ${String(event.message)}\n`);
+      break;
+  }
+}

@@ -1,0 +1,65 @@
+#!/usr/bin/env node
+import { PosternError } from '../errors.js';
+import { UsageError } from './args.js';
+import { demoCommand, demoUsage } from './demo.js';
+import { exposeCommand, exposeUsage } from './expose.js';
+import { idCommand, idUsage } from './id.js';
+import { keygenCommand, keygenUsage } from './keygen.js';
+import { relayCommand, relayUsage } from './relay.js';
+
+const COMMANDS: Record<
+  string,
+  { run: (argv: string[]) => void | Promise<void>; usage: string; summary: string }
+> = {
+  expose: {
+    run: exposeCommand,
+    usage: exposeUsage,
+    summary: 'publish a local service through a relay (embedded relay by default)',
+  },
+  relay: { run: relayCommand, usage: relayUsage, summary: 'run the public relay' },
+  keygen: { run: keygenCommand, usage: keygenUsage, summary: 'create an agent key (ed25519, mode 0600)' },
+  id: { run: idCommand, usage: idUsage, summary: "print a key's label (its hostname)" },
+  demo: { run: demoCommand, usage: demoUsage, summary: 'start a demo app, relay and agent in one process' },
+};
+
+function help(): string {
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`);
+  return `usage: postern <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nSee docs/cli.md for every option.\n`;
+}
+
+/** Runs the CLI; the only place that prints an error and sets the exit code. */
+export async function main(argv: string[]): Promise<void> {
+  const [name, ...rest] = argv;
+  const verbose = rest.includes('--verbose');
+  const args = rest.filter((a) => a !== '--verbose');
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(help());
+    return;
+  }
+  const command = COMMANDS[name];
+  try {
+    if (command === undefined)
+      throw new UsageError(`unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
+    if (args.includes('--help') || args.includes('-h')) {
+      process.stdout.write(`usage: ${command.usage}\n`);
+      return;
+    }
+    await command.run(args);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`postern ${name}: ${message}\n`);
+    if (verbose) {
+      let cause = error instanceof Error ? error.cause : undefined;
+      while (cause instanceof Error) {
+        process.stderr.write(`  caused by: ${cause.message}\n`);
+        cause = cause.cause;
+      }
+    }
+    process.exitCode = error instanceof UsageError ? 2 : error instanceof PosternError ? 1 : 70;
+    if (!(error instanceof PosternError) && verbose && error instanceof Error)
+      process.stderr.write(`${error.stack}\n`);
+    process.exit();
+  }
+}
+
+await main(process.argv.slice(2));

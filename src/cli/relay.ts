@@ -1,0 +1,68 @@
+import { createJsonLogger, LOG_LEVELS, type LogLevel } from '../log.js';
+import { createRelay } from '../relay/relay.js';
+import { integerFlag, jsonLine, parseCommandArgs, UsageError } from './args.js';
+import { onShutdownSignal } from './signals.js';
+
+export const relayUsage =
+  'postern relay [--listen <connection string>]... [--domain <name>] [--tls-cert <file> --tls-key <file>] [--public-url <url>] [--json] [...]';
+
+export async function relayCommand(argv: string[]): Promise<void> {
+  const { values } = parseCommandArgs(
+    argv,
+    {
+      listen: { type: 'string', multiple: true },
+      domain: { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'public-url': { type: 'string' },
+      'response-timeout': { type: 'string' },
+      'reconnect-wait': { type: 'string' },
+      'rate-limit': { type: 'string' },
+      'rate-burst': { type: 'string' },
+      'max-streams': { type: 'string' },
+      'max-body': { type: 'string' },
+      'drain-timeout': { type: 'string' },
+      'trusted-proxy': { type: 'string', multiple: true },
+      'log-level': { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    false,
+  );
+  const logLevel = (values['log-level'] ?? 'info') as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel))
+    throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  if (values['public-url'] !== undefined && !URL.canParse(values['public-url'])) {
+    throw new UsageError(`--public-url "${values['public-url']}" is not a URL`);
+  }
+  const relay = await createRelay({
+    listen: values.listen ?? ['tcp://0.0.0.0:8080'],
+    domain: values.domain,
+    tlsCert: values['tls-cert'],
+    tlsKey: values['tls-key'],
+    publicUrl: values['public-url'],
+    responseTimeoutMs: integerFlag(values['response-timeout'], 'response-timeout'),
+    reconnectWaitMs: integerFlag(values['reconnect-wait'], 'reconnect-wait'),
+    requestsPerSecondPerTunnel: integerFlag(values['rate-limit'], 'rate-limit'),
+    requestBurstPerTunnel: integerFlag(values['rate-burst'], 'rate-burst'),
+    maxConcurrentStreamsPerTunnel: integerFlag(values['max-streams'], 'max-streams'),
+    maxRequestBodyBytes: integerFlag(values['max-body'], 'max-body'),
+    drainTimeoutMs: integerFlag(values['drain-timeout'], 'drain-timeout'),
+    trustedProxies: values['trusted-proxy'],
+    logger: createJsonLogger(logLevel, (line) => process.stderr.write(line)),
+  });
+  if (values.json) {
+    jsonLine({ event: 'listening', listen: relay.addresses, domain: relay.domain });
+    relay.on('session', (s) =>
+      jsonLine({ event: 'session', key: s.keyLabel, services: s.services, remoteAddress: s.remoteAddress }),
+    );
+    relay.on('session-closed', (s) => jsonLine({ event: 'session-closed', key: s.keyLabel }));
+  } else {
+    process.stdout.write(
+      `postern relay listening on ${relay.addresses.join(', ')} (tunnels at <label>.${relay.domain})\n`,
+    );
+  }
+  onShutdownSignal(async () => {
+    await relay.close();
+    if (values.json) jsonLine({ event: 'closed' });
+  });
+}
