@@ -106,7 +106,8 @@ class RelayServer extends EventEmitter implements Relay {
     this.#http.on('checkContinue', (req, res) => this.#onRequest(req, res));
     this.#http.on('upgrade', (req, socket, head) => this.#onUpgrade(req, socket, head));
     this.#http.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
-      if (error.code === 'HPE_HEADER_OVERFLOW') writeRawError(socket, 'badRequest', 'request head too large');
+      if (error.code === 'HPE_HEADER_OVERFLOW')
+        writeRawError(socket, 'headTooLarge', `request head over ${this.#opts.maxHeaderSize} bytes`);
       else if (error.code === 'ECONNRESET' || !socket.writable) socket.destroy();
       else writeRawError(socket, 'badRequest', `malformed request (${error.code ?? 'parse error'})`);
     });

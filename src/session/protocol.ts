@@ -96,6 +96,7 @@ export const ErrorCode = {
   tooManyStreams: ['too_many_streams', 429],
   bodyTooLarge: ['body_too_large', 413],
   badRequest: ['bad_request', 400],
+  headTooLarge: ['request_head_too_large', 431],
   upgradeUnsupported: ['upgrade_not_supported', 501],
   malformedRegistration: ['registration_malformed', 400],
   badSignature: ['registration_bad_signature', 401],

@@ -1,0 +1,97 @@
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+/** The built CLI: dist/src/cli/main.js, next to this file's dist/test/helpers. */
+export const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'main.js');
+
+export interface CliProcess {
+  child: ChildProcessWithoutNullStreams;
+  /** Resolves with the next JSON line on stdout matching `predicate` (rejects after timeoutMs or on exit). */
+  nextEvent(
+    predicate: (event: Record<string, unknown>) => boolean,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
+  stderr(): string;
+  /** Sends `signal` and resolves with the exit code once the process is gone. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  exited: Promise<number | null>;
+}
+
+/** Starts `postern <args>` as a real process with --json output parsed line by line. */
+export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): CliProcess {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const events: Record<string, unknown>[] = [];
+  const waiters = new Set<() => void>();
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    try {
+      events.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      events.push({ event: 'text', line });
+    }
+    for (const wake of waiters) wake();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let cursor = 0;
+  return {
+    child,
+    exited,
+    stderr: () => stderr,
+    nextEvent(predicate, timeoutMs = 15_000) {
+      return new Promise((resolve, reject) => {
+        const check = (): boolean => {
+          while (cursor < events.length) {
+            const event = events[cursor++] as Record<string, unknown>;
+            if (predicate(event)) {
+              cleanup();
+              resolve(event);
+              return true;
+            }
+          }
+          return false;
+        };
+        const timer = setTimeout(() => {
+          cleanup();
+          reject(new Error(`no matching event within ${timeoutMs} ms; stderr: ${stderr}`));
+        }, timeoutMs);
+        const onExit = (): void => {
+          if (!check()) {
+            cleanup();
+            reject(new Error(`process exited before the event; stderr: ${stderr}`));
+          }
+        };
+        const cleanup = (): void => {
+          clearTimeout(timer);
+          waiters.delete(wake);
+          child.off('exit', onExit);
+        };
+        const wake = (): void => {
+          check();
+        };
+        if (check()) return;
+        waiters.add(wake);
+        child.once('exit', onExit);
+      });
+    },
+    async stop(signal = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** Resident set size of a process in bytes, from /proc. */
+export async function rssBytes(pid: number): Promise<number> {
+  const { readFile } = await import('node:fs/promises');
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const match = /VmRSS:\s+(\d+) kB/.exec(status);
+  return match ? Number(match[1]) * 1024 : 0;
+}
