@@ -8,6 +8,7 @@ import { request as httpsRequest } from 'node:https';
 import { pipeline } from 'node:stream';
 import { endToEndHeaders } from '../relay/headers.js';
 import { Header } from '../session/protocol.js';
+import { resetStream } from '../session/reset-stream.js';
 import { localhostLookup } from '../transport/localhost-lookup.js';
 import type { HttpService } from './targets.js';
 
@@ -23,7 +24,7 @@ export function forwardToHttpTarget(
   onDone?: (status: number) => void,
 ): void {
   const method = String(headers[':method'] ?? 'GET');
-  const outgoing = endToEndHeaders(headers);
+  const outgoing = endToEndHeaders(headers, { dropPostern: true });
   outgoing.host =
     service.hostHeader === 'rewrite'
       ? service.targetAuthority
@@ -60,7 +61,7 @@ export function forwardToHttpTarget(
   });
   req.once('response', (res: IncomingMessage) => relayResponse(stream, res, onDone));
   req.once('error', (error: NodeJS.ErrnoException) => {
-    if (stream.headersSent) stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+    if (stream.headersSent) resetStream(stream, `target failed mid-response: ${error.code ?? error.message}`);
     else
       respondError(
         stream,
@@ -97,12 +98,12 @@ function relayResponse(
       try {
         stream.sendTrailers(endToEndHeaders(res.trailers));
       } catch {
-        stream.close();
+        resetStream(stream, 'trailers HTTP/2 cannot carry');
       }
     });
   }
   pipeline(res, stream, (error) => {
-    if (error && !stream.destroyed) stream.close(h2.NGHTTP2_INTERNAL_ERROR);
+    if (error) resetStream(stream, `target response failed: ${error.message}`);
     onDone?.(status);
   });
 }

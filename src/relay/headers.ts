@@ -16,10 +16,15 @@ const HOP_BY_HOP = new Set([
 ]);
 
 /**
- * Copies end-to-end headers: drops hop-by-hop ones, those named in `Connection`, HTTP/2
- * pseudo-headers, and (from untrusted senders) Postern's own `postern-*` headers.
+ * Copies end-to-end headers: drops hop-by-hop ones, those named in `Connection` and HTTP/2
+ * pseudo-headers; with `dropPostern`, also Postern's own `postern-*` headers (a visitor must not
+ * be able to set them).
  */
-export function endToEndHeaders(headers: IncomingHttpHeaders | Http2Headers): OutgoingHttpHeaders {
+export function endToEndHeaders(
+  headers: IncomingHttpHeaders | Http2Headers,
+  options: { dropPostern?: boolean } = {},
+): OutgoingHttpHeaders {
+  const dropPostern = options.dropPostern ?? false;
   const named = new Set(
     String(headers.connection ?? '')
       .toLowerCase()
@@ -29,7 +34,7 @@ export function endToEndHeaders(headers: IncomingHttpHeaders | Http2Headers): Ou
   );
   const out: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || name.startsWith(':') || name.startsWith('postern-')) continue;
+    if (value === undefined || name.startsWith(':') || (dropPostern && name.startsWith('postern-'))) continue;
     if (HOP_BY_HOP.has(name) || named.has(name)) continue;
     out[name] = value;
   }

@@ -6,6 +6,7 @@ import {
 } from 'node:http2';
 import { pipeline, Transform, type TransformCallback } from 'node:stream';
 import { Header } from '../session/protocol.js';
+import { resetStream } from '../session/reset-stream.js';
 import type { AgentSession } from './agent-session.js';
 import { addForwardingHeaders, endToEndHeaders } from './headers.js';
 import type { ResolvedRelayOptions } from './options.js';
@@ -122,7 +123,7 @@ function openAgentStream(
 ): void {
   const { options } = ctx;
   const peer = req.socket.remoteAddress ?? '';
-  const headers = endToEndHeaders(req.headers);
+  const headers = endToEndHeaders(req.headers, { dropPostern: true });
   addForwardingHeaders(headers, {
     peer,
     peerTrusted: ctx.isTrustedProxy(peer),
@@ -157,7 +158,7 @@ function openAgentStream(
       'responseTimeout',
       `the agent sent no response within ${options.responseTimeoutMs} ms`,
     );
-    stream.close(h2.NGHTTP2_CANCEL);
+    resetStream(stream, 'response timeout');
   }, options.responseTimeoutMs);
 
   if (hasBody) {
@@ -181,7 +182,7 @@ function openAgentStream(
     try {
       res.writeHead(status, endToEndHeaders(responseHeaders));
     } catch (error) {
-      stream.close(h2.NGHTTP2_PROTOCOL_ERROR);
+      resetStream(stream, 'invalid response head');
       sendVisitorError(
         res,
         'agentFailed',
@@ -209,7 +210,7 @@ function openAgentStream(
   });
   stream.on('error', () => {});
   res.once('close', () => {
-    if (!stream.closed) stream.close(h2.NGHTTP2_CANCEL);
+    resetStream(stream, 'visitor went away');
   });
 }
 

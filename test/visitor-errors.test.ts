@@ -1,0 +1,158 @@
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { curlResponse } from './helpers/curl.js';
+import { type Origin, startOrigin } from './helpers/origin.js';
+import { startTunnel, type Tunnel } from './helpers/tunnel.js';
+
+/** A loopback port with nobody listening: bind, note the port, close. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+describe('errors visitors see', () => {
+  let origin: Origin;
+  before(async () => {
+    origin = await startOrigin();
+  });
+  after(async () => origin.close());
+
+  test('404 tunnel_not_found for an unknown label, by Host and by path', async () => {
+    const tunnel = await startTunnel(origin.url);
+    try {
+      const unknown = 'a'.repeat(52);
+      const byHost = await curlResponse([`http://${unknown}.localhost:${tunnel.port}/`]);
+      assert.equal(byHost.status, 404);
+      assert.equal(byHost.headers['postern-error'], 'tunnel_not_found');
+      assert.match(byHost.body, /^postern: no tunnel named a{52}/);
+      const byPath = await curlResponse([`${tunnel.relayUrl}/${unknown}/x`]);
+      assert.equal(byPath.status, 404);
+      const bare = await curlResponse([`${tunnel.relayUrl}/`]);
+      assert.equal(bare.status, 404);
+      assert.match(bare.body, /no tunnel named in the Host/);
+      const notALabel = await curlResponse([`http://shop.localhost:${tunnel.port}/`]);
+      assert.equal(notALabel.status, 404);
+    } finally {
+      await tunnel.close();
+    }
+  });
+
+  test('502 target_unreachable when the target is down', async () => {
+    const tunnel = await startTunnel(`http://127.0.0.1:${await closedPort()}`);
+    try {
+      const res = await curlResponse([tunnel.service.url]);
+      assert.equal(res.status, 502);
+      assert.equal(res.headers['postern-error'], 'target_unreachable');
+      assert.match(res.body, /could not reach http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/);
+    } finally {
+      await tunnel.close();
+    }
+  });
+
+  test('504 response_timeout when the target does not answer in time', async () => {
+    const tunnel = await startTunnel(origin.url, { relay: { responseTimeoutMs: 300 } });
+    try {
+      const res = await curlResponse([`${tunnel.service.url}slow?ms=5000`]);
+      assert.equal(res.status, 504);
+      assert.equal(res.headers['postern-error'], 'response_timeout');
+      // The tunnel still works for the next request.
+      assert.equal((await curlResponse([`${tunnel.service.url}echo`])).status, 200);
+    } finally {
+      await tunnel.close();
+    }
+  });
+
+  test('503 tunnel_offline with Retry-After when the agent is gone', async () => {
+    const tunnel = await startTunnel(origin.url, { relay: { reconnectWaitMs: 200 } });
+    try {
+      await tunnel.agent.close();
+      const res = await curlResponse([tunnel.service.url]);
+      assert.equal(res.status, 503);
+      assert.equal(res.headers['postern-error'], 'tunnel_offline');
+      assert.ok(Number(res.headers['retry-after']) >= 1);
+    } finally {
+      await tunnel.close();
+    }
+  });
+
+  test('429 rate_limited from the per-tunnel token bucket', async () => {
+    const tunnel = await startTunnel(origin.url, {
+      relay: { requestsPerSecondPerTunnel: 1, requestBurstPerTunnel: 2 },
+    });
+    try {
+      const statuses: number[] = [];
+      let limited: Awaited<ReturnType<typeof curlResponse>> | undefined;
+      for (let i = 0; i < 4; i++) {
+        const res = await curlResponse([`${tunnel.service.url}echo`]);
+        statuses.push(res.status);
+        if (res.status === 429) limited = res;
+      }
+      assert.deepEqual(statuses.slice(0, 2), [200, 200]);
+      assert.ok(limited, `statuses ${statuses}`);
+      assert.equal(limited.headers['postern-error'], 'rate_limited');
+      assert.ok(Number(limited.headers['retry-after']) >= 1);
+    } finally {
+      await tunnel.close();
+    }
+  });
+
+  test('429 too_many_streams over the concurrent-stream cap', async () => {
+    const tunnel = await startTunnel(origin.url, { relay: { maxConcurrentStreamsPerTunnel: 1 } });
+    try {
+      const slow = curlResponse([`${tunnel.service.url}slow?ms=1500`]);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const second = await curlResponse([`${tunnel.service.url}echo`]);
+      assert.equal(second.status, 429);
+      assert.equal(second.headers['postern-error'], 'too_many_streams');
+      assert.equal((await slow).status, 200);
+    } finally {
+      await tunnel.close();
+    }
+  });
+
+  test('413 body_too_large over the optional body cap, declared or chunked', async () => {
+    const tunnel = await startTunnel(origin.url, { relay: { maxRequestBodyBytes: 1000 } });
+    try {
+      const declared = await curlResponse(['--data-binary', 'x'.repeat(2000), `${tunnel.service.url}upload`]);
+      assert.equal(declared.status, 413);
+      assert.equal(declared.headers['postern-error'], 'body_too_large');
+      const chunked = await curlResponse([
+        '-H',
+        'Transfer-Encoding: chunked',
+        '--data-binary',
+        'x'.repeat(5000),
+        `${tunnel.service.url}upload`,
+      ]);
+      assert.equal(chunked.status, 413);
+      const within = await curlResponse(['--data-binary', 'x'.repeat(500), `${tunnel.service.url}upload`]);
+      assert.equal(within.status, 200);
+    } finally {
+      await tunnel.close();
+    }
+  });
+
+  test('400 for a malformed request head, and the agent endpoint without an upgrade', async () => {
+    const tunnel = await startTunnel(origin.url);
+    try {
+      const { connect } = await import('node:net');
+      const answer = await new Promise<string>((resolve) => {
+        const socket = connect(tunnel.port, '127.0.0.1', () => socket.write('GARBAGE / HTTP/1.1\r\n\r\n'));
+        let text = '';
+        socket.on('data', (chunk) => {
+          text += chunk.toString();
+        });
+        socket.on('close', () => resolve(text));
+      });
+      assert.match(answer, /^HTTP\/1\.1 400 /);
+      assert.match(answer, /postern-error: bad_request/);
+      const plain = await curlResponse([`${tunnel.relayUrl}/_postern/agent`]);
+      assert.equal(plain.status, 400);
+    } finally {
+      await tunnel.close();
+    }
+  });
+});
