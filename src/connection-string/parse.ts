@@ -23,7 +23,6 @@ export function parseConnectionString(input: string): ConnectionString {
     throw new ConnectionStringError(input, position, reason);
   };
   if (typeof input !== 'string') fail(0, 'not a string');
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are exactly what this rejects.
   const bad = /[\s\u0000-\u001f\u007f#]/.exec(input);
   if (bad) {
     const what = bad[0] === '#' ? '"#" (fragments are not allowed)' : `a space or control character`;

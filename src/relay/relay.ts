@@ -16,6 +16,8 @@ import { routeRequest } from './routing.js';
 import { KeyedTokenBuckets } from './token-bucket.js';
 import { sendVisitorError, writeRawError } from './visitor-error.js';
 
+/** How often close() checks whether draining is done, ms. */
+const DRAIN_POLL_MS = 20;
 /** How often tunnels past their retention are forgotten, ms. */
 const SWEEP_INTERVAL_MS = 30_000;
 /** Registration rate limiter remembers this many IP addresses at most. */
@@ -69,6 +71,7 @@ class RelayServer extends EventEmitter implements Relay {
   readonly #registrationLimiter: KeyedTokenBuckets;
   #sweepTimer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
+  #started = false;
 
   constructor(opts: ResolvedRelayOptions) {
     super();
@@ -132,6 +135,7 @@ class RelayServer extends EventEmitter implements Relay {
     }
     this.#sweepTimer = setInterval(() => this.#registry.sweep(Date.now()), SWEEP_INTERVAL_MS);
     this.#sweepTimer.unref();
+    this.#started = true;
     this.#log.info('relay listening', { listen: this.addresses, domain: this.#opts.domain });
   }
 
@@ -242,17 +246,23 @@ class RelayServer extends EventEmitter implements Relay {
     this.#shutdown.abort();
     clearInterval(this.#sweepTimer);
     this.#registry.releaseWaiters();
-    await Promise.all(this.#listeners.map((l) => l.close()));
+    // net.Server.close() resolves only once every accepted connection is gone (agent sessions
+    // among them), so stop accepting now and await it after the drain below.
+    const listenersClosed = Promise.all(this.#listeners.map((l) => l.close()));
     for (const session of this.#sessions) session.close();
     const deadline = Date.now() + this.#opts.drainTimeoutMs;
     while ((this.#sessions.size > 0 || this.#visitorSockets.size > 0) && Date.now() < deadline) {
       this.#http.closeIdleConnections();
-      await new Promise((resolve) => setTimeout(resolve, 25));
+      await sleep(DRAIN_POLL_MS);
     }
     for (const session of this.#sessions) session.destroy();
     for (const socket of this.#visitorSockets) socket.destroy();
-    while (this.#sessions.size > 0 || this.#visitorSockets.size > 0)
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    this.#log.info('relay closed');
+    while (this.#sessions.size > 0 || this.#visitorSockets.size > 0) await sleep(DRAIN_POLL_MS);
+    await listenersClosed;
+    if (this.#started) this.#log.info('relay closed');
   }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1,0 +1,146 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { curlResponse } from './helpers/curl.js';
+import { type Origin, startOrigin } from './helpers/origin.js';
+import { startCli } from './helpers/processes.js';
+
+describe('the postern command', () => {
+  let origin: Origin;
+  let home: string;
+  before(async () => {
+    origin = await startOrigin();
+    home = await mkdtemp(join(tmpdir(), 'postern-home-'));
+  });
+  after(async () => {
+    await origin.close();
+    await rm(home, { recursive: true, force: true });
+  });
+
+  test('expose without --relay: embedded relay, a key created on first run, the documented ready line, a working URL', async () => {
+    const cli = startCli(['expose', origin.url, '--json'], { XDG_CONFIG_HOME: home });
+    try {
+      const ready = await cli.nextEvent(() => true);
+      assert.deepEqual(Object.keys(ready), ['event', 'services']);
+      assert.equal(ready.event, 'ready');
+      const [service] = ready.services as Record<string, string>[];
+      assert.deepEqual(Object.keys(service ?? {}), ['name', 'kind', 'label', 'url']);
+      assert.equal(service?.name, 'default');
+      assert.equal(service?.kind, 'http');
+      assert.match(service?.url ?? '', /^http:\/\/[a-z2-7]{52}\.localhost:\d+\/$/);
+      assert.match(cli.stderr(), /created a new agent key at .*postern\/agent\.key/);
+      assert.equal((await stat(join(home, 'postern', 'agent.key'))).mode & 0o777, 0o600);
+      const res = await curlResponse([`${service?.url}echo`]);
+      assert.equal(res.status, 200);
+    } finally {
+      assert.equal(await cli.stop('SIGTERM'), 0, 'SIGTERM exits 0 after a clean close');
+    }
+  });
+
+  test('the same key gives the same hostname on the next run', async () => {
+    const labels: unknown[] = [];
+    for (let i = 0; i < 2; i++) {
+      const cli = startCli(['expose', origin.url, '--json'], { XDG_CONFIG_HOME: home });
+      const ready = await cli.nextEvent((e) => e.event === 'ready');
+      labels.push((ready.services as { label: string }[])[0]?.label);
+      await cli.stop();
+    }
+    assert.equal(labels[0], labels[1]);
+  });
+
+  test('relay --json reports the real ports it listens on; an agent process reaches it', async () => {
+    const relay = startCli([
+      'relay',
+      '--listen',
+      'tcp://127.0.0.1:0',
+      '--listen',
+      'tcp://[::1]:0',
+      '--json',
+      '--log-level',
+      'warn',
+    ]);
+    try {
+      const listening = await relay.nextEvent((e) => e.event === 'listening');
+      const listen = listening.listen as string[];
+      assert.equal(listen.length, 2);
+      assert.match(listen[0] ?? '', /^tcp:\/\/127\.0\.0\.1:[1-9]\d*$/);
+      assert.match(listen[1] ?? '', /^tcp:\/\/\[::1\]:[1-9]\d*$/);
+      const agent = startCli(['expose', origin.url, '--relay', listen[1] as string, '--json'], {
+        XDG_CONFIG_HOME: home,
+      });
+      const ready = await agent.nextEvent((e) => e.event === 'ready');
+      const label = (ready.services as { label: string }[])[0]?.label;
+      const viaV4 = await curlResponse([`${listen[0]?.replace('tcp://', 'http://')}/${label}/echo`]);
+      assert.equal(viaV4.status, 200);
+      await relay.nextEvent((e) => e.event === 'session');
+      await agent.stop();
+    } finally {
+      assert.equal(await relay.stop('SIGTERM'), 0);
+    }
+  });
+
+  test('relay on a unix socket: an agent dials unix://', async () => {
+    const socketPath = join(home, 'relay.sock');
+    const relay = startCli([
+      'relay',
+      '--listen',
+      `unix://localhost:0?path=${socketPath}`,
+      '--listen',
+      'tcp://127.0.0.1:0',
+      '--json',
+      '--log-level',
+      'warn',
+    ]);
+    try {
+      const listening = await relay.nextEvent((e) => e.event === 'listening');
+      const tcp = (listening.listen as string[])[1] as string;
+      const agent = startCli(
+        ['expose', origin.url, '--relay', `unix://localhost:0?path=${socketPath}`, '--json'],
+        { XDG_CONFIG_HOME: home },
+      );
+      const ready = await agent.nextEvent((e) => e.event === 'ready');
+      const label = (ready.services as { label: string }[])[0]?.label;
+      assert.equal((await curlResponse([`${tcp.replace('tcp://', 'http://')}/${label}/echo`])).status, 200);
+      await agent.stop();
+    } finally {
+      await relay.stop();
+    }
+  });
+
+  for (const [args, message] of [
+    [
+      ['relay', '--listen', 'tcp://h'],
+      /^postern relay: bad connection string "tcp:\/\/h": missing port: tcp needs host:port\n$/,
+    ],
+    [
+      ['relay', '--listen', 'ftp://h:1'],
+      /^postern relay: bad connection string "ftp:\/\/h:1": unknown transport "ftp"/,
+    ],
+    [
+      ['relay', '--listen', 'tcps://127.0.0.1:0'],
+      /^postern relay: listening on tcps:\/\/127\.0\.0\.1:0 needs --tls-cert and --tls-key\n$/,
+    ],
+    [['expose', 'ftp://x:1'], /^postern expose: bad connection string "ftp:\/\/x:1": unknown transport/],
+    [
+      ['expose', 'http://127.0.0.1:1', '--relay', 'tcp://127.0.0.1:1?http_preflight=false'],
+      /http_preflight cannot be false/,
+    ],
+    [
+      ['expose', 'http://127.0.0.1:1', '--host-header', 'sideways'],
+      /^postern expose: --host-header must be preserve or rewrite \(got "sideways"\)\n$/,
+    ],
+    [['expose'], /^postern expose: expose takes one target/],
+    [['relay', '--bogus'], /^postern relay: Unknown option '--bogus'/],
+    [['nope'], /^postern nope: unknown command "nope"/],
+  ] as const) {
+    test(`bad input, one clear line and a non-zero exit: postern ${args.join(' ')}`, async () => {
+      const cli = startCli([...args], { XDG_CONFIG_HOME: home });
+      const code = await cli.exited;
+      assert.ok(code === 1 || code === 2, `exit ${code}`);
+      assert.match(cli.stderr(), message);
+      assert.equal(cli.stderr().trim().split('\n').length, 1, cli.stderr());
+    });
+  }
+});

@@ -1,0 +1,43 @@
+import { connect, createServer, type Server, type Socket } from 'node:net';
+
+export interface TcpForwarder {
+  port: number;
+  /** Destroys every connection going through the forwarder (both sides see a reset). */
+  cutAll(): void;
+  close(): Promise<void>;
+}
+
+/** A loopback TCP forwarder to 127.0.0.1:`targetPort`, so a test can cut connections at will. */
+export async function startTcpForwarder(targetPort: number): Promise<TcpForwarder> {
+  const pairs = new Set<[Socket, Socket]>();
+  const server: Server = createServer((inbound) => {
+    const outbound = connect(targetPort, '127.0.0.1');
+    const pair: [Socket, Socket] = [inbound, outbound];
+    pairs.add(pair);
+    const teardown = (): void => {
+      inbound.destroy();
+      outbound.destroy();
+      pairs.delete(pair);
+    };
+    inbound.on('error', teardown).on('close', teardown);
+    outbound.on('error', teardown).on('close', teardown);
+    inbound.pipe(outbound);
+    outbound.pipe(inbound);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const cutAll = (): void => {
+    for (const [a, b] of pairs) {
+      a.resetAndDestroy();
+      b.resetAndDestroy();
+    }
+    pairs.clear();
+  };
+  return {
+    port: (server.address() as { port: number }).port,
+    cutAll,
+    close() {
+      cutAll();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
