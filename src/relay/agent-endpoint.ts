@@ -92,26 +92,45 @@ export function handleAgentUpgrade(
     const label = serviceLabel(keyLabel, s.name);
     return { ...s, label, url: ctx.urlFor(label) };
   });
-  socket.write(
-    `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${SESSION_UPGRADE_TOKEN}\r\n` +
-      `${Header.assigned}: ${JSON.stringify(services)}\r\n\r\n`,
-  );
-  // Bytes the agent sent right behind its request head (none in protocol v1, but a fast h2 peer may
-  // pipeline) belong to the session: put them back before HTTP/2 reads the socket (DESIGN §3.4 a).
+  // Bytes the agent sent right behind its request head belong to the session: put them back
+  // before HTTP/2 reads the socket (DESIGN §3.4 a). Paused, they wait in the socket's buffer.
+  socket.pause();
   if (head.length > 0) socket.unshift(head);
+  const response =
+    `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${SESSION_UPGRADE_TOKEN}\r\n` +
+    `${Header.assigned}: ${JSON.stringify(services)}\r\n\r\n`;
+  // HTTP/2 must not take the socket while this write is still queued: on a TLS socket the write
+  // completes later and Node 20's http2 binding then aborts the process (is_write_in_progress).
+  socket.write(response, (error) => {
+    if (error || socket.destroyed) {
+      socket.destroy();
+      return;
+    }
+    startSession(ctx, socket, { keyLabel, services, remoteAddress });
+  });
+}
+
+function startSession(
+  ctx: AgentEndpointContext,
+  socket: Duplex,
+  facts: { keyLabel: string; services: AssignedService[]; remoteAddress: string },
+): void {
   if ('setNoDelay' in socket && typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
   const id = randomUUID();
   const session = new AgentSession({
     id,
-    keyLabel,
-    services,
-    remoteAddress,
+    keyLabel: facts.keyLabel,
+    services: facts.services,
+    remoteAddress: facts.remoteAddress,
     socket,
     streamWindowBytes: ctx.options.streamWindowBytes,
     connectionWindowBytes: ctx.options.connectionWindowBytes,
     keepalive: { intervalMs: ctx.options.keepaliveIntervalMs, timeoutMs: ctx.options.keepaliveTimeoutMs },
-    log: ctx.log.child({ session: id, key: keyLabel }),
+    log: ctx.log.child({ session: id, key: facts.keyLabel }),
   });
-  session.log.info('agent session registered', { remoteAddress, services: services.map((s) => s.name) });
+  session.log.info('agent session registered', {
+    remoteAddress: facts.remoteAddress,
+    services: facts.services.map((s) => s.name),
+  });
   ctx.onSession(session);
 }

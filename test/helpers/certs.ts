@@ -1,0 +1,76 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface TestCertificates {
+  dir: string;
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+/**
+ * A throwaway CA and a server certificate for localhost, *.tunnel.test and 127.0.0.1, made with
+ * openssl. (Not *.localhost: TLS clients refuse a wildcard directly under a one-label name.)
+ */
+export function makeCertificates(): TestCertificates {
+  const dir = mkdtempSync(join(tmpdir(), 'postern-certs-'));
+  const path = (name: string): string => join(dir, name);
+  const openssl = (...args: string[]): void => {
+    execFileSync('openssl', args, { stdio: 'pipe' });
+  };
+  openssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=Postern Test CA',
+    '-keyout',
+    path('ca.key'),
+    '-out',
+    path('ca.pem'),
+  );
+  openssl(
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-subj',
+    '/CN=localhost',
+    '-keyout',
+    path('server.key'),
+    '-out',
+    path('server.csr'),
+  );
+  writeFileSync(
+    path('ext.cnf'),
+    'subjectAltName=DNS:localhost,DNS:*.tunnel.test,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n',
+  );
+  openssl(
+    'x509',
+    '-req',
+    '-in',
+    path('server.csr'),
+    '-CA',
+    path('ca.pem'),
+    '-CAkey',
+    path('ca.key'),
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-extfile',
+    path('ext.cnf'),
+    '-out',
+    path('server.pem'),
+  );
+  return { dir, ca: path('ca.pem'), cert: path('server.pem'), key: path('server.key') };
+}
