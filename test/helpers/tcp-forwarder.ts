@@ -4,6 +4,8 @@ export interface TcpForwarder {
   port: number;
   /** Destroys every connection going through the forwarder (both sides see a reset). */
   cutAll(): void;
+  /** Stops moving bytes on the open connections without closing them: a silent, half-dead path. */
+  stallAll(): void;
   close(): Promise<void>;
 }
 
@@ -32,9 +34,18 @@ export async function startTcpForwarder(targetPort: number): Promise<TcpForwarde
     }
     pairs.clear();
   };
+  const stallAll = (): void => {
+    for (const [a, b] of pairs) {
+      a.unpipe(b);
+      b.unpipe(a);
+      a.pause();
+      b.pause();
+    }
+  };
   return {
     port: (server.address() as { port: number }).port,
     cutAll,
+    stallAll,
     close() {
       cutAll();
       return new Promise((resolve) => server.close(() => resolve()));

@@ -1,0 +1,221 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
+import { performServerHandshake } from 'node:http2';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Duplex } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { createAgent } from '../src/agent/agent.js';
+import { generateAgentKey } from '../src/keys/key-file.js';
+import type { AgentSession } from '../src/relay/agent-session.js';
+import { createRelay } from '../src/relay/relay.js';
+import { AGENT_PATH, SESSION_UPGRADE_TOKEN } from '../src/session/protocol.js';
+import { signRegistration } from '../src/session/registration.js';
+import { curl, curlResponse } from './helpers/curl.js';
+import { type Origin, startOrigin } from './helpers/origin.js';
+import { startTcpForwarder } from './helpers/tcp-forwarder.js';
+import { startTunnel } from './helpers/tunnel.js';
+
+describe('agent sessions and targets', () => {
+  let origin: Origin;
+  before(async () => {
+    origin = await startOrigin();
+  });
+  after(() => origin.close());
+
+  test('a unix:// target: HTTP over a Unix socket', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'postern-unix-'));
+    const socketPath = join(dir, 'app.sock');
+    const app = createHttpServer((req, res) => res.end(`unix says ${req.url}`));
+    await new Promise<void>((resolve) => app.listen(socketPath, resolve));
+    const tunnel = await startTunnel(`unix://localhost:0?path=${socketPath}`);
+    try {
+      const res = await curlResponse([`${tunnel.service.url}hello`]);
+      assert.equal(res.body, 'unix says /hello');
+    } finally {
+      await tunnel.close();
+      app.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('--host-header rewrite sends the target its own host:port; preserve (default) the visitor Host', async () => {
+    const rewrite = await startTunnel(origin.url, {
+      agent: { services: [{ target: origin.url, hostHeader: 'rewrite' }] },
+    });
+    const preserve = await startTunnel(origin.url);
+    try {
+      const rewritten = JSON.parse((await curlResponse([`${rewrite.service.url}echo`])).body);
+      assert.equal(rewritten.headers.host, `127.0.0.1:${origin.port}`);
+      const preserved = JSON.parse((await curlResponse([`${preserve.service.url}echo`])).body);
+      assert.equal(preserved.headers.host, new URL(preserve.service.url).host);
+    } finally {
+      await rewrite.close();
+      await preserve.close();
+    }
+  });
+
+  test('two sessions per agent: requests spread over both; losing one loses no request', async () => {
+    const relay = await createRelay({ listen: ['tcp://127.0.0.1:0'] });
+    const sessions: AgentSession[] = [];
+    relay.on('session', (s: AgentSession) => sessions.push(s));
+    const agent = createAgent({
+      relay: relay.addresses[0] as string,
+      key: generateAgentKey(),
+      services: [{ target: origin.url }],
+      connections: 2,
+    });
+    try {
+      const [service] = await agent.ready;
+      while (relay.tunnels()[0]?.sessions !== 2) await new Promise((resolve) => setTimeout(resolve, 20));
+      const slow = Array.from({ length: 4 }, () => curlResponse([`${service?.url}slow?ms=300`]));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.deepEqual(
+        sessions.map((s) => s.activeStreams),
+        [2, 2],
+        'four concurrent requests are spread two and two',
+      );
+      for (const res of await Promise.all(slow)) assert.equal(res.status, 200);
+      sessions[0]?.destroy();
+      const after = await Promise.all(
+        Array.from({ length: 20 }, () => curlResponse([`${service?.url}echo`])),
+      );
+      for (const res of after) assert.equal(res.status, 200, 'the other session serves at once');
+    } finally {
+      await agent.close();
+      await relay.close();
+    }
+  });
+
+  test('a silent dead path (no FIN, no RST) is found by keepalive; the agent reconnects', async () => {
+    const keepalive = { keepaliveIntervalMs: 100, keepaliveTimeoutMs: 200 };
+    const relay = await createRelay({ listen: ['tcp://127.0.0.1:0'], ...keepalive, reconnectWaitMs: 5000 });
+    const relayPort = Number((relay.addresses[0] as string).split(':').pop());
+    const forwarder = await startTcpForwarder(relayPort);
+    const agent = createAgent({
+      relay: `tcp://127.0.0.1:${forwarder.port}`,
+      key: generateAgentKey(),
+      services: [{ target: origin.url }],
+      reconnectInitialMs: 50,
+      reconnectMaxMs: 200,
+      ...keepalive,
+    });
+    try {
+      const [service] = await agent.ready;
+      const lost = new Promise<{ reason: string }>((resolve) => agent.once('disconnected', resolve));
+      const closedOnRelay = new Promise((resolve) => relay.once('session-closed', resolve));
+      forwarder.stallAll();
+      assert.match((await lost).reason, /PING|session closed/);
+      await closedOnRelay;
+      // The relay waits for the agent to come back rather than failing the request.
+      const res = await curlResponse(['--max-time', '10', `${service?.url}echo`]);
+      assert.equal(res.status, 200);
+    } finally {
+      await agent.close();
+      await forwarder.close();
+      await relay.close();
+    }
+  });
+
+  test('a target that dies mid-body: the visitor sees a cut transfer, never a clean end', async () => {
+    const liar = createHttpServer((_req, res) => {
+      res.writeHead(200, { 'content-length': 1_000_000 });
+      res.write(Buffer.alloc(300_000, 1), () => setTimeout(() => res.socket?.destroy(), 50));
+    });
+    const chunkedLiar = createHttpServer((_req, res) => {
+      res.write(Buffer.alloc(300_000, 1), () => setTimeout(() => res.socket?.destroy(), 50));
+    });
+    await new Promise<void>((resolve) => liar.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => chunkedLiar.listen(0, '127.0.0.1', resolve));
+    const a = await startTunnel(`http://127.0.0.1:${(liar.address() as { port: number }).port}`);
+    const b = await startTunnel(`http://127.0.0.1:${(chunkedLiar.address() as { port: number }).port}`);
+    try {
+      const withLength = await curl(['-o', '/dev/null', a.service.url]);
+      assert.equal(withLength.exitCode, 18, withLength.stderr);
+      const chunked = await curl(['-o', '/dev/null', b.service.url]);
+      assert.ok([18, 56].includes(chunked.exitCode), `curl exit ${chunked.exitCode}: ${chunked.stderr}`);
+    } finally {
+      await a.close();
+      await b.close();
+      liar.close();
+      chunkedLiar.close();
+    }
+  });
+
+  test('bytes the agent sends in the same packet as its upgrade request are kept (DESIGN §3.4 a)', async () => {
+    const relay = await createRelay({ listen: ['tcp://127.0.0.1:0'] });
+    const port = Number((relay.addresses[0] as string).split(':').pop());
+    const key = generateAgentKey();
+    const socket = connect(port, '127.0.0.1');
+    try {
+      await new Promise((resolve) => socket.once('connect', resolve));
+      const headers = signRegistration({
+        privateKey: key.privateKey,
+        publicKey: key.publicKey,
+        services: [{ name: 'default', kind: 'http' }],
+        method: 'GET',
+        path: AGENT_PATH,
+        host: `127.0.0.1:${port}`,
+      });
+      const head = [
+        `GET ${AGENT_PATH} HTTP/1.1`,
+        `Host: 127.0.0.1:${port}`,
+        'Connection: Upgrade',
+        `Upgrade: ${SESSION_UPGRADE_TOKEN}`,
+      ]
+        .concat(Object.entries(headers).map(([k, v]) => `${k}: ${v}`))
+        .join('\r\n');
+      // The test agent's HTTP/2 session writes into a bridge that holds its first frames (its
+      // SETTINGS) back; their first four bytes then ride in the same write as the request head.
+      // If the relay dropped them, the rest would be garbage and the session would fail.
+      const held: Buffer[] = [];
+      let live = false;
+      const bridge = new Duplex({
+        read() {},
+        write(chunk: Buffer, _encoding, callback) {
+          if (live) socket.write(chunk, callback);
+          else {
+            held.push(chunk);
+            callback();
+          }
+        },
+      });
+      const session = performServerHandshake(bridge);
+      session.on('stream', (stream) => {
+        stream.respond({ ':status': 200 });
+        stream.end('hazard avoided');
+      });
+      await new Promise((resolve) => setImmediate(resolve));
+      const preface = Buffer.concat(held);
+      assert.ok(preface.length > 4, 'the h2 server wrote its SETTINGS');
+      socket.write(Buffer.concat([Buffer.from(`${head}\r\n\r\n`), preface.subarray(0, 4)]));
+      const reply = await new Promise<Buffer>((resolve) => {
+        let got = Buffer.alloc(0);
+        const onData = (chunk: Buffer): void => {
+          got = Buffer.concat([got, chunk]);
+          const end = got.indexOf('\r\n\r\n');
+          if (end >= 0) {
+            socket.off('data', onData);
+            if (got.length > end + 4) bridge.push(got.subarray(end + 4));
+            socket.on('data', (more: Buffer) => bridge.push(more));
+            resolve(got.subarray(0, end));
+          }
+        };
+        socket.on('data', onData);
+      });
+      assert.match(reply.toString(), /^HTTP\/1\.1 101 /);
+      const label = JSON.parse(/postern-assigned: (.*)/i.exec(reply.toString())?.[1] ?? '[]')[0]
+        .label as string;
+      socket.write(preface.subarray(4));
+      live = true;
+      const res = await curlResponse(['--max-time', '10', `http://${label}.localhost:${port}/`]);
+      assert.equal(res.body, 'hazard avoided');
+      session.destroy();
+    } finally {
+      socket.destroy();
+      await relay.close();
+    }
+  });
+});
