@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { curlResponse } from './helpers/curl.js';
+import { type Origin, startOrigin } from './helpers/origin.js';
+import { startCli } from './helpers/processes.js';
+
+describe('graceful shutdown on SIGTERM', () => {
+  let origin: Origin;
+  let dir: string;
+  before(async () => {
+    origin = await startOrigin();
+    dir = await mkdtemp(join(tmpdir(), 'postern-drain-'));
+  });
+  after(async () => {
+    await origin.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function startPair(): Promise<{
+    relay: ReturnType<typeof startCli>;
+    agent: ReturnType<typeof startCli>;
+    url: string;
+    relayUrl: string;
+  }> {
+    const relay = startCli(['relay', '--listen', 'tcp://127.0.0.1:0', '--json', '--log-level', 'warn']);
+    const listening = await relay.nextEvent((e) => e.event === 'listening');
+    const address = (listening.listen as string[])[0] as string;
+    const agent = startCli(['expose', origin.url, '--relay', address, '--json'], { XDG_CONFIG_HOME: dir });
+    const ready = await agent.nextEvent((e) => e.event === 'ready');
+    return {
+      relay,
+      agent,
+      url: (ready.services as { url: string }[])[0]?.url as string,
+      relayUrl: address.replace('tcp://', 'http://'),
+    };
+  }
+
+  test('relay: the in-flight request finishes, new connections are refused, exit 0', async () => {
+    const { relay, agent, url, relayUrl } = await startPair();
+    try {
+      const inFlight = curlResponse([`${url}slow?ms=1500`]);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const exited = relay.stop('SIGTERM');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const refused = await curlResponse(['--max-time', '5', `${relayUrl}/`]);
+      assert.equal(refused.exitCode, 7, 'connection refused once the relay stopped accepting');
+      const res = await inFlight;
+      assert.equal(res.status, 200);
+      assert.equal(res.body, 'slow done');
+      assert.equal(await exited, 0);
+      await relay.nextEvent((e) => e.event === 'closed').catch(() => undefined);
+    } finally {
+      await agent.stop();
+      await relay.stop();
+    }
+  });
+
+  test('agent: the in-flight request finishes, then the agent exits 0 and the tunnel goes offline', async () => {
+    const { relay, agent, url } = await startPair();
+    try {
+      const inFlight = curlResponse([`${url}slow?ms=1500`]);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const exited = agent.stop('SIGTERM');
+      const res = await inFlight;
+      assert.equal(res.status, 200);
+      assert.equal(res.body, 'slow done');
+      assert.equal(await exited, 0);
+    } finally {
+      await agent.stop();
+      await relay.stop();
+    }
+  });
+});
