@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
+import { Agent, request } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { localhostLookup } from '../src/transport/localhost-lookup.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
@@ -23,8 +23,10 @@ function post(url: string, body: string): Promise<{ status: number; body: string
 describe('concurrent requests', () => {
   let origin: Origin;
   let tunnel: Tunnel;
+  let targetConnections = 0;
   before(async () => {
     origin = await startOrigin();
+    origin.server.on('connection', () => targetConnections++);
     tunnel = await startTunnel(origin.url);
   });
   after(async () => {
@@ -44,5 +46,40 @@ describe('concurrent requests', () => {
       assert.equal(echo.url, `/echo?i=${i}`);
       assert.equal(echo.size, `body-${i}-`.length + i * 37);
     });
+  });
+
+  test('3 000 requests on keep-alive connections: all succeed on one agent session, target connections reused', async () => {
+    // Resetting finished streams once made Node's HTTP/2 server take the relay for a rapid-reset
+    // attacker and send GOAWAY after a few hundred requests; requests then waited and failed.
+    let disconnects = 0;
+    tunnel.agent.on('disconnected', () => disconnects++);
+    const connectionsBefore = targetConnections;
+    const keepAlive = new Agent({ keepAlive: true, maxSockets: 20 });
+    let failures = 0;
+    for (let batch = 0; batch < 150; batch++) {
+      const results = await Promise.all(
+        Array.from(
+          { length: 20 },
+          () =>
+            new Promise<number>((resolve) => {
+              request(`${tunnel.service.url}echo`, { agent: keepAlive, lookup: localhostLookup }, (res) => {
+                res.resume();
+                res.on('end', () => resolve(res.statusCode ?? 0));
+              })
+                .on('error', () => resolve(0))
+                .end();
+            }),
+        ),
+      );
+      failures += results.filter((status) => status !== 200).length;
+    }
+    keepAlive.destroy();
+    assert.equal(failures, 0);
+    assert.equal(disconnects, 0, 'the agent kept its session');
+    assert.equal(tunnel.relay.tunnels()[0]?.sessions, 1);
+    assert.ok(
+      targetConnections - connectionsBefore <= 100,
+      `${targetConnections - connectionsBefore} new target connections for 3 000 requests`,
+    );
   });
 });

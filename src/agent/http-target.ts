@@ -59,7 +59,12 @@ export function forwardToHttpTarget(
     socket.once('connect', () => clearTimeout(timer));
     socket.once('close', () => clearTimeout(timer));
   });
-  req.once('response', (res: IncomingMessage) => relayResponse(stream, res, onDone));
+  req.once('response', (res: IncomingMessage) =>
+    relayResponse(stream, res, (status, ok) => {
+      finished = ok;
+      onDone?.(status);
+    }),
+  );
   req.once('error', (error: NodeJS.ErrnoException) => {
     if (stream.headersSent) resetStream(stream, `target failed mid-response: ${error.code ?? error.message}`);
     else
@@ -68,8 +73,11 @@ export function forwardToHttpTarget(
         `the agent could not reach ${service.targetText} (${error.code ?? error.message})`,
       );
   });
+  let finished = false;
   stream.once('close', () => {
-    if (!req.writableFinished || !req.destroyed) req.destroy();
+    // A finished exchange leaves the target connection in the keep-alive pool; only one cut
+    // short (the visitor left, the relay reset) is torn down.
+    if (!finished) req.destroy();
   });
   pipeline(stream, req, () => {});
 }
@@ -77,7 +85,7 @@ export function forwardToHttpTarget(
 function relayResponse(
   stream: ServerHttp2Stream,
   res: IncomingMessage,
-  onDone?: (status: number) => void,
+  onDone: (status: number, ok: boolean) => void,
 ): void {
   if (stream.destroyed) {
     res.destroy();
@@ -104,7 +112,7 @@ function relayResponse(
   }
   pipeline(res, stream, (error) => {
     if (error) resetStream(stream, `target response failed: ${error.message}`);
-    onDone?.(status);
+    onDone(status, !error);
   });
 }
 

@@ -59,7 +59,9 @@ export class AgentSession extends EventEmitter {
     });
     this.#h2.once('connect', () => this.#h2.setLocalWindowSize(options.connectionWindowBytes));
     this.#h2.on('error', (error) => this.log.debug('agent session error', { error: error.message }));
-    this.#h2.once('goaway', () => this.#setState('draining'));
+    // A GOAWAY from the agent (its shutdown, or an HTTP/2 error it saw) ends the session: close
+    // our side too once open streams finish, so the agent notices and opens a fresh one.
+    this.#h2.once('goaway', () => this.close());
     this.#h2.once('close', () => this.#setState('closed'));
     startKeepalive(this.#h2, options.keepalive, (reason) => {
       this.log.warn('agent session dead', { reason });

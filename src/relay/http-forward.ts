@@ -90,13 +90,13 @@ export async function forwardHttpRequest(
 
   let session = registry.pickSession(tunnel);
   if (session === undefined) {
+    // close() wakes every waiter, so only the visitor's own departure needs a listener here.
     const visitorGone = new AbortController();
     const onClose = (): void => visitorGone.abort();
     res.once('close', onClose);
-    ctx.shutdown.addEventListener('abort', onClose, { once: true });
-    session = await registry.waitForSession(tunnel, options.reconnectWaitMs, visitorGone.signal);
+    if (!ctx.shutdown.aborted)
+      session = await registry.waitForSession(tunnel, options.reconnectWaitMs, visitorGone.signal);
     res.off('close', onClose);
-    ctx.shutdown.removeEventListener('abort', onClose);
     if (res.destroyed) return;
   }
   if (session === undefined) {
@@ -210,7 +210,9 @@ function openAgentStream(
   });
   stream.on('error', () => {});
   res.once('close', () => {
-    resetStream(stream, 'visitor went away');
+    // Only a response cut short is reset. Resetting finished streams as well would look like an
+    // HTTP/2 rapid-reset attack, and Node's server answers that with GOAWAY.
+    if (!res.writableFinished) resetStream(stream, 'visitor went away');
   });
 }
 
