@@ -1,0 +1,283 @@
+// `npm run bench [-- --quick]`: the same workloads through the direct path (client → target) and
+// through Postern (client → relay → agent → target), measured in one run and printed as ratios.
+// Every process runs on loopback and stops by itself; results go to bench/results/<time>.json.
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { startCli } from '../test/helpers/processes.js';
+
+const run = promisify(execFile);
+const here = dirname(fileURLToPath(import.meta.url));
+const quick = process.argv.includes('--quick');
+const MiB = 1024 * 1024;
+const settings = quick
+  ? { wrkSeconds: 3, bulkMiB: 32, parallelMiB: 16, startRuns: 2 }
+  : { wrkSeconds: 10, bulkMiB: 100, parallelMiB: 64, startRuns: 5 };
+
+interface Row {
+  scenario: string;
+  unit: string;
+  direct: number | null;
+  postern: number;
+  /** postern / direct for throughput; for latency the added ms. */
+  ratio: number | null;
+  note?: string;
+}
+
+function ensureTools(): void {
+  const missing = ['wrk', 'curl'].filter((tool) => {
+    try {
+      execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (missing.length === 0) return;
+  if (process.getuid?.() !== 0)
+    throw new Error(`the benchmark needs ${missing.join(', ')}: apt-get install ${missing.join(' ')}`);
+  execFileSync(
+    'sh',
+    [
+      '-c',
+      `apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ${missing.join(' ')}`,
+    ],
+    { stdio: 'inherit' },
+  );
+}
+
+async function startOriginProcess(): Promise<{ port: number; stop(): void }> {
+  const child = spawn(process.execPath, [join(here, 'origin-process.js')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const [line] = (await once(createInterface({ input: child.stdout }), 'line')) as [string];
+  return { port: (JSON.parse(line) as { port: number }).port, stop: () => child.kill() };
+}
+
+/** wrk with 50 connections: requests/s and p50/p99 latency in ms. */
+async function wrk(
+  url: string,
+  host: string | undefined,
+): Promise<{ rps: number; p50: number; p99: number }> {
+  const args = [
+    '-t2',
+    '-c50',
+    `-d${settings.wrkSeconds}s`,
+    '--latency',
+    ...(host ? ['-H', `Host: ${host}`] : []),
+    url,
+  ];
+  const { stdout } = await run('wrk', args, { timeout: (settings.wrkSeconds + 30) * 1000 });
+  const ms = (label: string): number => {
+    const match = new RegExp(`\\s${label}\\s+([\\d.]+)(us|ms|s)`).exec(stdout);
+    if (!match) return Number.NaN;
+    const value = Number(match[1]);
+    return match[2] === 'us' ? value / 1000 : match[2] === 's' ? value * 1000 : value;
+  };
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]);
+  const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(stdout);
+  if (non2xx) throw new Error(`wrk saw ${non2xx[1]} error responses on ${url}`);
+  return { rps, p50: ms('50%'), p99: ms('99%') };
+}
+
+/** curl's own measured speed in bytes/s for one transfer. */
+async function curlSpeed(args: string[], field: 'speed_download' | 'speed_upload'): Promise<number> {
+  const { stdout } = await run(
+    'curl',
+    ['-sS', '-o', '/dev/null', '-w', `%{http_code} %{${field}}`, ...args],
+    { timeout: 300_000, maxBuffer: 1 << 20 },
+  );
+  const [code, speed] = stdout.trim().split(' ');
+  if (code !== '200') throw new Error(`curl got ${code} for ${args.join(' ')}`);
+  return Number(speed);
+}
+
+async function parallelDownloads(url: string, host: string | undefined, streams: number): Promise<number> {
+  const started = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: streams }, () =>
+      curlSpeed(
+        [...(host ? ['-H', `Host: ${host}`] : []), `${url}/bytes?n=${settings.parallelMiB * MiB}`],
+        'speed_download',
+      ),
+    ),
+  );
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  return (streams * settings.parallelMiB * MiB) / seconds;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] as number;
+}
+
+async function main(): Promise<void> {
+  ensureTools();
+  const work = mkdtempSync(join(tmpdir(), 'postern-bench-'));
+  const origin = await startOriginProcess();
+  const relay = startCli(['relay', '--listen', 'tcp://127.0.0.1:0', '--json', '--log-level', 'warn']);
+  const rows: Row[] = [];
+  const stops: (() => Promise<unknown> | void)[] = [() => relay.stop(), () => origin.stop()];
+  try {
+    const relayAddress = (
+      (await relay.nextEvent((e) => e.event === 'listening')).listen as string[]
+    )[0] as string;
+    const relayPort = Number(relayAddress.split(':').pop());
+    const keyFile = join(work, 'agent.key');
+    await startCli(['keygen', '--out', keyFile]).exited;
+    const agent = startCli([
+      'expose',
+      `http://127.0.0.1:${origin.port}`,
+      '--relay',
+      relayAddress,
+      '--key',
+      keyFile,
+      '--json',
+    ]);
+    stops.unshift(() => agent.stop());
+    const ready = await agent.nextEvent((e) => e.event === 'ready');
+    const label = (ready.services as { label: string }[])[0]?.label as string;
+    const direct = `http://127.0.0.1:${origin.port}`;
+    const tunnel = `http://127.0.0.1:${relayPort}`;
+    const tunnelHost = `${label}.localhost:${relayPort}`;
+    const hostArgs = ['-H', `Host: ${tunnelHost}`];
+    const say = (text: string): void => {
+      process.stderr.write(`bench: ${text}\n`);
+    };
+
+    say(`small GET, 50 keep-alive connections, ${settings.wrkSeconds} s each way`);
+    await wrk(`${tunnel}/small`, tunnelHost); // warm-up: JIT and connection pools
+    const smallDirect = await wrk(`${direct}/small`, undefined);
+    const smallTunnel = await wrk(`${tunnel}/small`, tunnelHost);
+    rows.push({
+      scenario: 'small GET, 50 connections',
+      unit: 'req/s',
+      direct: smallDirect.rps,
+      postern: smallTunnel.rps,
+      ratio: smallTunnel.rps / smallDirect.rps,
+    });
+    rows.push({
+      scenario: 'small GET p50 latency',
+      unit: 'ms',
+      direct: smallDirect.p50,
+      postern: smallTunnel.p50,
+      ratio: null,
+      note: `+${(smallTunnel.p50 - smallDirect.p50).toFixed(2)} ms`,
+    });
+    rows.push({
+      scenario: 'small GET p99 latency',
+      unit: 'ms',
+      direct: smallDirect.p99,
+      postern: smallTunnel.p99,
+      ratio: null,
+      note: `+${(smallTunnel.p99 - smallDirect.p99).toFixed(2)} ms`,
+    });
+
+    say(`${settings.bulkMiB} MiB download and upload, one stream`);
+    const bulk = settings.bulkMiB * MiB;
+    const downDirect = await curlSpeed([`${direct}/bytes?n=${bulk}`], 'speed_download');
+    const downTunnel = await curlSpeed([...hostArgs, `${tunnel}/bytes?n=${bulk}`], 'speed_download');
+    rows.push({
+      scenario: `${settings.bulkMiB} MiB download, 1 stream`,
+      unit: 'MB/s',
+      direct: downDirect / 1e6,
+      postern: downTunnel / 1e6,
+      ratio: downTunnel / downDirect,
+    });
+    const file = join(work, 'upload.bin');
+    const writer = createWriteStream(file);
+    for (let i = 0; i < settings.bulkMiB; i++) writer.write(Buffer.alloc(MiB, i % 251));
+    writer.end();
+    await once(writer, 'finish');
+    const upDirect = await curlSpeed(['--data-binary', `@${file}`, `${direct}/upload`], 'speed_upload');
+    const upTunnel = await curlSpeed(
+      [...hostArgs, '--data-binary', `@${file}`, `${tunnel}/upload`],
+      'speed_upload',
+    );
+    rows.push({
+      scenario: `${settings.bulkMiB} MiB upload, 1 stream`,
+      unit: 'MB/s',
+      direct: upDirect / 1e6,
+      postern: upTunnel / 1e6,
+      ratio: upTunnel / upDirect,
+    });
+
+    say(`8 parallel downloads of ${settings.parallelMiB} MiB`);
+    const parDirect = await parallelDownloads(direct, undefined, 8);
+    const parTunnel = await parallelDownloads(tunnel, tunnelHost, 8);
+    rows.push({
+      scenario: '8 parallel downloads',
+      unit: 'MB/s',
+      direct: parDirect / 1e6,
+      postern: parTunnel / 1e6,
+      ratio: parTunnel / parDirect,
+    });
+
+    say(`agent start → first 200, ${settings.startRuns} runs`);
+    const startTimes: number[] = [];
+    for (let i = 0; i < settings.startRuns; i++) {
+      const started = Date.now();
+      const fresh = startCli([
+        'expose',
+        `http://127.0.0.1:${origin.port}`,
+        '--relay',
+        relayAddress,
+        '--key',
+        keyFile,
+        '--json',
+      ]);
+      await fresh.nextEvent((e) => e.event === 'ready');
+      for (;;) {
+        const { stdout } = await run('curl', [
+          '-s',
+          '-o',
+          '/dev/null',
+          '-w',
+          '%{http_code}',
+          ...hostArgs,
+          `${tunnel}/small`,
+        ]);
+        if (stdout === '200') break;
+      }
+      startTimes.push(Date.now() - started);
+      await fresh.stop();
+    }
+    rows.push({
+      scenario: 'agent start → first 200 (process start included)',
+      unit: 'ms',
+      direct: null,
+      postern: median(startTimes),
+      ratio: null,
+    });
+  } finally {
+    for (const stop of stops) await stop();
+    rmSync(work, { recursive: true, force: true });
+  }
+
+  const format = (value: number | null): string =>
+    value === null ? '—' : value >= 100 ? value.toFixed(0) : value.toFixed(2);
+  const lines = [
+    `| scenario | unit | direct | postern | ratio |`,
+    `|---|---|---:|---:|---:|`,
+    ...rows.map(
+      (r) =>
+        `| ${r.scenario} | ${r.unit} | ${format(r.direct)} | ${format(r.postern)} | ${r.ratio === null ? (r.note ?? '—') : `${(r.ratio * 100).toFixed(0)} %`} |`,
+    ),
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  const resultsDir = join(here, '..', '..', 'bench', 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  const file = join(resultsDir, `${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  writeFileSync(
+    file,
+    `${JSON.stringify({ date: new Date().toISOString(), quick, node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, settings, rows }, null, 2)}\n`,
+  );
+  process.stderr.write(`bench: wrote ${file}\n`);
+}
+
+await main();
