@@ -144,6 +144,41 @@ describe('agent sessions and targets', () => {
     }
   });
 
+  test('a visitor that cuts its chunked upload short: the target sees an aborted request, never a whole one', async () => {
+    const outcomes: string[] = [];
+    const target = createHttpServer((req, res) => {
+      let size = 0;
+      req.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+      });
+      req.on('end', () => {
+        outcomes.push(`complete ${size}`);
+        res.end();
+      });
+      req.on('aborted', () => outcomes.push(`aborted ${size}`));
+      req.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+    const tunnel = await startTunnel(`http://127.0.0.1:${(target.address() as { port: number }).port}`);
+    try {
+      const visitor = connect(tunnel.port, '127.0.0.1');
+      await new Promise((resolve) => visitor.once('connect', resolve));
+      visitor.write(
+        `POST /up HTTP/1.1\r\nHost: ${new URL(tunnel.service.url).host}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n`,
+      );
+      // Let the first chunk travel relay → agent → target, then vanish mid-body.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      visitor.destroy();
+      for (let i = 0; i < 100 && outcomes.length === 0; i++)
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.deepEqual(outcomes, ['aborted 5']);
+    } finally {
+      await tunnel.close();
+      target.closeAllConnections();
+      target.close();
+    }
+  });
+
   test('bytes the agent sends in the same packet as its upgrade request are kept (DESIGN §3.4 a)', async () => {
     const relay = await createRelay({ listen: ['tcp://127.0.0.1:0'] });
     const port = Number((relay.addresses[0] as string).split(':').pop());

@@ -5,10 +5,10 @@ import {
   type ServerHttp2Stream,
 } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
-import { pipeline } from 'node:stream';
 import { endToEndHeaders } from '../relay/headers.js';
 import { Header } from '../session/protocol.js';
 import { resetStream } from '../session/reset-stream.js';
+import { forwardBody } from '../stream/forward-body.js';
 import { localhostLookup } from '../transport/localhost-lookup.js';
 import type { HttpService } from './targets.js';
 
@@ -79,7 +79,7 @@ export function forwardToHttpTarget(
     // short (the visitor left, the relay reset) is torn down.
     if (!finished) req.destroy();
   });
-  pipeline(stream, req, () => {});
+  forwardBody(stream, req);
 }
 
 function relayResponse(
@@ -110,7 +110,7 @@ function relayResponse(
       }
     });
   }
-  pipeline(res, stream, (error) => {
+  forwardBody(res, stream, (error) => {
     if (error) resetStream(stream, `target response failed: ${error.message}`);
     onDone(status, !error);
   });

@@ -4,9 +4,10 @@ import {
   type IncomingHttpHeaders as Http2Headers,
   constants as h2,
 } from 'node:http2';
-import { pipeline, Transform, type TransformCallback } from 'node:stream';
+import { Transform, type TransformCallback } from 'node:stream';
 import { Header } from '../session/protocol.js';
 import { resetStream } from '../session/reset-stream.js';
+import { forwardBody } from '../stream/forward-body.js';
 import type { AgentSession } from './agent-session.js';
 import { addForwardingHeaders, endToEndHeaders } from './headers.js';
 import type { ResolvedRelayOptions } from './options.js';
@@ -169,8 +170,13 @@ function openAgentStream(
         connection: 'close',
       });
     };
-    if (limit > 0) pipeline(req, byteLimit(limit, onTooLarge), stream, () => {});
-    else pipeline(req, stream, () => {});
+    if (limit > 0) {
+      const limiter = byteLimit(limit, onTooLarge);
+      forwardBody(req, limiter);
+      forwardBody(limiter, stream);
+    } else {
+      forwardBody(req, stream);
+    }
   }
   stream.on('continue', () => {
     if (!res.headersSent) res.writeContinue();
@@ -197,9 +203,9 @@ function openAgentStream(
         // Trailers a visitor's HTTP/1.1 cannot carry are dropped, the body is still whole.
       }
     });
-    // pipeline destroys the visitor's connection when the stream is reset mid-body, so a cut
-    // transfer is seen as cut, never as a clean end.
-    pipeline(stream, res, () => {});
+    // A stream reset mid-body destroys the visitor's connection, so a cut transfer is seen as
+    // cut, never as a clean end.
+    forwardBody(stream, res);
   });
   stream.once('close', () => {
     clearTimeout(timer);
@@ -216,7 +222,7 @@ function openAgentStream(
   });
 }
 
-/** Passes bytes through until `limit`; past it calls `onExceeded` first, then fails the pipeline. */
+/** Passes bytes through until `limit`; past it calls `onExceeded` first, then fails the body. */
 function byteLimit(limit: number, onExceeded: () => void): Transform {
   let seen = 0;
   return new Transform({

@@ -1,0 +1,40 @@
+import type { Readable, Writable } from 'node:stream';
+
+/**
+ * Sends a body from `source` to `destination` with backpressure (`pipe`: a full destination
+ * pauses the source). If the source stops before its end, or either side fails, both are destroyed
+ * — a cut body is never passed on as a whole one. `onDone` runs once: with no argument when the
+ * destination finished, with the error otherwise.
+ *
+ * stream.pipeline does the same but allocates an AbortController and a dozen listeners per call;
+ * this runs for every request and response body, so it stays small.
+ */
+export function forwardBody(source: Readable, destination: Writable, onDone?: (error?: Error) => void): void {
+  let settled = false;
+  let ended = false;
+  const settle = (error?: Error): void => {
+    if (settled) return;
+    settled = true;
+    onDone?.(error);
+  };
+  // Destroyed *with* the error: an HTTP/2 stream destroyed without one is reset with NO_ERROR,
+  // which its peer takes as a clean end of the body.
+  const fail = (error: Error): void => {
+    source.destroy(error);
+    destination.destroy(error);
+    settle(error);
+  };
+  source.once('end', () => {
+    ended = true;
+  });
+  source.on('error', fail);
+  source.once('close', () => {
+    if (!ended) fail(new Error('the body stopped before its end'));
+  });
+  destination.on('error', fail);
+  destination.once('finish', () => settle());
+  destination.once('close', () => {
+    if (!destination.writableFinished) fail(new Error('the receiver went away'));
+  });
+  source.pipe(destination);
+}
