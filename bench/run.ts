@@ -52,7 +52,12 @@ function ensureTools(): void {
 }
 
 async function startOriginProcess(): Promise<{ port: number; stop(): void }> {
-  const child = spawn(process.execPath, [join(here, 'origin-process.js')], {
+  return startHelperProcess('origin-process.js', []);
+}
+
+/** Starts one of the bench's helper scripts; it prints {"port": N} when it listens. */
+async function startHelperProcess(script: string, args: string[]): Promise<{ port: number; stop(): void }> {
+  const child = spawn(process.execPath, [join(here, script), ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const [line] = (await once(createInterface({ input: child.stdout }), 'line')) as [string];
@@ -109,6 +114,12 @@ async function parallelDownloads(url: string, host: string | undefined, streams:
   );
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   return (streams * settings.parallelMiB * MiB) / seconds;
+}
+
+async function repeat<T>(times: number, work: () => Promise<T>): Promise<T[]> {
+  const results: T[] = [];
+  for (let i = 0; i < times; i++) results.push(await work());
+  return results;
 }
 
 function median(values: number[]): number {
@@ -180,32 +191,48 @@ async function main(): Promise<void> {
 
     say(`${settings.bulkMiB} MiB download and upload, one stream`);
     const bulk = settings.bulkMiB * MiB;
-    const downDirect = await curlSpeed([`${direct}/bytes?n=${bulk}`], 'speed_download');
-    const downTunnel = await curlSpeed([...hostArgs, `${tunnel}/bytes?n=${bulk}`], 'speed_download');
-    rows.push({
-      scenario: `${settings.bulkMiB} MiB download, 1 stream`,
-      unit: 'MB/s',
-      direct: downDirect / 1e6,
-      postern: downTunnel / 1e6,
-      ratio: downTunnel / downDirect,
-    });
     const file = join(work, 'upload.bin');
     const writer = createWriteStream(file);
     for (let i = 0; i < settings.bulkMiB; i++) writer.write(Buffer.alloc(MiB, i % 251));
     writer.end();
     await once(writer, 'finish');
-    const upDirect = await curlSpeed(['--data-binary', `@${file}`, `${direct}/upload`], 'speed_upload');
-    const upTunnel = await curlSpeed(
-      [...hostArgs, '--data-binary', `@${file}`, `${tunnel}/upload`],
-      'speed_upload',
-    );
-    rows.push({
-      scenario: `${settings.bulkMiB} MiB upload, 1 stream`,
-      unit: 'MB/s',
-      direct: upDirect / 1e6,
-      postern: upTunnel / 1e6,
-      ratio: upTunnel / upDirect,
-    });
+    const download = (base: string, extra: string[]) => () =>
+      curlSpeed([...extra, `${base}/bytes?n=${bulk}`], 'speed_download');
+    const upload = (base: string, extra: string[]) => () =>
+      curlSpeed([...extra, '--data-binary', `@${file}`, `${base}/upload`], 'speed_upload');
+    // One throwaway transfer each way warms the JIT; then the median of three.
+    await download(tunnel, hostArgs)();
+    await upload(tunnel, hostArgs)();
+    const hopB = await startHelperProcess('pipe-hop.js', [String(origin.port)]);
+    const hopA = await startHelperProcess('pipe-hop.js', [String(hopB.port)]);
+    stops.push(hopA.stop, hopB.stop);
+    const pipe = `http://127.0.0.1:${hopA.port}`;
+    const downDirect = median(await repeat(3, download(direct, [])));
+    const downPipe = median(await repeat(3, download(pipe, [])));
+    const downTunnel = median(await repeat(3, download(tunnel, hostArgs)));
+    const upDirect = median(await repeat(3, upload(direct, [])));
+    const upTunnel = median(await repeat(3, upload(tunnel, hostArgs)));
+    const upPipe = median(await repeat(3, upload(pipe, [])));
+    for (const [what, d, t, p] of [
+      ['download', downDirect, downTunnel, downPipe],
+      ['upload', upDirect, upTunnel, upPipe],
+    ] as const) {
+      rows.push({
+        scenario: `${settings.bulkMiB} MiB ${what}, 1 stream (median of 3)`,
+        unit: 'MB/s',
+        direct: d / 1e6,
+        postern: t / 1e6,
+        ratio: t / d,
+      });
+      rows.push({
+        scenario: `… the same ${what} vs a plain two-hop socket pipe`,
+        unit: 'MB/s',
+        direct: p / 1e6,
+        postern: t / 1e6,
+        ratio: t / p,
+        note: 'direct column = the pipe',
+      });
+    }
 
     say(`8 parallel downloads of ${settings.parallelMiB} MiB`);
     const parDirect = await parallelDownloads(direct, undefined, 8);

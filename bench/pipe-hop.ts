@@ -1,0 +1,20 @@
+// One hop of the "plain two-hop socket pipe" baseline: every connection is forwarded raw to
+// 127.0.0.1:<target port> with no framing. Two of these in a row (visitor → hop → hop → target)
+// are the floor any relay-plus-agent design in Node pays; the bench compares Postern with it.
+import { connect, createServer } from 'node:net';
+
+const targetPort = Number(process.argv[2]);
+const server = createServer({ noDelay: true }, (inbound) => {
+  const outbound = connect({ port: targetPort, host: '127.0.0.1', noDelay: true });
+  const close = (): void => {
+    inbound.destroy();
+    outbound.destroy();
+  };
+  inbound.on('error', close).on('close', close);
+  outbound.on('error', close).on('close', close);
+  inbound.pipe(outbound);
+  outbound.pipe(inbound);
+});
+server.listen(0, '127.0.0.1', () => {
+  process.stdout.write(`${JSON.stringify({ port: (server.address() as { port: number }).port })}\n`);
+});
