@@ -8,6 +8,7 @@ import { type AgentOptions, DEFAULT_AGENT_OPTIONS, type ResolvedAgentOptions } f
 import { agentRelayAddress } from './relay-address.js';
 import { SessionSlot } from './session-slot.js';
 import { type HttpService, resolveServices } from './targets.js';
+import { forwardUpgradeToTarget } from './upgrade-target.js';
 
 /**
  * A running agent. Events: 'connected' {connection, services}, 'disconnected' {connection, reason},
@@ -79,7 +80,8 @@ class AgentRuntime extends EventEmitter implements Agent {
         stream.respond({ ':status': 404, [Header.error]: 'unknown_service' }, { endStream: true });
         return;
       }
-      forwardToHttpTarget(stream, headers, service);
+      if (headers[Header.upgrade] !== undefined) forwardUpgradeToTarget(stream, headers, service);
+      else forwardToHttpTarget(stream, headers, service);
     });
   }
 

@@ -67,11 +67,7 @@ export function forwardToHttpTarget(
   );
   req.once('error', (error: NodeJS.ErrnoException) => {
     if (stream.headersSent) resetStream(stream, `target failed mid-response: ${error.code ?? error.message}`);
-    else
-      respondError(
-        stream,
-        `the agent could not reach ${service.targetText} (${error.code ?? error.message})`,
-      );
+    else respondTargetUnreachable(stream, service, error);
   });
   let finished = false;
   stream.once('close', () => {
@@ -126,4 +122,13 @@ function respondError(stream: ServerHttp2Stream, message: string): void {
     [Header.error]: 'target_unreachable',
   });
   stream.end(body);
+}
+
+/** 502 `target_unreachable`, naming the target and the error (ECONNREFUSED, a certificate error…). */
+export function respondTargetUnreachable(
+  stream: ServerHttp2Stream,
+  service: HttpService,
+  error: NodeJS.ErrnoException,
+): void {
+  respondError(stream, `the agent could not reach ${service.targetText} (${error.code ?? error.message})`);
 }

@@ -25,7 +25,14 @@ export interface HttpService {
   /** Host header for 'rewrite'. */
   targetAuthority: string;
   pool: HttpAgent;
+  /** For https targets: the name to verify and the CA to trust (also used outside the pool, for upgrades). */
+  tlsOptions: TargetTlsOptions;
   connectTimeoutMs: number;
+}
+
+export interface TargetTlsOptions {
+  servername?: string;
+  ca?: Buffer;
 }
 
 /**
@@ -60,17 +67,16 @@ export function resolveServices(
       maxFreeSockets: limits.maxIdleTargetSockets,
       scheduling: 'lifo' as const,
     };
-    let pool: HttpAgent;
+    const tlsOptions: TargetTlsOptions = {};
     if (target.transport === 'https') {
       const servername = target.sni ?? (isIP(target.host) === 0 ? target.host : undefined);
-      pool = new HttpsAgent({
-        ...poolOptions,
-        ...(servername === undefined ? {} : { servername }),
-        ...(target.ca === undefined ? {} : { ca: readCa(target.ca, service.target) }),
-      });
-    } else {
-      pool = new HttpAgent(poolOptions);
+      if (servername !== undefined) tlsOptions.servername = servername;
+      if (target.ca !== undefined) tlsOptions.ca = readCa(target.ca, service.target);
     }
+    const pool =
+      target.transport === 'https'
+        ? new HttpsAgent({ ...poolOptions, ...tlsOptions })
+        : new HttpAgent(poolOptions);
     return {
       name,
       kind: 'http',
@@ -80,6 +86,7 @@ export function resolveServices(
       targetAuthority:
         target.transport === 'unix' ? 'localhost' : `${hostForUrl(target.host)}:${target.port}`,
       pool,
+      tlsOptions,
       connectTimeoutMs: limits.connectTimeoutMs,
     };
   });

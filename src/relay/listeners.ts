@@ -7,7 +7,10 @@ import { OptionError } from '../errors.js';
 export interface BoundListener {
   /** The connection string actually bound (port 0 replaced by the real port). */
   address: ConnectionString;
+  /** Stops accepting; resolves once every accepted connection is gone. */
   close(): Promise<void>;
+  /** Destroys every connection this listener accepted that is still open (TLS handshakes included). */
+  destroyConnections(): void;
 }
 
 /** Listens on a tcp://, tcps:// or unix:// connection string and hands every accepted socket to `onSocket`. */
@@ -18,7 +21,8 @@ export async function listenOn(
 ): Promise<BoundListener> {
   let server: Server;
   if (cs.transport === 'tcp' || cs.transport === 'unix') {
-    server = createNetServer({ noDelay: true }, onSocket);
+    // Half-open like http.Server's own sockets: a visitor's half-close must not end our direction.
+    server = createNetServer({ noDelay: true, allowHalfOpen: true }, onSocket);
   } else if (cs.transport === 'tcps') {
     if (tls.cert === undefined || tls.key === undefined) {
       throw new OptionError(`listening on ${formatConnectionString(cs)} needs --tls-cert and --tls-key`);
@@ -31,12 +35,25 @@ export async function listenOn(
       }
     };
     server = createTlsServer(
-      { cert: readPem(tls.cert, 'certificate'), key: readPem(tls.key, 'key'), noDelay: true },
+      {
+        cert: readPem(tls.cert, 'certificate'),
+        key: readPem(tls.key, 'key'),
+        noDelay: true,
+        allowHalfOpen: true,
+      },
       onSocket,
     );
   } else {
     throw new OptionError(`cannot listen on ${formatConnectionString(cs)}: use tcp://, tcps:// or unix://`);
   }
+  // Every raw connection, tracked from accept: one whose TLS handshake fails never reaches
+  // onSocket, yet server.close() waits for it.
+  const connections = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    connections.add(socket);
+    socket.once('close', () => connections.delete(socket));
+  });
+  server.on('tlsClientError', (_error: Error, socket: Socket) => socket.destroy());
   if (cs.transport === 'unix') await removeStaleSocket(cs.socketPath as string);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {
@@ -53,6 +70,9 @@ export async function listenOn(
   return {
     address,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    destroyConnections: () => {
+      for (const socket of connections) socket.destroy();
+    },
   };
 }
 

@@ -14,6 +14,7 @@ import { type RelayOptions, type ResolvedRelayOptions, resolveRelayOptions } fro
 import { TunnelRegistry } from './registry.js';
 import { routeRequest } from './routing.js';
 import { KeyedTokenBuckets } from './token-bucket.js';
+import { forwardUpgrade } from './upgrade-forward.js';
 import { sendVisitorError, writeRawError } from './visitor-error.js';
 
 /** How often close() checks whether draining is done, ms. */
@@ -216,11 +217,27 @@ class RelayServer extends EventEmitter implements Relay {
       );
       return;
     }
-    writeRawError(
-      socket,
-      'upgradeUnsupported',
-      'upgrades to tunnels (WebSocket, TCP preflight) are not supported by this relay yet',
-    );
+    const route = routeRequest(req.headers.host, req.url ?? '', this.#opts.domain);
+    if (route.kind !== 'tunnel') {
+      writeRawError(
+        socket,
+        'unknownTunnel',
+        route.kind === 'invalid' ? route.reason : 'no tunnel named in the Host or the path',
+      );
+      return;
+    }
+    if (String(req.headers.upgrade).toLowerCase() !== 'websocket') {
+      writeRawError(
+        socket,
+        'upgradeUnsupported',
+        `Upgrade: ${String(req.headers.upgrade)} is not supported by this relay yet (TCP preflight comes later)`,
+      );
+      return;
+    }
+    forwardUpgrade(this.#forward, req, socket, head, route).catch((error: Error) => {
+      this.#log.error('upgrade forwarding failed', { error: error.message });
+      socket.destroy();
+    });
   }
 
   #addSession(session: AgentSession): void {
@@ -257,6 +274,7 @@ class RelayServer extends EventEmitter implements Relay {
     }
     for (const session of this.#sessions) session.destroy();
     for (const socket of this.#visitorSockets) socket.destroy();
+    for (const listener of this.#listeners) listener.destroyConnections();
     while (this.#sessions.size > 0 || this.#visitorSockets.size > 0) await sleep(DRAIN_POLL_MS);
     await listenersClosed;
     if (this.#started) this.#log.info('relay closed');

@@ -37,6 +37,16 @@ export const Header = {
   error: 'postern-error',
   /** Relay → agent on every h2 stream: the name of the service the stream is for. */
   service: 'postern-service',
+  /**
+   * Relay → agent: this stream carries an HTTP Upgrade (value: the visitor's Upgrade token, e.g.
+   * `websocket`); HTTP/2 cannot carry Upgrade/Connection themselves.
+   */
+  upgrade: 'postern-upgrade',
+  /**
+   * Agent → relay, on a 200 answering an upgrade stream: the target's real status, `101` when it
+   * switched protocols (HTTP/2 has no 101); the stream then carries raw bytes both ways.
+   */
+  status: 'postern-status',
 } as const;
 
 export const SERVICE_KINDS = ['http', 'tcp'] as const;

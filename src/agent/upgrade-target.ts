@@ -1,0 +1,81 @@
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders as Http2Headers, ServerHttp2Stream } from 'node:http2';
+import { request as httpsRequest } from 'node:https';
+import type { Duplex } from 'node:stream';
+import { endToEndHeaders } from '../relay/headers.js';
+import { Header } from '../session/protocol.js';
+import { resetStream } from '../session/reset-stream.js';
+import { forwardBody } from '../stream/forward-body.js';
+import { joinDuplex } from '../stream/join-duplex.js';
+import { localhostLookup } from '../transport/localhost-lookup.js';
+import { respondTargetUnreachable } from './http-target.js';
+import type { HttpService } from './targets.js';
+
+/**
+ * Serves an upgrade stream (a visitor's WebSocket): repeats the upgrade to the service's HTTP target
+ * on a connection of its own (an upgraded socket never goes back to a pool), answers the relay with
+ * `:status 200` + `postern-status: 101` and the target's headers, then joins the stream and the
+ * target's socket. A target that refuses the upgrade answers with its ordinary response.
+ */
+export function forwardUpgradeToTarget(
+  stream: ServerHttp2Stream,
+  headers: Http2Headers,
+  service: HttpService,
+): void {
+  const token = String(headers[Header.upgrade]);
+  const outgoing = endToEndHeaders(headers, { dropPostern: true });
+  outgoing.host =
+    service.hostHeader === 'rewrite'
+      ? service.targetAuthority
+      : String(headers[':authority'] ?? service.targetAuthority);
+  outgoing.connection = 'Upgrade';
+  outgoing.upgrade = token;
+  const target = service.target;
+  const options = {
+    agent: false as const,
+    method: String(headers[':method'] ?? 'GET'),
+    path: String(headers[':path'] ?? '/'),
+    headers: outgoing,
+    timeout: service.connectTimeoutMs,
+    ...(target.transport === 'unix'
+      ? { socketPath: target.socketPath as string }
+      : { host: target.host, port: target.port, lookup: localhostLookup }),
+    ...(target.transport === 'https' ? service.tlsOptions : {}),
+  };
+  // The visitor's early bytes stay in the stream (bounded by HTTP/2 flow control) until the target
+  // has switched protocols.
+  stream.pause();
+  const req = target.transport === 'https' ? httpsRequest(options) : httpRequest(options);
+  req.once('upgrade', (res: IncomingMessage, socket: Duplex, head: Buffer) => {
+    req.setTimeout(0);
+    if (stream.destroyed) {
+      socket.destroy();
+      return;
+    }
+    const answer = endToEndHeaders(res.headers);
+    try {
+      stream.respond({ ...answer, ':status': 200, [Header.status]: '101' });
+    } catch (error) {
+      socket.destroy();
+      resetStream(stream, `the target's 101 cannot be carried: ${(error as Error).message}`);
+      return;
+    }
+    if (head.length > 0) stream.write(head);
+    stream.resume();
+    joinDuplex(stream, socket);
+  });
+  req.once('response', (res: IncomingMessage) => {
+    req.setTimeout(0);
+    stream.respond({ ...endToEndHeaders(res.headers), ':status': res.statusCode ?? 502 });
+    forwardBody(res, stream);
+  });
+  req.once('timeout', () => req.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })));
+  req.once('error', (error: NodeJS.ErrnoException) => {
+    if (stream.headersSent) resetStream(stream, `target failed: ${error.code ?? error.message}`);
+    else respondTargetUnreachable(stream, service, error);
+  });
+  stream.once('close', () => {
+    if (!stream.headersSent) req.destroy();
+  });
+  req.end();
+}
