@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { curlResponse } from './helpers/curl.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
-import { startTunnel, type Tunnel } from './helpers/tunnel.js';
+import { startTunnel } from './helpers/tunnel.js';
 
 /** A loopback port with nobody listening: bind, note the port, close. */
 async function closedPort(): Promise<number> {

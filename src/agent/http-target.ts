@@ -1,11 +1,7 @@
 import { type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
-import {
-  type IncomingHttpHeaders as Http2Headers,
-  constants as h2,
-  type ServerHttp2Stream,
-} from 'node:http2';
+import type { IncomingHttpHeaders as Http2Headers, ServerHttp2Stream } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
-import { endToEndHeaders } from '../relay/headers.js';
+import { endToEndHeaders } from '../http/headers.js';
 import { Header } from '../session/protocol.js';
 import { resetStream } from '../session/reset-stream.js';
 import { forwardBody } from '../stream/forward-body.js';

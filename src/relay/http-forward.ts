@@ -1,17 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import {
-  type ClientHttp2Stream,
-  type IncomingHttpHeaders as Http2Headers,
-  constants as h2,
-} from 'node:http2';
+import type { ClientHttp2Stream, IncomingHttpHeaders as Http2Headers } from 'node:http2';
 import { Transform, type TransformCallback } from 'node:stream';
-import { Header } from '../session/protocol.js';
+import { endToEndHeaders } from '../http/headers.js';
 import { resetStream } from '../session/reset-stream.js';
 import { forwardBody } from '../stream/forward-body.js';
 import type { AgentSession } from './agent-session.js';
-import { addForwardingHeaders, endToEndHeaders } from './headers.js';
 import type { ResolvedRelayOptions } from './options.js';
 import type { Tunnel, TunnelRegistry } from './registry.js';
+import { admitStream, streamHeaders } from './stream-admission.js';
 import { sendVisitorError } from './visitor-error.js';
 
 export interface ForwardContext {
@@ -22,9 +18,6 @@ export interface ForwardContext {
   shutdown: AbortSignal;
 }
 
-/** Retry-After (seconds) sent with 503 for a tunnel whose agent is away. */
-const OFFLINE_RETRY_AFTER_S = '2';
-
 /** Forwards one visitor request to the tunnel `label` as one h2 stream (DESIGN §4). */
 export async function forwardHttpRequest(
   ctx: ForwardContext,
@@ -32,85 +25,13 @@ export async function forwardHttpRequest(
   res: ServerResponse,
   route: { label: string; path: string; prefix: string },
 ): Promise<void> {
-  const { options, registry } = ctx;
-  const tunnel = registry.get(route.label);
-  if (tunnel === undefined) {
-    sendVisitorError(res, 'unknownTunnel', `no tunnel named ${route.label} on this relay`);
+  const admission = await admitStream(ctx, route, res, Number(req.headers['content-length'] ?? 0));
+  if (!admission.ok) {
+    if (admission.error !== undefined)
+      sendVisitorError(res, admission.error, admission.message, admission.headers);
     return;
   }
-  if (tunnel.kind !== 'http') {
-    sendVisitorError(
-      res,
-      'upgradeUnsupported',
-      `${route.label} is a TCP service; connect with an HTTP Upgrade`,
-    );
-    return;
-  }
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (options.maxRequestBodyBytes > 0 && declared > options.maxRequestBodyBytes) {
-    sendVisitorError(
-      res,
-      'bodyTooLarge',
-      `request body over the limit of ${options.maxRequestBodyBytes} bytes`,
-      { connection: 'close' },
-    );
-    return;
-  }
-  if (tunnel.bucket !== undefined) {
-    const waitMs = tunnel.bucket.take(Date.now());
-    if (waitMs > 0) {
-      sendVisitorError(
-        res,
-        'rateLimited',
-        `tunnel over its limit of ${options.requestsPerSecondPerTunnel} requests/s`,
-        {
-          'retry-after': String(Math.ceil(waitMs / 1000)),
-        },
-      );
-      return;
-    }
-  }
-  if (tunnel.activeStreams >= options.maxConcurrentStreamsPerTunnel) {
-    sendVisitorError(
-      res,
-      'tooManyStreams',
-      `tunnel has ${tunnel.activeStreams} requests open (limit ${options.maxConcurrentStreamsPerTunnel})`,
-      {
-        'retry-after': '1',
-      },
-    );
-    return;
-  }
-  tunnel.activeStreams++;
-  let released = false;
-  const release = (): void => {
-    if (!released) tunnel.activeStreams--;
-    released = true;
-  };
-  res.once('close', release);
-
-  let session = registry.pickSession(tunnel);
-  if (session === undefined) {
-    // close() wakes every waiter, so only the visitor's own departure needs a listener here.
-    const visitorGone = new AbortController();
-    const onClose = (): void => visitorGone.abort();
-    res.once('close', onClose);
-    if (!ctx.shutdown.aborted)
-      session = await registry.waitForSession(tunnel, options.reconnectWaitMs, visitorGone.signal);
-    res.off('close', onClose);
-    if (res.destroyed) return;
-  }
-  if (session === undefined) {
-    sendVisitorError(
-      res,
-      'tunnelOffline',
-      `the agent of ${route.label} is not connected; try again shortly`,
-      {
-        'retry-after': OFFLINE_RETRY_AFTER_S,
-      },
-    );
-    return;
-  }
+  const { tunnel, session } = admission;
   openAgentStream(ctx, req, res, route, tunnel, session);
 }
 
@@ -123,25 +44,13 @@ function openAgentStream(
   session: AgentSession,
 ): void {
   const { options } = ctx;
-  const peer = req.socket.remoteAddress ?? '';
-  const headers = endToEndHeaders(req.headers, { dropPostern: true });
-  addForwardingHeaders(headers, {
-    peer,
-    peerTrusted: ctx.isTrustedProxy(peer),
-    proto: 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http',
-    host: req.headers.host ?? '',
-    prefix: route.prefix,
-  });
+  const headers = streamHeaders(ctx, req, route, tunnel);
   if (
     String(req.headers.te ?? '')
       .toLowerCase()
       .includes('trailers')
   )
     headers.te = 'trailers';
-  headers[':method'] = req.method ?? 'GET';
-  headers[':path'] = route.path;
-  headers[':authority'] = req.headers.host ?? route.label;
-  headers[Header.service] = tunnel.name;
   const hasBody =
     req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
 

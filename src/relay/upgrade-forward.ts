@@ -1,11 +1,12 @@
 import type { IncomingMessage } from 'node:http';
 import type { ClientHttp2Stream, IncomingHttpHeaders as Http2Headers } from 'node:http2';
 import type { Duplex } from 'node:stream';
+import { endToEndHeaders } from '../http/headers.js';
 import { Header } from '../session/protocol.js';
 import { resetStream } from '../session/reset-stream.js';
 import { joinDuplex } from '../stream/join-duplex.js';
-import { addForwardingHeaders, endToEndHeaders } from './headers.js';
 import type { ForwardContext } from './http-forward.js';
+import { admitStream, streamHeaders } from './stream-admission.js';
 import { writeRawError } from './visitor-error.js';
 
 /**
@@ -20,66 +21,16 @@ export async function forwardUpgrade(
   head: Buffer,
   route: { label: string; path: string; prefix: string },
 ): Promise<void> {
-  const { options, registry } = ctx;
-  const tunnel = registry.get(route.label);
-  if (tunnel === undefined) {
-    writeRawError(socket, 'unknownTunnel', `no tunnel named ${route.label} on this relay`);
-    return;
-  }
-  if (tunnel.kind !== 'http') {
-    writeRawError(
-      socket,
-      'upgradeUnsupported',
-      `${route.label} is a TCP service; TCP preflight is not supported by this relay yet`,
-    );
-    return;
-  }
-  if (tunnel.activeStreams >= options.maxConcurrentStreamsPerTunnel) {
-    writeRawError(
-      socket,
-      'tooManyStreams',
-      `tunnel has ${tunnel.activeStreams} streams open (limit ${options.maxConcurrentStreamsPerTunnel})`,
-      {
-        'retry-after': '1',
-      },
-    );
-    return;
-  }
-  tunnel.activeStreams++;
-  socket.once('close', () => tunnel.activeStreams--);
+  const { options } = ctx;
   socket.pause();
-  let session = registry.pickSession(tunnel);
-  if (session === undefined && !ctx.shutdown.aborted) {
-    const visitorGone = new AbortController();
-    const onClose = (): void => visitorGone.abort();
-    socket.once('close', onClose);
-    session = await registry.waitForSession(tunnel, options.reconnectWaitMs, visitorGone.signal);
-    socket.off('close', onClose);
-  }
-  if (socket.destroyed) return;
-  if (session === undefined) {
-    writeRawError(
-      socket,
-      'tunnelOffline',
-      `the agent of ${route.label} is not connected; try again shortly`,
-      { 'retry-after': '2' },
-    );
+  const admission = await admitStream(ctx, route, socket, 0);
+  if (!admission.ok) {
+    if (admission.error !== undefined)
+      writeRawError(socket, admission.error, admission.message, admission.headers);
     return;
   }
-
-  const peer = req.socket.remoteAddress ?? '';
-  const headers = endToEndHeaders(req.headers, { dropPostern: true });
-  addForwardingHeaders(headers, {
-    peer,
-    peerTrusted: ctx.isTrustedProxy(peer),
-    proto: 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http',
-    host: req.headers.host ?? '',
-    prefix: route.prefix,
-  });
-  headers[':method'] = req.method ?? 'GET';
-  headers[':path'] = route.path;
-  headers[':authority'] = req.headers.host ?? route.label;
-  headers[Header.service] = tunnel.name;
+  const { tunnel, session } = admission;
+  const headers = streamHeaders(ctx, req, route, tunnel);
   headers[Header.upgrade] = String(req.headers.upgrade).toLowerCase();
 
   let stream: ClientHttp2Stream;

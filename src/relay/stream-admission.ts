@@ -1,0 +1,116 @@
+import type { EventEmitter } from 'node:events';
+import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import { addForwardingHeaders, endToEndHeaders } from '../http/headers.js';
+import { type ErrorCodeName, Header } from '../session/protocol.js';
+import type { AgentSession } from './agent-session.js';
+import type { ForwardContext } from './http-forward.js';
+import type { Tunnel } from './registry.js';
+
+/** Retry-After (seconds) sent with 503 for a tunnel whose agent is away. */
+const OFFLINE_RETRY_AFTER_S = '2';
+
+export interface Route {
+  label: string;
+  path: string;
+  prefix: string;
+}
+
+export type Admission =
+  | { ok: true; tunnel: Tunnel; session: AgentSession }
+  | { ok: false; error: ErrorCodeName; message: string; headers?: Record<string, string> }
+  /** The visitor left while waiting; nothing to answer. */
+  | { ok: false; error: undefined };
+
+/**
+ * Everything a visitor's request or upgrade must pass before a stream is opened: the tunnel
+ * exists and is HTTP, the body limit, the rate limit, the concurrent-stream cap (a slot held until
+ * `visitor` emits 'close'), and a session — waiting up to `reconnectWaitMs` for an agent that is away.
+ */
+export async function admitStream(
+  ctx: ForwardContext,
+  route: Route,
+  visitor: EventEmitter & { destroyed: boolean },
+  declaredBodyBytes: number,
+): Promise<Admission> {
+  const { options, registry } = ctx;
+  const tunnel = registry.get(route.label);
+  if (tunnel === undefined)
+    return { ok: false, error: 'unknownTunnel', message: `no tunnel named ${route.label} on this relay` };
+  if (tunnel.kind !== 'http') {
+    return {
+      ok: false,
+      error: 'upgradeUnsupported',
+      message: `${route.label} is a TCP service; TCP preflight is not supported by this relay yet`,
+    };
+  }
+  if (options.maxRequestBodyBytes > 0 && declaredBodyBytes > options.maxRequestBodyBytes) {
+    return {
+      ok: false,
+      error: 'bodyTooLarge',
+      message: `request body over the limit of ${options.maxRequestBodyBytes} bytes`,
+      headers: { connection: 'close' },
+    };
+  }
+  const waitMs = tunnel.bucket?.take(Date.now()) ?? 0;
+  if (waitMs > 0) {
+    return {
+      ok: false,
+      error: 'rateLimited',
+      message: `tunnel over its limit of ${options.requestsPerSecondPerTunnel} requests/s`,
+      headers: { 'retry-after': String(Math.ceil(waitMs / 1000)) },
+    };
+  }
+  if (tunnel.activeStreams >= options.maxConcurrentStreamsPerTunnel) {
+    return {
+      ok: false,
+      error: 'tooManyStreams',
+      message: `tunnel has ${tunnel.activeStreams} streams open (limit ${options.maxConcurrentStreamsPerTunnel})`,
+      headers: { 'retry-after': '1' },
+    };
+  }
+  tunnel.activeStreams++;
+  visitor.once('close', () => tunnel.activeStreams--);
+
+  let session = registry.pickSession(tunnel);
+  if (session === undefined && !ctx.shutdown.aborted) {
+    // close() wakes every waiter, so only the visitor's own departure needs a listener here.
+    const visitorGone = new AbortController();
+    const onClose = (): void => visitorGone.abort();
+    visitor.once('close', onClose);
+    session = await registry.waitForSession(tunnel, options.reconnectWaitMs, visitorGone.signal);
+    visitor.off('close', onClose);
+  }
+  if (visitor.destroyed) return { ok: false, error: undefined };
+  if (session === undefined) {
+    return {
+      ok: false,
+      error: 'tunnelOffline',
+      message: `the agent of ${route.label} is not connected; try again shortly`,
+      headers: { 'retry-after': OFFLINE_RETRY_AFTER_S },
+    };
+  }
+  return { ok: true, tunnel, session };
+}
+
+/** The h2 request head for a visitor's request: its end-to-end headers, forwarding facts, routing. */
+export function streamHeaders(
+  ctx: ForwardContext,
+  req: IncomingMessage,
+  route: Route,
+  tunnel: Tunnel,
+): OutgoingHttpHeaders {
+  const peer = req.socket.remoteAddress ?? '';
+  const headers = endToEndHeaders(req.headers, { dropPostern: true });
+  addForwardingHeaders(headers, {
+    peer,
+    peerTrusted: ctx.isTrustedProxy(peer),
+    proto: 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http',
+    host: req.headers.host ?? '',
+    prefix: route.prefix,
+  });
+  headers[':method'] = req.method ?? 'GET';
+  headers[':path'] = route.path;
+  headers[':authority'] = req.headers.host ?? route.label;
+  headers[Header.service] = tunnel.name;
+  return headers;
+}
