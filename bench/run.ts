@@ -141,15 +141,17 @@ async function main(): Promise<void> {
     const relayPort = Number(relayAddress.split(':').pop());
     const keyFile = join(work, 'agent.key');
     await startCli(['keygen', '--out', keyFile]).exited;
-    const agent = startCli([
-      'expose',
-      `http://127.0.0.1:${origin.port}`,
-      '--relay',
-      relayAddress,
-      '--key',
-      keyFile,
-      '--json',
-    ]);
+    const startAgent = (): ReturnType<typeof startCli> =>
+      startCli([
+        'expose',
+        `http://127.0.0.1:${origin.port}`,
+        '--relay',
+        relayAddress,
+        '--key',
+        keyFile,
+        '--json',
+      ]);
+    const agent = startAgent();
     stops.unshift(() => agent.stop());
     const ready = await agent.nextEvent((e) => e.event === 'ready');
     const label = (ready.services as { label: string }[])[0]?.label as string;
@@ -249,15 +251,7 @@ async function main(): Promise<void> {
     const startTimes: number[] = [];
     for (let i = 0; i < settings.startRuns; i++) {
       const started = Date.now();
-      const fresh = startCli([
-        'expose',
-        `http://127.0.0.1:${origin.port}`,
-        '--relay',
-        relayAddress,
-        '--key',
-        keyFile,
-        '--json',
-      ]);
+      const fresh = startAgent();
       await fresh.nextEvent((e) => e.event === 'ready');
       for (;;) {
         const { stdout } = await run('curl', [
