@@ -7,7 +7,8 @@ import { forwardToHttpTarget } from './http-target.js';
 import { type AgentOptions, DEFAULT_AGENT_OPTIONS, type ResolvedAgentOptions } from './options.js';
 import { agentRelayAddress } from './relay-address.js';
 import { SessionSlot } from './session-slot.js';
-import { type HttpService, resolveServices } from './targets.js';
+import { resolveServices, type TargetService } from './targets.js';
+import { forwardToTcpTarget } from './tcp-target.js';
 import { forwardUpgradeToTarget } from './upgrade-target.js';
 
 /**
@@ -28,7 +29,7 @@ export function createAgent(options: AgentOptions): Agent {
 class AgentRuntime extends EventEmitter implements Agent {
   readonly ready: Promise<AssignedService[]>;
   readonly #opts: ResolvedAgentOptions;
-  readonly #services: HttpService[];
+  readonly #services: TargetService[];
   readonly #slots: SessionSlot[] = [];
   readonly #log: Logger;
   #closing: Promise<void> | undefined;
@@ -72,7 +73,7 @@ class AgentRuntime extends EventEmitter implements Agent {
     }
   }
 
-  #serve(session: ServerHttp2Session, byName: Map<string, HttpService>): void {
+  #serve(session: ServerHttp2Session, byName: Map<string, TargetService>): void {
     session.on('stream', (stream, headers) => {
       stream.on('error', () => {});
       const service = byName.get(String(headers[Header.service]));
@@ -80,7 +81,12 @@ class AgentRuntime extends EventEmitter implements Agent {
         stream.respond({ ':status': 404, [Header.error]: 'unknown_service' }, { endStream: true });
         return;
       }
-      if (headers[Header.upgrade] !== undefined) forwardUpgradeToTarget(stream, headers, service);
+      if (service.kind === 'tcp') {
+        // Only a preflight reaches a TCP service; the relay answers plain requests with 426 itself.
+        if (headers[Header.upgrade] === undefined)
+          stream.respond({ ':status': 426, [Header.error]: 'upgrade_required' }, { endStream: true });
+        else forwardToTcpTarget(stream, service);
+      } else if (headers[Header.upgrade] !== undefined) forwardUpgradeToTarget(stream, headers, service);
       else forwardToHttpTarget(stream, headers, service);
     });
   }

@@ -6,7 +6,7 @@ import { Header } from '../session/protocol.js';
 import { resetStream } from '../session/reset-stream.js';
 import { forwardBody } from '../stream/forward-body.js';
 import { localhostLookup } from '../transport/localhost-lookup.js';
-import type { HttpService } from './targets.js';
+import type { TargetService } from './targets.js';
 
 /**
  * Serves one h2 stream from the relay by sending it to the service's HTTP target, streaming the
@@ -16,7 +16,7 @@ import type { HttpService } from './targets.js';
 export function forwardToHttpTarget(
   stream: ServerHttp2Stream,
   headers: Http2Headers,
-  service: HttpService,
+  service: TargetService,
   onDone?: (status: number) => void,
 ): void {
   const method = String(headers[':method'] ?? 'GET');
@@ -123,7 +123,7 @@ function respondError(stream: ServerHttp2Stream, message: string): void {
 /** 502 `target_unreachable`, naming the target and the error (ECONNREFUSED, a certificate error…). */
 export function respondTargetUnreachable(
   stream: ServerHttp2Stream,
-  service: HttpService,
+  service: TargetService,
   error: NodeJS.ErrnoException,
 ): void {
   respondError(stream, `the agent could not reach ${service.targetText} (${error.code ?? error.message})`);

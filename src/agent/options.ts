@@ -5,8 +5,13 @@ import type { Logger } from '../log.js';
 export interface ServiceOptions {
   /** Service name, DNS-label friendly; 'default' takes the key's own label. Default 'default'. */
   name?: string | undefined;
-  /** Where the agent forwards: http://, https:// or unix://…?path= (HTTP over a Unix socket). */
+  /**
+   * Where the agent forwards: http://, https:// or unix://…?path= (HTTP over a Unix socket) for
+   * HTTP services; tcp://host:port or unix://…?path= for TCP services.
+   */
   target: string;
+  /** 'http' or 'tcp'. Default: 'tcp' for tcp:// targets, else 'http'. */
+  kind?: 'http' | 'tcp' | undefined;
   /** 'preserve' passes the visitor's Host; 'rewrite' sets it to the target's host:port. Default 'preserve'. */
   hostHeader?: 'preserve' | 'rewrite' | undefined;
 }

@@ -15,7 +15,7 @@ import { localhostLookup } from '../transport/localhost-lookup.js';
 import type { ServiceOptions } from './options.js';
 
 /** A service as the agent runs it: its declared target and the pooled connections to it. */
-export interface HttpService {
+export interface TargetService {
   name: string;
   kind: ServiceKind;
   target: ConnectionString;
@@ -42,7 +42,7 @@ export interface TargetTlsOptions {
 export function resolveServices(
   services: ServiceOptions[],
   limits: { maxIdleTargetSockets: number; connectTimeoutMs: number },
-): HttpService[] {
+): TargetService[] {
   if (services.length === 0) throw new OptionError('an agent needs at least one service to expose');
   const seen = new Set<string>();
   return services.map((service) => {
@@ -52,10 +52,14 @@ export function resolveServices(
     if (seen.has(name)) throw new OptionError(`service "${name}" is declared twice`);
     seen.add(name);
     const target = parseConnectionString(service.target);
-    if (target.transport !== 'http' && target.transport !== 'https' && target.transport !== 'unix') {
-      throw new OptionError(
-        `target ${service.target} of service "${name}": use http://, https:// or unix://…?path= (TCP services come later)`,
-      );
+    const kind = service.kind ?? (target.transport === 'tcp' ? 'tcp' : 'http');
+    const allowed = kind === 'tcp' ? ['tcp', 'unix'] : ['http', 'https', 'unix'];
+    if (!allowed.includes(target.transport)) {
+      const hint =
+        kind === 'tcp'
+          ? 'tcp://host:port or unix://localhost:0?path=…'
+          : 'http://, https:// or unix://…?path=';
+      throw new OptionError(`target ${service.target} of ${kind} service "${name}": use ${hint}`);
     }
     if (target.path !== '' && target.path !== '/') {
       throw new OptionError(
@@ -79,7 +83,7 @@ export function resolveServices(
         : new HttpAgent(poolOptions);
     return {
       name,
-      kind: 'http',
+      kind,
       target,
       targetText: formatConnectionString(target),
       hostHeader: service.hostHeader ?? 'preserve',

@@ -9,7 +9,7 @@ import { forwardBody } from '../stream/forward-body.js';
 import { joinDuplex } from '../stream/join-duplex.js';
 import { localhostLookup } from '../transport/localhost-lookup.js';
 import { respondTargetUnreachable } from './http-target.js';
-import type { HttpService } from './targets.js';
+import type { TargetService } from './targets.js';
 
 /**
  * Serves an upgrade stream (a visitor's WebSocket): repeats the upgrade to the service's HTTP target
@@ -20,7 +20,7 @@ import type { HttpService } from './targets.js';
 export function forwardUpgradeToTarget(
   stream: ServerHttp2Stream,
   headers: Http2Headers,
-  service: HttpService,
+  service: TargetService,
 ): void {
   const token = String(headers[Header.upgrade]);
   const outgoing = endToEndHeaders(headers, { dropPostern: true });

@@ -9,7 +9,7 @@ import { integerFlag, jsonLine, parseCommandArgs, UsageError } from './args.js';
 import { onShutdownSignal } from './signals.js';
 
 export const exposeUsage =
-  'postern expose <target> [--name <service>] [--relay <connection string>] [--key <file>] [--host-header preserve|rewrite] [--port <n>] [--json]';
+  'postern expose <target> [--tcp] [--name <service>] [--relay <connection string>] [--key <file>] [--host-header preserve|rewrite] [--port <n>] [--json]';
 
 /**
  * `postern expose <target>`: publishes a local HTTP service. Without --relay it starts a relay in
@@ -23,6 +23,7 @@ export async function exposeCommand(argv: string[]): Promise<void> {
       relay: { type: 'string' },
       key: { type: 'string' },
       'host-header': { type: 'string' },
+      tcp: { type: 'boolean' },
       port: { type: 'string' },
       connections: { type: 'string' },
       'log-level': { type: 'string' },
@@ -42,7 +43,12 @@ export async function exposeCommand(argv: string[]): Promise<void> {
   if (!LOG_LEVELS.includes(logLevel))
     throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
   const logger = createJsonLogger(logLevel, (line) => process.stderr.write(line));
-  const service: ServiceOptions = { target: positionals[0] as string, name: values.name, hostHeader };
+  const service: ServiceOptions = {
+    target: positionals[0] as string,
+    name: values.name,
+    hostHeader,
+    kind: values.tcp ? 'tcp' : undefined,
+  };
 
   const keyPath = values.key ?? defaultKeyPath();
   const loaded =
@@ -80,7 +86,7 @@ export async function exposeCommand(argv: string[]): Promise<void> {
       readySeen = true;
       print({
         event: 'ready',
-        services: event.services.map(({ name, kind, label, url }) => ({ name, kind, label, url })),
+        services: event.services.map(readyService),
       });
     } else {
       print({ event: 'connected', connection: event.connection });
@@ -103,11 +109,17 @@ export async function exposeCommand(argv: string[]): Promise<void> {
   onShutdownSignal(shutdown);
 }
 
+/** A service as the ready line shows it: name, kind, label, url, and for TCP services `connect`. */
+function readyService({ name, kind, label, url, connect }: AssignedService): Record<string, string> {
+  return connect === undefined ? { name, kind, label, url } : { name, kind, label, url, connect };
+}
+
 function printHuman(event: Record<string, unknown>, target: string): void {
   switch (event.event) {
     case 'ready':
-      for (const s of event.services as AssignedService[])
-        process.stdout.write(`Forwarding ${s.url} -> ${target}\n`);
+      for (const s of event.services as AssignedService[]) {
+        process.stdout.write(`Forwarding ${s.connect ?? s.url} -> ${target}\n`);
+      }
       break;
     case 'disconnected':
       process.stderr.write(`postern: lost the relay session (${String(event.reason)})\n`);

@@ -90,7 +90,8 @@ export function handleAgentUpgrade(
   const keyLabel = keyLabelFromX(registration.key);
   const services: AssignedService[] = registration.services.map((s) => {
     const label = serviceLabel(keyLabel, s.name);
-    return { ...s, label, url: ctx.urlFor(label) };
+    const url = ctx.urlFor(label);
+    return s.kind === 'tcp' ? { ...s, label, url, connect: connectStringFor(url) } : { ...s, label, url };
   });
   // Bytes the agent sent right behind its request head belong to the session: put them back
   // before HTTP/2 reads the socket (DESIGN §3.4 a). Paused, they wait in the socket's buffer.
@@ -133,4 +134,15 @@ function startSession(
     services: facts.services.map((s) => s.name),
   });
   ctx.onSession(session);
+}
+
+/**
+ * The connection string a TCP client dials for a service whose public URL is `url`:
+ * http://x:8080/ → tcp://x:8080?http_preflight=true, https://x/ → tcps://x:443?http_preflight=true.
+ */
+export function connectStringFor(url: string): string {
+  const parsed = new URL(url);
+  const tls = parsed.protocol === 'https:';
+  const port = parsed.port !== '' ? parsed.port : tls ? '443' : '80';
+  return `${tls ? 'tcps' : 'tcp'}://${parsed.hostname}:${port}?http_preflight=true`;
 }

@@ -25,7 +25,10 @@ export async function forwardHttpRequest(
   res: ServerResponse,
   route: { label: string; path: string; prefix: string },
 ): Promise<void> {
-  const admission = await admitStream(ctx, route, res, Number(req.headers['content-length'] ?? 0));
+  const admission = await admitStream(ctx, route, res, {
+    declaredBodyBytes: Number(req.headers['content-length'] ?? 0),
+    upgrade: undefined,
+  });
   if (!admission.ok) {
     if (admission.error !== undefined)
       sendVisitorError(res, admission.error, admission.message, admission.headers);

@@ -226,14 +226,6 @@ class RelayServer extends EventEmitter implements Relay {
       );
       return;
     }
-    if (String(req.headers.upgrade).toLowerCase() !== 'websocket') {
-      writeRawError(
-        socket,
-        'upgradeUnsupported',
-        `Upgrade: ${String(req.headers.upgrade)} is not supported by this relay yet (TCP preflight comes later)`,
-      );
-      return;
-    }
     forwardUpgrade(this.#forward, req, socket, head, route).catch((error: Error) => {
       this.#log.error('upgrade forwarding failed', { error: error.message });
       socket.destroy();

@@ -22,25 +22,35 @@ export type Admission =
   | { ok: false; error: undefined };
 
 /**
- * Everything a visitor's request or upgrade must pass before a stream is opened: the tunnel
- * exists and is HTTP, the body limit, the rate limit, the concurrent-stream cap (a slot held until
- * `visitor` emits 'close'), and a session — waiting up to `reconnectWaitMs` for an agent that is away.
+ * Everything a visitor's request or upgrade must pass before a stream is opened: the tunnel exists
+ * and suits the request (a TCP service takes only non-WebSocket upgrades: 426 otherwise), the body
+ * limit, the rate limit, the concurrent-stream cap (a slot held until `visitor` emits 'close'), and
+ * a session — waiting up to `reconnectWaitMs` for an agent that is away.
  */
 export async function admitStream(
   ctx: ForwardContext,
   route: Route,
   visitor: EventEmitter & { destroyed: boolean },
-  declaredBodyBytes: number,
+  request: { declaredBodyBytes: number; upgrade: string | undefined },
 ): Promise<Admission> {
   const { options, registry } = ctx;
+  const declaredBodyBytes = request.declaredBodyBytes;
   const tunnel = registry.get(route.label);
   if (tunnel === undefined)
     return { ok: false, error: 'unknownTunnel', message: `no tunnel named ${route.label} on this relay` };
-  if (tunnel.kind !== 'http') {
+  if (tunnel.kind === 'tcp' && request.upgrade === undefined) {
     return {
       ok: false,
-      error: 'upgradeUnsupported',
-      message: `${route.label} is a TCP service; TCP preflight is not supported by this relay yet`,
+      error: 'upgradeRequired',
+      message: `${route.label} is a TCP service: connect with an HTTP Upgrade (e.g. postern connect, Upgrade: tcp)`,
+      headers: { upgrade: 'tcp', connection: 'Upgrade' },
+    };
+  }
+  if (tunnel.kind === 'tcp' && request.upgrade === 'websocket') {
+    return {
+      ok: false,
+      error: 'wrongUpgrade',
+      message: `${route.label} is a TCP service, not a WebSocket endpoint; use Upgrade: tcp`,
     };
   }
   if (options.maxRequestBodyBytes > 0 && declaredBodyBytes > options.maxRequestBodyBytes) {

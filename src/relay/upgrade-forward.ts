@@ -10,9 +10,11 @@ import { admitStream, streamHeaders } from './stream-admission.js';
 import { writeRawError } from './visitor-error.js';
 
 /**
- * Forwards a visitor's WebSocket upgrade (DESIGN §4) as one full-duplex h2 stream: the agent
- * repeats the upgrade to its HTTP target, and the target's own 101 (or refusal) comes back. From
- * then on bytes flow both ways untouched; close and abort propagate.
+ * Forwards a visitor's upgrade (DESIGN §4) as one full-duplex h2 stream. For an HTTP tunnel
+ * (WebSocket, or any other token) the agent repeats the upgrade to its target and the target's own
+ * 101 (or refusal) comes back. For a TCP service it is the preflight: the agent connects to the
+ * target first, and only then does the visitor get `101 Switching Protocols` echoing its Upgrade
+ * token. From then on bytes flow both ways untouched; half-close and abort propagate.
  */
 export async function forwardUpgrade(
   ctx: ForwardContext,
@@ -23,7 +25,8 @@ export async function forwardUpgrade(
 ): Promise<void> {
   const { options } = ctx;
   socket.pause();
-  const admission = await admitStream(ctx, route, socket, 0);
+  const token = String(req.headers.upgrade).toLowerCase();
+  const admission = await admitStream(ctx, route, socket, { declaredBodyBytes: 0, upgrade: token });
   if (!admission.ok) {
     if (admission.error !== undefined)
       writeRawError(socket, admission.error, admission.message, admission.headers);
@@ -31,7 +34,7 @@ export async function forwardUpgrade(
   }
   const { tunnel, session } = admission;
   const headers = streamHeaders(ctx, req, route, tunnel);
-  headers[Header.upgrade] = String(req.headers.upgrade).toLowerCase();
+  headers[Header.upgrade] = token;
 
   let stream: ClientHttp2Stream;
   try {
@@ -65,8 +68,11 @@ export async function forwardUpgrade(
     }
     const switched = responseHeaders[Header.status] === '101';
     const status = switched ? 101 : Number(responseHeaders[':status']);
-    const passOn = endToEndHeaders(responseHeaders);
+    // A TCP preflight's 101 stays short and bare: some clients (AMPS's own) read only the status
+    // and may discard what follows for a moment. A WebSocket 101 carries the target's headers.
+    const passOn = switched && tunnel.kind === 'tcp' ? {} : endToEndHeaders(responseHeaders);
     delete passOn[Header.status];
+    delete passOn.date;
     const lines = [
       switched ? 'HTTP/1.1 101 Switching Protocols' : `HTTP/1.1 ${status} ${statusText(status)}`,
     ];

@@ -61,6 +61,8 @@ export interface AssignedService extends RequestedService {
   label: string;
   /** The public URL visitors use, as the relay knows it. */
   url: string;
+  /** TCP services: the connection string a client dials (`tcp://<label>.<domain>:<port>?http_preflight=true`). */
+  connect?: string;
 }
 
 /** The host part of a Host header, lowercased, without port or trailing dot. */
@@ -107,7 +109,8 @@ export const ErrorCode = {
   bodyTooLarge: ['body_too_large', 413],
   badRequest: ['bad_request', 400],
   headTooLarge: ['request_head_too_large', 431],
-  upgradeUnsupported: ['upgrade_not_supported', 501],
+  upgradeRequired: ['upgrade_required', 426],
+  wrongUpgrade: ['wrong_upgrade', 400],
   malformedRegistration: ['registration_malformed', 400],
   badSignature: ['registration_bad_signature', 401],
   staleRegistration: ['registration_stale', 401],

@@ -1,0 +1,50 @@
+import type { ServerHttp2Stream } from 'node:http2';
+import { connect, type Socket } from 'node:net';
+import { Header } from '../session/protocol.js';
+import { joinDuplex } from '../stream/join-duplex.js';
+import { localhostLookup } from '../transport/localhost-lookup.js';
+import { respondTargetUnreachable } from './http-target.js';
+import type { TargetService } from './targets.js';
+
+/**
+ * Serves a preflight stream for a TCP service (DESIGN §4): connects to the declared target and,
+ * only once that succeeded, answers `:status 200` + `postern-status: 101` so the relay sends the
+ * visitor its 101; then joins the stream and the socket. A target that cannot be reached answers
+ * 502 `target_unreachable`, and the visitor never sees a 101.
+ */
+export function forwardToTcpTarget(stream: ServerHttp2Stream, service: TargetService): void {
+  // Bytes the client sent early wait in the stream (bounded by HTTP/2 flow control) until the
+  // target is connected.
+  stream.pause();
+  const target = service.target;
+  const socket: Socket =
+    target.transport === 'unix'
+      ? connect({ path: target.socketPath as string })
+      : connect({ host: target.host, port: target.port, lookup: localhostLookup, noDelay: true });
+  const timer = setTimeout(
+    () => socket.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })),
+    service.connectTimeoutMs,
+  );
+  const onError = (error: NodeJS.ErrnoException): void => {
+    clearTimeout(timer);
+    if (!stream.headersSent) respondTargetUnreachable(stream, service, error);
+  };
+  socket.once('error', onError);
+  socket.once('connect', () => {
+    clearTimeout(timer);
+    socket.off('error', onError);
+    if (stream.destroyed) {
+      socket.destroy();
+      return;
+    }
+    stream.respond({ ':status': 200, [Header.status]: '101' });
+    stream.resume();
+    joinDuplex(stream, socket);
+  });
+  stream.once('close', () => {
+    if (!stream.headersSent) {
+      clearTimeout(timer);
+      socket.destroy();
+    }
+  });
+}
