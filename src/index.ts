@@ -1,5 +1,8 @@
 export { type Agent, createAgent } from './agent/agent.js';
 export { type AgentOptions, DEFAULT_AGENT_OPTIONS, type ServiceOptions } from './agent/options.js';
+export { Client, type ConnectOptions, connect } from './client/connect.js';
+export { PreflightFailedError, PreflightRefusedError } from './client/preflight-handshake.js';
+export { BadHeaderError, type PreflightHeader } from './client/preflight-headers.js';
 export {
   type ConnectionString,
   formatConnectionString,

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { PosternError } from '../errors.js';
 import { UsageError } from './args.js';
+import { connectCommand, connectUsage } from './connect.js';
 import { demoCommand, demoUsage } from './demo.js';
 import { exposeCommand, exposeUsage } from './expose.js';
 import { idCommand, idUsage } from './id.js';
@@ -15,6 +16,11 @@ const COMMANDS: Record<
     run: exposeCommand,
     usage: exposeUsage,
     summary: 'publish a local service through a relay (embedded relay by default)',
+  },
+  connect: {
+    run: connectCommand,
+    usage: connectUsage,
+    summary: 'reach a TCP service through the HTTP Upgrade preflight (local listener or stdin/stdout)',
   },
   relay: { run: relayCommand, usage: relayUsage, summary: 'run the public relay' },
   keygen: { run: keygenCommand, usage: keygenUsage, summary: 'create an agent key (ed25519, mode 0600)' },

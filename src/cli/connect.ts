@@ -1,0 +1,78 @@
+import type { Socket } from 'node:net';
+import { Client } from '../client/connect.js';
+import { parseConnectionString } from '../connection-string/index.js';
+import { joinDuplex } from '../stream/join-duplex.js';
+import { describeListener, listenOn } from '../transport/listen.js';
+import { jsonLine, parseCommandArgs, UsageError } from './args.js';
+import { onShutdownSignal } from './signals.js';
+
+export const connectUsage =
+  'postern connect <connection string> [--listen tcp://127.0.0.1:<port>] [--header "Name: value" | --header Name=value]... [--upgrade <token>] [--json]';
+
+/**
+ * `postern connect`: reaches a TCP service through the HTTP Upgrade preflight. With --listen, each
+ * local connection gets its own preflight connection (like `cloudflared access tcp`); without it,
+ * stdin and stdout are the stream (an SSH ProxyCommand).
+ */
+export async function connectCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parseCommandArgs(
+    argv,
+    {
+      listen: { type: 'string' },
+      header: { type: 'string', multiple: true },
+      upgrade: { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    true,
+  );
+  if (positionals.length !== 1)
+    throw new UsageError(`connect takes one connection string (usage: ${connectUsage})`);
+  const target = parseConnectionString(positionals[0] as string);
+  const client = new Client();
+  for (const header of values.header ?? []) {
+    const colon = header.indexOf(':');
+    const equals = header.indexOf('=');
+    // "Cookie: a=1" is a raw line (its colon comes first); "Token=abc" is a name and a value.
+    if (equals > 0 && (colon < 0 || equals < colon))
+      client.addHttpPreflightHeader(header.slice(0, equals), header.slice(equals + 1));
+    else client.addHttpPreflightHeader(header);
+  }
+  const options = { upgradeToken: values.upgrade };
+
+  if (values.listen === undefined) {
+    const remote = await client.connect(target, options);
+    await new Promise<void>((resolve, reject) => {
+      process.stdin.pipe(remote);
+      remote.pipe(process.stdout);
+      remote.once('error', reject);
+      remote.once('close', () => resolve());
+    });
+    return;
+  }
+
+  const report = (event: Record<string, unknown>): void => {
+    if (values.json) jsonLine(event);
+    else if (event.event === 'error') process.stderr.write(`postern connect: ${String(event.message)}\n`);
+  };
+  const listener = await listenOn(parseConnectionString(values.listen), {}, (local: Socket) => {
+    local.pause();
+    local.on('error', () => local.destroy());
+    client.connect(target, options).then(
+      (remote) => {
+        if (local.destroyed) remote.destroy();
+        else joinDuplex(local, remote);
+      },
+      (error: Error & { code?: string }) => {
+        local.destroy();
+        report({ event: 'error', code: error.code ?? 'POSTERN_ERROR', message: error.message });
+      },
+    );
+  });
+  const address = describeListener(listener.address);
+  if (values.json) jsonLine({ event: 'listening', listen: address, connect: positionals[0] });
+  else process.stdout.write(`postern connect: listening on ${address} -> ${positionals[0]}\n`);
+  onShutdownSignal(async () => {
+    listener.destroyConnections();
+    await listener.close();
+  });
+}

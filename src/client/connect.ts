@@ -1,0 +1,89 @@
+import type { Socket } from 'node:net';
+import {
+  type ConnectionString,
+  hostForUrl,
+  isTls,
+  parseConnectionString,
+} from '../connection-string/index.js';
+import { OptionError } from '../errors.js';
+import { DEFAULT_DIAL_TIMEOUT_MS, dialSocket } from '../transport/dial.js';
+import { preflightHandshake } from './preflight-handshake.js';
+import { normalizePreflightHeader, type PreflightHeader } from './preflight-headers.js';
+
+export interface ConnectOptions {
+  /** Extra preflight headers, raw lines or [name, value] pairs. Default none. */
+  headers?: readonly PreflightHeader[] | undefined;
+  /** The Upgrade token of the preflight. Default 'tcp', or 'tcps' when the connection is TLS. */
+  upgradeToken?: string | undefined;
+  /** Give up connecting (TCP, and the TLS handshake for tcps://) after this, ms. Default 10 000. */
+  connectTimeoutMs?: number | undefined;
+  /** Give up waiting for the preflight's answer after this, ms. Default 10 000. */
+  handshakeTimeoutMs?: number | undefined;
+}
+
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/**
+ * Opens a byte stream to a tcp://, tcps:// or unix:// connection string; with
+ * `?http_preflight=true`, first the HTTP Upgrade preflight (DESIGN §4) through whatever HTTP
+ * infrastructure is on the way. Resolves with a socket ready for the protocol's own bytes.
+ * Headers are validated before anything is sent.
+ */
+export async function connect(
+  connectionString: string | ConnectionString,
+  options: ConnectOptions = {},
+): Promise<Socket> {
+  const cs =
+    typeof connectionString === 'string' ? parseConnectionString(connectionString) : connectionString;
+  if (cs.transport !== 'tcp' && cs.transport !== 'tcps' && cs.transport !== 'unix') {
+    throw new OptionError(
+      `connect() takes tcp://, tcps:// or unix:// (got ${cs.transport}://; WebSocket transports come later)`,
+    );
+  }
+  const headers = (options.headers ?? []).map(normalizePreflightHeader);
+  const token = options.upgradeToken ?? (isTls(cs.transport) ? 'tcps' : 'tcp');
+  if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z/]+$/.test(token))
+    throw new OptionError(`upgrade token ${JSON.stringify(token)} is not a valid HTTP token`);
+  const socket = await dialSocket(cs, { timeoutMs: options.connectTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS });
+  socket.setNoDelay(true);
+  if (!cs.httpPreflight) return socket;
+  const host = cs.transport === 'unix' ? 'localhost' : `${hostForUrl(cs.host)}:${cs.port}`;
+  await preflightHandshake(socket, {
+    path: cs.path,
+    host,
+    token,
+    headers,
+    timeoutMs: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  });
+  return socket;
+}
+
+/**
+ * A small client that remembers preflight headers, in the style of AMPS clients:
+ * `addHttpPreflightHeader("Cookie: a=1")`, `addHttpPreflightHeader("Token", "value")`.
+ */
+export class Client {
+  readonly #headers: [string, string][] = [];
+
+  /** Adds a header as a raw line, or as a name and a value. Throws BadHeaderError at once if invalid. */
+  addHttpPreflightHeader(lineOrName: string, value?: string): this {
+    this.#headers.push(normalizePreflightHeader(value === undefined ? lineOrName : [lineOrName, value]));
+    return this;
+  }
+
+  clearHttpPreflightHeaders(): this {
+    this.#headers.length = 0;
+    return this;
+  }
+
+  get httpPreflightHeaders(): readonly (readonly [string, string])[] {
+    return this.#headers;
+  }
+
+  connect(
+    connectionString: string | ConnectionString,
+    options: Omit<ConnectOptions, 'headers'> = {},
+  ): Promise<Socket> {
+    return connect(connectionString, { ...options, headers: this.#headers });
+  }
+}
