@@ -1,0 +1,41 @@
+import { execFileSync } from 'node:child_process';
+import { createServer } from 'node:net';
+
+/** The path of `name`, or an error telling how to install it (tests fail clearly, never skip silently). */
+export function requireBinary(name: string, debianPackage: string): string {
+  try {
+    return execFileSync('sh', ['-c', `command -v ${name}`])
+      .toString()
+      .trim();
+  } catch {
+    throw new Error(`${name} is not installed: apt-get install ${debianPackage} (.ci/run does this)`);
+  }
+}
+
+/** A free loopback port (bound, noted, released) for programs that cannot report an ephemeral one. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Resolves once something accepts TCP connections on 127.0.0.1:`port` (bounded by `timeoutMs`). */
+export async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
+  const { connect } = await import('node:net');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
