@@ -224,6 +224,15 @@ describe('connect() and postern connect through a real relay', () => {
     socket.destroy();
   });
 
+  test("the socket connect() returns flows as soon as a 'data' listener is added, like a fresh one", async () => {
+    const socket = await connect(connectString('echo'));
+    socket.write('plain listener');
+    // No resume(): a caller that only listens must get the bytes.
+    const [chunk] = (await once(socket, 'data')) as [Buffer];
+    assert.equal(chunk.toString(), 'plain listener');
+    socket.destroy();
+  });
+
   test('a server-speaks-first service (an SSH-like banner) works through connect()', async () => {
     const socket = await connect(connectString('ssh'));
     assert.equal(await readAtLeast(socket, 18), 'SSH-2.0-Fake_1.0\r\n');

@@ -113,6 +113,7 @@ export function preflightHandshake(
         cleanup();
         socket.pause();
         if (rest.length > 0) socket.unshift(rest);
+        behaveAsFresh(socket);
         resolve(socket);
         return;
       }
@@ -155,4 +156,19 @@ function collectBody(socket: Duplex, already: Buffer): Promise<string> {
     socket.once('close', done);
     socket.once('error', done);
   });
+}
+
+/**
+ * Makes a socket we paused behave like a fresh one for the caller: Node ignores a new 'data'
+ * listener on an explicitly paused stream, so the caller's first 'data' listener resumes it here.
+ */
+function behaveAsFresh(socket: Duplex): void {
+  const onNewListener = (event: string | symbol): void => {
+    if (event !== 'data') return;
+    socket.off('newListener', onNewListener);
+    process.nextTick(() => {
+      if (socket.listenerCount('data') > 0) socket.resume();
+    });
+  };
+  socket.on('newListener', onNewListener);
 }
