@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { Client, connect } from '../src/client/connect.js';
 import { PreflightFailedError, PreflightRefusedError } from '../src/client/preflight-handshake.js';
@@ -43,7 +44,7 @@ async function startFakeServer(
   };
 }
 
-async function readAtLeast(socket: Socket, length: number): Promise<string> {
+async function readAtLeast(socket: Duplex, length: number): Promise<string> {
   let data = '';
   socket.resume();
   while (data.length < length) data += ((await once(socket, 'data')) as [Buffer])[0].toString();
@@ -177,7 +178,7 @@ describe('connect() and the preflight handshake', () => {
 
   test('bad connection strings and unsupported transports are errors before any connection', async () => {
     await assert.rejects(connect('tcp://nohost'), ConnectionStringError);
-    await assert.rejects(connect('ws://127.0.0.1:1'), OptionError);
+    await assert.rejects(connect('http://127.0.0.1:1'), OptionError);
   });
 });
 
@@ -231,6 +232,28 @@ describe('connect() and postern connect through a real relay', () => {
     const [chunk] = (await once(socket, 'data')) as [Buffer];
     assert.equal(chunk.toString(), 'plain listener');
     socket.destroy();
+  });
+
+  test('ws://: a WebSocket whose messages carry the bytes, by path and by Host', async () => {
+    const label = tunnel.relay.tunnels().find((t) => t.name === 'echo')?.label as string;
+    for (const url of [`ws://127.0.0.1:${tunnel.port}/${label}`, `ws://${label}.localhost:${tunnel.port}/`]) {
+      const socket = await connect(url, { headers: ['X-Check: 1'] });
+      socket.write('over websocket');
+      assert.equal(await readAtLeast(socket, 14), 'over websocket');
+      socket.destroy();
+    }
+  });
+
+  test('ws:// to an unknown tunnel: the refusal with its status line', async () => {
+    await assert.rejects(connect(`ws://127.0.0.1:${tunnel.port}/${'a'.repeat(52)}`), (error: unknown) => {
+      assert.ok(error instanceof PreflightRefusedError);
+      assert.equal(error.status, 404);
+      assert.match(
+        error.message,
+        /^preflight refused: HTTP\/1\.1 404 Not Found — postern: no tunnel named a{52}/,
+      );
+      return true;
+    });
   });
 
   test('a server-speaks-first service (an SSH-like banner) works through connect()', async () => {

@@ -3,9 +3,10 @@ import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -26,7 +27,7 @@ async function startEcho(): Promise<{ server: Server; port: number }> {
   return { server, port: (server.address() as { port: number }).port };
 }
 
-async function roundTrip(socket: Socket, text: string): Promise<string> {
+async function roundTrip(socket: Duplex, text: string): Promise<string> {
   socket.write(text);
   let data = '';
   while (data.length < text.length) data += ((await once(socket, 'data')) as [Buffer])[0].toString();
@@ -69,6 +70,9 @@ describe('the client over every relay transport', () => {
       );
       assert.equal(await roundTrip(viaTls, 'over tls'), 'over tls');
       viaTls.destroy();
+      const viaWss = await connect(`wss://localhost:${tlsAddress.split(':').pop()}/${label}?ca=${certs.ca}`);
+      assert.equal(await roundTrip(viaWss, 'over wss'), 'over wss');
+      viaWss.destroy();
       const viaV6 = await connect(`tcp://[::1]:${v6Address.split(':').pop()}/${label}?http_preflight=true`);
       assert.equal(await roundTrip(viaV6, 'over ipv6'), 'over ipv6');
       viaV6.destroy();

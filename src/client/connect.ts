@@ -1,4 +1,4 @@
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import {
   type ConnectionString,
   hostForUrl,
@@ -9,6 +9,7 @@ import { OptionError } from '../errors.js';
 import { DEFAULT_DIAL_TIMEOUT_MS, dialSocket } from '../transport/dial.js';
 import { preflightHandshake } from './preflight-handshake.js';
 import { normalizePreflightHeader, type PreflightHeader } from './preflight-headers.js';
+import { connectWebSocket } from './websocket-connect.js';
 
 export interface ConnectOptions {
   /** Extra preflight headers, raw lines or [name, value] pairs. Default none. */
@@ -26,35 +27,34 @@ export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 /**
  * Opens a byte stream to a tcp://, tcps:// or unix:// connection string; with
  * `?http_preflight=true`, first the HTTP Upgrade preflight (DESIGN §4) through whatever HTTP
- * infrastructure is on the way. Resolves with a socket ready for the protocol's own bytes.
- * Headers are validated before anything is sent.
+ * infrastructure is on the way. ws:// and wss:// open a WebSocket whose binary messages carry the
+ * bytes. Resolves with a Duplex ready for the protocol's own bytes (a net.Socket or tls.TLSSocket
+ * for tcp/tcps/unix). Headers are validated before anything is sent.
  */
 export async function connect(
   connectionString: string | ConnectionString,
   options: ConnectOptions = {},
-): Promise<Socket> {
+): Promise<Duplex> {
   const cs =
     typeof connectionString === 'string' ? parseConnectionString(connectionString) : connectionString;
+  const headers = (options.headers ?? []).map(normalizePreflightHeader);
+  const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
+  const handshakeTimeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+  if (cs.transport === 'ws' || cs.transport === 'wss')
+    return connectWebSocket(cs, headers, { connectTimeoutMs, handshakeTimeoutMs });
   if (cs.transport !== 'tcp' && cs.transport !== 'tcps' && cs.transport !== 'unix') {
     throw new OptionError(
-      `connect() takes tcp://, tcps:// or unix:// (got ${cs.transport}://; WebSocket transports come later)`,
+      `connect() takes tcp://, tcps://, unix://, ws:// or wss:// (got ${cs.transport}://)`,
     );
   }
-  const headers = (options.headers ?? []).map(normalizePreflightHeader);
   const token = options.upgradeToken ?? (isTls(cs.transport) ? 'tcps' : 'tcp');
   if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z/]+$/.test(token))
     throw new OptionError(`upgrade token ${JSON.stringify(token)} is not a valid HTTP token`);
-  const socket = await dialSocket(cs, { timeoutMs: options.connectTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS });
+  const socket = await dialSocket(cs, { timeoutMs: connectTimeoutMs });
   socket.setNoDelay(true);
   if (!cs.httpPreflight) return socket;
   const host = cs.transport === 'unix' ? 'localhost' : `${hostForUrl(cs.host)}:${cs.port}`;
-  await preflightHandshake(socket, {
-    path: cs.path,
-    host,
-    token,
-    headers,
-    timeoutMs: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
-  });
+  await preflightHandshake(socket, { path: cs.path, host, token, headers, timeoutMs: handshakeTimeoutMs });
   return socket;
 }
 
@@ -83,7 +83,7 @@ export class Client {
   connect(
     connectionString: string | ConnectionString,
     options: Omit<ConnectOptions, 'headers'> = {},
-  ): Promise<Socket> {
+  ): Promise<Duplex> {
     return connect(connectionString, { ...options, headers: this.#headers });
   }
 }

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ClientHttp2Stream, IncomingHttpHeaders as Http2Headers } from 'node:http2';
 import { Transform, type TransformCallback } from 'node:stream';
+import type { WebSocketServer } from 'ws';
 import { endToEndHeaders } from '../http/headers.js';
 import { resetStream } from '../session/reset-stream.js';
 import { forwardBody } from '../stream/forward-body.js';
@@ -16,6 +17,8 @@ export interface ForwardContext {
   isTrustedProxy(address: string): boolean;
   /** Aborted when the relay shuts down; waiting requests give up. */
   shutdown: AbortSignal;
+  /** Ends WebSockets that visitors open to TCP services (their messages carry the bytes). */
+  webSockets: WebSocketServer;
 }
 
 /** Forwards one visitor request to the tunnel `label` as one h2 stream (DESIGN §4). */

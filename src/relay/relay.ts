@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { BlockList, isIPv6, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
 import { parseConnectionString } from '../connection-string/index.js';
 import { type Logger, silentLogger } from '../log.js';
 import { NonceCache } from '../session/nonce-cache.js';
@@ -17,6 +18,8 @@ import { KeyedTokenBuckets } from './token-bucket.js';
 import { forwardUpgrade } from './upgrade-forward.js';
 import { sendVisitorError, writeRawError } from './visitor-error.js';
 
+/** Largest WebSocket message a relay-ended WebSocket (to a TCP service) accepts. */
+const MAX_WEBSOCKET_MESSAGE_BYTES = 64 << 20;
 /** How often close() checks whether draining is done, ms. */
 const DRAIN_POLL_MS = 20;
 /** How often tunnels past their retention are forgotten, ms. */
@@ -97,6 +100,11 @@ class RelayServer extends EventEmitter implements Relay {
       isTrustedProxy: (address) =>
         opts.trustedProxies.length > 0 && this.#trusted.check(address, isIPv6(address) ? 'ipv6' : 'ipv4'),
       shutdown: this.#shutdown.signal,
+      webSockets: new WebSocketServer({
+        noServer: true,
+        clientTracking: false,
+        maxPayload: MAX_WEBSOCKET_MESSAGE_BYTES,
+      }),
     };
     this.#http = createServer({
       maxHeaderSize: opts.maxHeaderSize,

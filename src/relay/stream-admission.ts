@@ -46,13 +46,6 @@ export async function admitStream(
       headers: { upgrade: 'tcp', connection: 'Upgrade' },
     };
   }
-  if (tunnel.kind === 'tcp' && request.upgrade === 'websocket') {
-    return {
-      ok: false,
-      error: 'wrongUpgrade',
-      message: `${route.label} is a TCP service, not a WebSocket endpoint; use Upgrade: tcp`,
-    };
-  }
   if (options.maxRequestBodyBytes > 0 && declaredBodyBytes > options.maxRequestBodyBytes) {
     return {
       ok: false,

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { ClientHttp2Stream, IncomingHttpHeaders as Http2Headers } from 'node:http2';
 import type { Duplex } from 'node:stream';
+import { createWebSocketStream } from 'ws';
 import { endToEndHeaders } from '../http/headers.js';
 import { Header } from '../session/protocol.js';
 import { resetStream } from '../session/reset-stream.js';
@@ -33,8 +34,11 @@ export async function forwardUpgrade(
     return;
   }
   const { tunnel, session } = admission;
+  // A WebSocket to a TCP service is ended here: its binary messages carry the service's bytes
+  // (clients that can only speak WebSocket, connect('ws://…')). The agent just sees a preflight.
+  const endWebSocketHere = tunnel.kind === 'tcp' && token === 'websocket';
   const headers = streamHeaders(ctx, req, route, tunnel);
-  headers[Header.upgrade] = token;
+  headers[Header.upgrade] = endWebSocketHere ? 'tcp' : token;
 
   let stream: ClientHttp2Stream;
   try {
@@ -44,8 +48,9 @@ export async function forwardUpgrade(
     return;
   }
   stream.on('error', () => {});
-  // Bytes the visitor sent behind its request head are the first bytes of the new protocol.
-  if (head.length > 0) stream.write(head);
+  // Bytes the visitor sent behind its request head are the first bytes of the new protocol (or,
+  // for a WebSocket ended here, its first frames, which go to the WebSocket handshake below).
+  if (head.length > 0 && !endWebSocketHere) stream.write(head);
   const timer = setTimeout(() => {
     resetStream(stream, 'response timeout');
     writeRawError(
@@ -67,6 +72,13 @@ export async function forwardUpgrade(
       return;
     }
     const switched = responseHeaders[Header.status] === '101';
+    if (switched && endWebSocketHere) {
+      socket.once('close', () => resetStream(stream, 'visitor went away'));
+      // ws attaches its 'data' listener synchronously inside handleUpgrade; reads arrive later.
+      socket.resume();
+      ctx.webSockets.handleUpgrade(req, socket, head, (ws) => joinDuplex(createWebSocketStream(ws), stream));
+      return;
+    }
     const status = switched ? 101 : Number(responseHeaders[':status']);
     // A TCP preflight's 101 stays short and bare: some clients (AMPS's own) read only the status
     // and may discard what follows for a moment. A WebSocket 101 carries the target's headers.

@@ -110,7 +110,6 @@ export const ErrorCode = {
   badRequest: ['bad_request', 400],
   headTooLarge: ['request_head_too_large', 431],
   upgradeRequired: ['upgrade_required', 426],
-  wrongUpgrade: ['wrong_upgrade', 400],
   malformedRegistration: ['registration_malformed', 400],
   badSignature: ['registration_bad_signature', 401],
   staleRegistration: ['registration_stale', 401],
