@@ -131,7 +131,15 @@ describe('the postern command', () => {
       ['expose', 'http://127.0.0.1:1', '--host-header', 'sideways'],
       /^postern expose: --host-header must be preserve or rewrite \(got "sideways"\)\n$/,
     ],
-    [['expose'], /^postern expose: expose takes one target/],
+    [['expose'], /^postern expose: expose takes one or more targets/],
+    [
+      ['expose', 'http://127.0.0.1:1', 'http://127.0.0.1:2'],
+      /^postern expose: service "default" is declared twice/,
+    ],
+    [
+      ['expose', 'a=http://127.0.0.1:1', 'b=http://127.0.0.1:2', '--name', 'x'],
+      /--name names a single target/,
+    ],
     [['relay', '--bogus'], /^postern relay: Unknown option '--bogus'/],
     [['nope'], /^postern nope: unknown command "nope"/],
   ] as const) {

@@ -173,6 +173,38 @@ describe('TCP services through the preflight', () => {
     await once(ws, 'close');
   });
 
+  test('postern expose with several targets: one HTTP service and two named TCP services on one agent', async () => {
+    const home = mkdtempSync(join(tmpdir(), 'postern-multi-'));
+    const cli = startCli(
+      [
+        'expose',
+        'http://127.0.0.1:1',
+        `redis=tcp://127.0.0.1:${echo.port}`,
+        `smtp=tcp://127.0.0.1:${banner.port}`,
+        '--json',
+      ],
+      {
+        XDG_CONFIG_HOME: home,
+      },
+    );
+    try {
+      const ready = await cli.nextEvent((e) => e.event === 'ready');
+      const services = ready.services as Record<string, string>[];
+      assert.deepEqual(
+        services.map((s) => [s.name, s.kind]),
+        [
+          ['default', 'http'],
+          ['redis', 'tcp'],
+          ['smtp', 'tcp'],
+        ],
+      );
+      assert.equal(new Set(services.map((s) => s.label)).size, 3, 'each service has its own label');
+    } finally {
+      await cli.stop();
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
   test('postern expose tcp://… --name: the ready line has kind tcp and a connect string', async () => {
     const home = mkdtempSync(join(tmpdir(), 'postern-tcp-cli-'));
     const cli = startCli(['expose', `tcp://127.0.0.1:${echo.port}`, '--name', 'redis', '--json'], {

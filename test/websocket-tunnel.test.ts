@@ -8,7 +8,12 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { startTunnel, type Tunnel } from './helpers/tunnel.js';
 
 /** A WebSocket target: echoes messages; "close:<code>" closes with that code; "abort" drops the TCP connection. */
-async function startWsTarget(): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+async function startWsTarget(): Promise<{
+  server: Server;
+  port: number;
+  onClose: (code: number) => void;
+  close(): Promise<void>;
+}> {
   const server = createServer((_req, res) => res.end('plain http'));
   const wss = new WebSocketServer({ noServer: true, maxPayload: 64 << 20 });
   server.on('upgrade', (req, socket, head) => {
@@ -18,6 +23,7 @@ async function startWsTarget(): Promise<{ server: Server; port: number; close():
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
       ws.send(`hello ${req.url} ${req.headers['x-forwarded-for']}`);
+      ws.on('close', (code) => result.onClose(code));
       ws.on('message', (data, isBinary) => {
         const text = isBinary ? '' : data.toString();
         if (text.startsWith('close:')) ws.close(Number(text.slice(6)), 'bye');
@@ -27,15 +33,17 @@ async function startWsTarget(): Promise<{ server: Server; port: number; close():
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
+  const result = {
     server,
     port: (server.address() as { port: number }).port,
+    onClose: (_code: number): void => {},
     close: async () => {
       for (const client of wss.clients) client.terminate();
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
     },
   };
+  return result;
 }
 
 describe('WebSocket through the tunnel (the ws client and server)', () => {
@@ -99,6 +107,25 @@ describe('WebSocket through the tunnel (the ws client and server)', () => {
     );
     ws.close();
     await once(ws, 'close');
+  });
+
+  test('a fragmented message arrives whole', async () => {
+    const { ws } = await open();
+    ws.send('frag', { fin: false });
+    ws.send('ment', { fin: false });
+    ws.send('ed', { fin: true });
+    assert.equal(((await once(ws, 'message')) as [Buffer])[0].toString(), 'fragmented');
+    ws.close();
+    await once(ws, 'close');
+  });
+
+  test("the visitor's close code reaches the target", async () => {
+    const closedWith = new Promise<number>((resolve) => {
+      target.onClose = resolve;
+    });
+    const { ws } = await open();
+    ws.close(4002, 'visitor done');
+    assert.equal(await closedWith, 4002);
   });
 
   test('a close code from the target reaches the visitor', async () => {

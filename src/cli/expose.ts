@@ -9,7 +9,7 @@ import { integerFlag, jsonLine, parseCommandArgs, UsageError } from './args.js';
 import { onShutdownSignal } from './signals.js';
 
 export const exposeUsage =
-  'postern expose <target> [--tcp] [--name <service>] [--relay <connection string>] [--key <file>] [--host-header preserve|rewrite] [--port <n>] [--json]';
+  'postern expose <[name=]target>... [--tcp] [--name <service>] [--relay <connection string>] [--key <file>] [--host-header preserve|rewrite] [--port <n>] [--json]';
 
 /**
  * `postern expose <target>`: publishes a local HTTP service. Without --relay it starts a relay in
@@ -31,8 +31,14 @@ export async function exposeCommand(argv: string[]): Promise<void> {
     },
     true,
   );
-  if (positionals.length !== 1)
-    throw new UsageError(`expose takes one target, e.g. http://127.0.0.1:3000 (usage: ${exposeUsage})`);
+  if (positionals.length === 0) {
+    throw new UsageError(
+      `expose takes one or more targets, e.g. http://127.0.0.1:3000 (usage: ${exposeUsage})`,
+    );
+  }
+  if (values.name !== undefined && positionals.length > 1) {
+    throw new UsageError('--name names a single target; with several, write each as name=target');
+  }
   const hostHeader = values['host-header'];
   if (hostHeader !== undefined && hostHeader !== 'preserve' && hostHeader !== 'rewrite') {
     throw new UsageError(`--host-header must be preserve or rewrite (got "${hostHeader}")`);
@@ -43,12 +49,17 @@ export async function exposeCommand(argv: string[]): Promise<void> {
   if (!LOG_LEVELS.includes(logLevel))
     throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
   const logger = createJsonLogger(logLevel, (line) => process.stderr.write(line));
-  const service: ServiceOptions = {
-    target: positionals[0] as string,
-    name: values.name,
-    hostHeader,
-    kind: values.tcp ? 'tcp' : undefined,
-  };
+  // Each target is `URL` or `name=URL` (several services on one agent, e.g. web and redis).
+  const services: ServiceOptions[] = positionals.map((positional) => {
+    const named = /^([a-z0-9][a-z0-9-]*)=(.+)$/.exec(positional);
+    return {
+      target: named ? (named[2] as string) : positional,
+      name: named ? named[1] : values.name,
+      hostHeader,
+      kind: values.tcp ? 'tcp' : undefined,
+    };
+  });
+  const targetOf = new Map(services.map((s) => [s.name ?? 'default', s.target]));
 
   const keyPath = values.key ?? defaultKeyPath();
   const loaded =
@@ -73,13 +84,11 @@ export async function exposeCommand(argv: string[]): Promise<void> {
   const agent = createAgent({
     relay: relayAddress,
     key,
-    services: [service],
+    services,
     connections: integerFlag(values.connections, 'connections'),
     logger: logger.child({ role: 'agent' }),
   });
-  const print = values.json
-    ? jsonLine
-    : (event: Record<string, unknown>) => printHuman(event, service.target);
+  const print = values.json ? jsonLine : (event: Record<string, unknown>) => printHuman(event, targetOf);
   let readySeen = false;
   agent.on('connected', (event: { connection: number; services: AssignedService[] }) => {
     if (!readySeen) {
@@ -114,11 +123,11 @@ function readyService({ name, kind, label, url, connect }: AssignedService): Rec
   return connect === undefined ? { name, kind, label, url } : { name, kind, label, url, connect };
 }
 
-function printHuman(event: Record<string, unknown>, target: string): void {
+function printHuman(event: Record<string, unknown>, targetOf: Map<string, string>): void {
   switch (event.event) {
     case 'ready':
       for (const s of event.services as AssignedService[]) {
-        process.stdout.write(`Forwarding ${s.connect ?? s.url} -> ${target}\n`);
+        process.stdout.write(`Forwarding ${s.connect ?? s.url} -> ${targetOf.get(s.name) ?? ''}\n`);
       }
       break;
     case 'disconnected':
