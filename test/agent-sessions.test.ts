@@ -12,9 +12,9 @@ import { generateAgentKey } from '../src/keys/key-file.js';
 import type { AgentSession } from '../src/relay/agent-session.js';
 import { createRelay } from '../src/relay/relay.js';
 import { AGENT_PATH, SESSION_UPGRADE_TOKEN } from '../src/session/protocol.js';
-import { signRegistration } from '../src/session/registration.js';
 import { curl, curlResponse } from './helpers/curl.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
+import { signedRegistration } from './helpers/registration.js';
 import { startTcpForwarder } from './helpers/tcp-forwarder.js';
 import { startTunnel } from './helpers/tunnel.js';
 
@@ -186,14 +186,7 @@ describe('agent sessions and targets', () => {
     const socket = connect(port, '127.0.0.1');
     try {
       await new Promise((resolve) => socket.once('connect', resolve));
-      const headers = signRegistration({
-        privateKey: key.privateKey,
-        publicKey: key.publicKey,
-        services: [{ name: 'default', kind: 'http' }],
-        method: 'GET',
-        path: AGENT_PATH,
-        host: `127.0.0.1:${port}`,
-      });
+      const headers = signedRegistration(key, `127.0.0.1:${port}`);
       const head = [
         `GET ${AGENT_PATH} HTTP/1.1`,
         `Host: 127.0.0.1:${port}`,

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { generateAgentKey } from '../src/keys/key-file.js';
 import { createRelay, type Relay } from '../src/relay/relay.js';
 import { AGENT_PATH, Header, SESSION_UPGRADE_TOKEN } from '../src/session/protocol.js';
-import { signRegistration } from '../src/session/registration.js';
+import { signedRegistration } from './helpers/registration.js';
 
 interface Answer {
   status: number;
@@ -46,16 +46,7 @@ describe('signed registration', () => {
   const key = generateAgentKey();
   const sign = (
     overrides: { now?: number; services?: { name: string; kind: 'http' | 'tcp' }[] } = {},
-  ): Record<string, string> =>
-    signRegistration({
-      privateKey: key.privateKey,
-      publicKey: key.publicKey,
-      services: overrides.services ?? [{ name: 'default', kind: 'http' }],
-      method: 'GET',
-      path: AGENT_PATH,
-      host: `127.0.0.1:${port}`,
-      ...(overrides.now === undefined ? {} : { now: overrides.now }),
-    });
+  ): Record<string, string> => signedRegistration(key, `127.0.0.1:${port}`, overrides);
 
   before(async () => {
     relay = await createRelay({
@@ -159,14 +150,7 @@ describe('signed registration', () => {
       const limitedPort = Number((limited.addresses[0] as string).split(':').pop());
       const statuses: number[] = [];
       for (let i = 0; i < 3; i++) {
-        const headers = signRegistration({
-          privateKey: key.privateKey,
-          publicKey: key.publicKey,
-          services: [{ name: 'default', kind: 'http' }],
-          method: 'GET',
-          path: AGENT_PATH,
-          host: `127.0.0.1:${limitedPort}`,
-        });
+        const headers = signedRegistration(key, `127.0.0.1:${limitedPort}`);
         const answer = await register(limitedPort, headers);
         statuses.push(answer.status);
         if (i === 2) assert.equal(answer.code, 'registration_rate_limited');
