@@ -20,11 +20,21 @@ export class ConnectionStringError extends PosternError {
   readonly position: number;
 
   constructor(input: string, position: number, reason: string) {
-    super('POSTERN_BAD_CONNECTION_STRING', `bad connection string "${input}": ${reason}`);
+    super('POSTERN_BAD_CONNECTION_STRING', `bad connection string "${redactSecrets(input)}": ${reason}`);
     this.name = 'ConnectionStringError';
     this.input = input;
     this.position = position;
   }
+}
+
+/**
+ * A connection string as it may appear in messages and logs: passwords in user info, plain or
+ * percent-encoded inside `proxy=`, are replaced by `***`.
+ */
+export function redactSecrets(text: string): string {
+  return text
+    .replace(/(\/\/[^:@/?#\s]*:)[^@/?#\s]*@/g, '$1***@')
+    .replace(/(proxy=http(?:%3A|:)(?:%2F|\/){2}[^%:@&]*(?:%3A|:))[^&@]*?(%40|@)/gi, '$1***$2');
 }
 
 /** The relay refused an agent's registration; `status` is the HTTP status it answered with. */

@@ -6,7 +6,7 @@ import {
   formatConnectionString,
   parseConnectionString,
 } from '../src/connection-string/index.js';
-import { ConnectionStringError } from '../src/errors.js';
+import { ConnectionStringError, redactSecrets } from '../src/errors.js';
 
 describe('connection strings: valid forms', () => {
   const cases: [string, ConnectionString][] = [
@@ -71,7 +71,10 @@ describe('connection strings: each bad one gets its precise error', () => {
     ['tcp://h:1/a#frag', /fragments are not allowed/],
     ['tcp://bad_host!:1', /"bad_host!" is not a valid host name/],
     ['tcp://@h:1', /empty user name before "@"/],
-    ['tcp://u:%zz@h:1', /password has a malformed percent-escape/],
+    [
+      'tcp://u:%zz@h:1',
+      /^bad connection string "tcp:\/\/u:\*\*\*@h:1": password has a malformed percent-escape/,
+    ],
     ['tcp://h:1?http_preflight=yes', /http_preflight must be true, false, 1 or 0 \(got "yes"\)/],
     ['tcp://h:1?http_prefligth=true', /unknown parameter "http_prefligth" \(known: /],
     ['tcp://h:1?http_preflight=true&http_preflight=false', /parameter "http_preflight" given twice/],
@@ -87,6 +90,15 @@ describe('connection strings: each bad one gets its precise error', () => {
     ['tcps://h:1?sni=no_t valid', /space or control character/],
     ['tcp://h:1/a b', /space or control character at character 12/],
     ['tcp://h:1/a"b', /path "\/a"b" has characters that must be percent-encoded/],
+    [
+      'tcp://h:1?proxy=socks5://p:1080',
+      /proxy must be http:\/\/\[user:password@\]host:port \(got "socks5:\/\/p:1080"\)/,
+    ],
+    [
+      'tcp://h:1?proxy=http%3A%2F%2Fu%3Asecret%40p',
+      /^bad connection string "tcp:\/\/h:1\?proxy=http%3A%2F%2Fu%3A\*\*\*%40p": proxy must be http:\/\/.*\(got "http:\/\/…@p"\)/,
+    ],
+    ['unix://localhost:0?path=/x&proxy=http://p:1', /"proxy" does not apply to unix:\/\//],
   ];
   for (const [input, message] of cases) {
     test(JSON.stringify(input), () => {
@@ -96,7 +108,10 @@ describe('connection strings: each bad one gets its precise error', () => {
           assert.ok(error instanceof ConnectionStringError, 'a ConnectionStringError');
           assert.equal(error.code, 'POSTERN_BAD_CONNECTION_STRING');
           assert.match(error.message, message);
-          assert.ok(error.message.includes(`"${input}"`), 'the message quotes the input');
+          assert.ok(
+            error.message.includes(`"${redactSecrets(input)}"`),
+            'the message quotes the input, secrets hidden',
+          );
           return true;
         },
       );

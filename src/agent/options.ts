@@ -23,6 +23,11 @@ export interface AgentOptions {
   /** The agent's ed25519 identity (loadKeyFile / generateAgentKey). */
   key: AgentKey;
   services: ServiceOptions[];
+  /**
+   * HTTP forward proxy to the relay, `http://[user:password@]host:port` ('' for none). Default: the
+   * relay address's `proxy=`, else HTTPS_PROXY/HTTP_PROXY unless NO_PROXY (never for loopback).
+   */
+  proxy?: string | undefined;
   /** Sessions kept open to the relay at once. Default 1. */
   connections?: number | undefined;
   /** First reconnect delay cap, ms (full jitter, doubling). Default 500. */

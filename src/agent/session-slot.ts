@@ -105,7 +105,7 @@ export class SessionSlot {
 
   async #connect(): Promise<{ session: ServerHttp2Session; services: AssignedService[] }> {
     const { opts, relay, key } = this.#ctx;
-    const socket = await dialSocket(relay, { timeoutMs: opts.dialTimeoutMs });
+    const socket = await dialSocket(relay, { timeoutMs: opts.dialTimeoutMs, proxy: opts.proxy });
     this.#pendingSocket = socket;
     if (this.#stopped) socket.destroy();
     socket.setNoDelay(true);

@@ -9,7 +9,7 @@ import { integerFlag, jsonLine, parseCommandArgs, UsageError } from './args.js';
 import { onShutdownSignal } from './signals.js';
 
 export const exposeUsage =
-  'postern expose <[name=]target>... [--tcp] [--name <service>] [--relay <connection string>] [--key <file>] [--host-header preserve|rewrite] [--port <n>] [--json]';
+  'postern expose <[name=]target>... [--tcp] [--name <service>] [--relay <connection string>] [--proxy http://[user:pass@]host:port] [--key <file>] [--host-header preserve|rewrite] [--port <n>] [--json]';
 
 /**
  * `postern expose <target>`: publishes a local HTTP service. Without --relay it starts a relay in
@@ -21,6 +21,7 @@ export async function exposeCommand(argv: string[]): Promise<void> {
     {
       name: { type: 'string' },
       relay: { type: 'string' },
+      proxy: { type: 'string' },
       key: { type: 'string' },
       'host-header': { type: 'string' },
       tcp: { type: 'boolean' },
@@ -86,6 +87,7 @@ export async function exposeCommand(argv: string[]): Promise<void> {
     key,
     services,
     connections: integerFlag(values.connections, 'connections'),
+    proxy: values.proxy,
     logger: logger.child({ role: 'agent' }),
   });
   const print = values.json ? jsonLine : (event: Record<string, unknown>) => printHuman(event, targetOf);

@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { PosternError } from '../errors.js';
+import { behaveAsFresh } from '../stream/behave-as-fresh.js';
 
 /** The preflight's reply head may be at most this long (up to its blank line). */
 export const MAX_REPLY_HEAD_BYTES = 16_384;
@@ -156,19 +157,4 @@ function collectBody(socket: Duplex, already: Buffer): Promise<string> {
     socket.once('close', done);
     socket.once('error', done);
   });
-}
-
-/**
- * Makes a socket we paused behave like a fresh one for the caller: Node ignores a new 'data'
- * listener on an explicitly paused stream, so the caller's first 'data' listener resumes it here.
- */
-function behaveAsFresh(socket: Duplex): void {
-  const onNewListener = (event: string | symbol): void => {
-    if (event !== 'data') return;
-    socket.off('newListener', onNewListener);
-    process.nextTick(() => {
-      if (socket.listenerCount('data') > 0) socket.resume();
-    });
-  };
-  socket.on('newListener', onNewListener);
 }

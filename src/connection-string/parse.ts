@@ -5,13 +5,14 @@ import { type ConnectionString, isTls, TRANSPORTS, type Transport } from './type
 const DEFAULT_PORTS: Partial<Record<Transport, number>> = { ws: 80, http: 80, wss: 443, https: 443 };
 const HOSTNAME = /^[a-z0-9]([a-z0-9_-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]*[a-z0-9])?)*\.?$/;
 const PATH = /^(\/[A-Za-z0-9\-._~!$&'()*+,;=:@%]*)*$/;
-const PARAM_NAMES = ['http_preflight', 'path', 'ca', 'sni'] as const;
+const PARAM_NAMES = ['http_preflight', 'path', 'ca', 'sni', 'proxy'] as const;
 type ParamName = (typeof PARAM_NAMES)[number];
 const PARAM_TRANSPORTS: Record<ParamName, readonly Transport[]> = {
   http_preflight: ['tcp', 'tcps'],
   path: ['unix'],
   ca: ['tcps', 'wss', 'https'],
   sni: ['tcps', 'wss', 'https'],
+  proxy: ['tcp', 'tcps', 'ws', 'wss'],
 };
 
 /**
@@ -151,6 +152,15 @@ function parseParams(
       case 'ca':
         if (value === '') fail(partAt, 'ca= is empty: give a PEM file');
         result.ca = value;
+        break;
+      case 'proxy':
+        if (!/^http:\/\/([^@/?#\s]+@)?[^@/?#\s]+:\d{1,5}\/?$/.test(value)) {
+          fail(
+            partAt,
+            `proxy must be http://[user:password@]host:port (got "${value.replace(/\/\/[^@]*@/, '//…@')}")`,
+          );
+        }
+        result.proxy = value;
         break;
       case 'sni':
         if (!HOSTNAME.test(value.toLowerCase())) fail(partAt, `sni "${value}" is not a valid host name`);

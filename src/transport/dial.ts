@@ -3,12 +3,15 @@ import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { ConnectionString } from '../connection-string/index.js';
 import { formatConnectionString } from '../connection-string/index.js';
-import { ConnectError, OptionError } from '../errors.js';
+import { ConnectError, OptionError, redactSecrets } from '../errors.js';
+import { chooseProxy, connectThroughProxy } from './forward-proxy.js';
 import { localhostLookup } from './localhost-lookup.js';
 
 export interface DialOptions {
   /** Give up connecting (TCP and TLS handshake) after this long. Default 10 000 ms. */
   timeoutMs?: number;
+  /** An HTTP forward proxy (`http://[user:password@]host:port`); '' for none. Default: the environment's. */
+  proxy?: string | undefined;
 }
 
 export const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
@@ -18,15 +21,21 @@ export const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
  * the TLS handshake, with verification on) is complete; rejects with a ConnectError that names the
  * address and the reason.
  */
-export function dialSocket(target: ConnectionString, options: DialOptions = {}): Promise<Socket> {
+export async function dialSocket(target: ConnectionString, options: DialOptions = {}): Promise<Socket> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
-  const where = formatConnectionString(target);
+  const where = redactSecrets(formatConnectionString(target));
+  const tls = target.transport === 'tcps' || target.transport === 'https';
+  const proxy =
+    target.transport === 'unix' ? undefined : chooseProxy(target.host, tls, target.proxy ?? options.proxy);
+  // Through a forward proxy, CONNECT first; TLS (for tcps://) then runs inside that tunnel.
+  const tunnel =
+    proxy === undefined ? undefined : await connectThroughProxy(proxy, target.host, target.port, timeoutMs);
   let socket: Socket;
   let readyEvent: string;
   switch (target.transport) {
     case 'tcp':
     case 'http':
-      socket = netConnect({ host: target.host, port: target.port, lookup: localhostLookup });
+      socket = tunnel ?? netConnect({ host: target.host, port: target.port, lookup: localhostLookup });
       readyEvent = 'connect';
       break;
     case 'unix':
@@ -37,9 +46,9 @@ export function dialSocket(target: ConnectionString, options: DialOptions = {}):
     case 'https': {
       const servername = target.sni ?? (isIP(target.host) === 0 ? target.host : undefined);
       socket = tlsConnect({
-        host: target.host,
-        port: target.port,
-        lookup: localhostLookup,
+        ...(tunnel === undefined
+          ? { host: target.host, port: target.port, lookup: localhostLookup }
+          : { socket: tunnel }),
         ...(servername === undefined ? {} : { servername }),
         ...(target.ca === undefined ? {} : { ca: readCa(target.ca) }),
       });
@@ -47,10 +56,10 @@ export function dialSocket(target: ConnectionString, options: DialOptions = {}):
       break;
     }
     default:
-      return Promise.reject(
-        new OptionError(`cannot dial ${where}: ${target.transport}:// is not a stream transport here`),
-      );
+      throw new OptionError(`cannot dial ${where}: ${target.transport}:// is not a stream transport here`);
   }
+  // A proxy tunnel is already connected; only TLS inside it still has to finish.
+  if (tunnel !== undefined && readyEvent === 'connect') return tunnel;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => fail(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
     const fail = (error: Error): void => {

@@ -1,0 +1,121 @@
+import { connect as netConnect, type Socket } from 'node:net';
+import { ConnectError, OptionError } from '../errors.js';
+import { behaveAsFresh } from '../stream/behave-as-fresh.js';
+import { localhostLookup } from './localhost-lookup.js';
+
+/** A proxy's answer to CONNECT may be at most this long (up to its blank line). */
+const MAX_PROXY_REPLY_BYTES = 16_384;
+
+/**
+ * The forward proxy for reaching `host:port`: the explicit one (`--proxy`, `proxy=`) if given, else
+ * HTTPS_PROXY (for TLS) or HTTP_PROXY, upper or lower case — unless NO_PROXY names the host or
+ * the host is this machine (localhost, *.localhost, 127.0.0.0/8, ::1).
+ * NO_PROXY: comma-separated names (a leading dot or none both match subdomains), IPs, `*` for all.
+ */
+export function chooseProxy(
+  host: string,
+  tls: boolean,
+  explicit: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): string | undefined {
+  if (explicit !== undefined) return explicit === '' ? undefined : explicit;
+  // As Go's net/http does: the environment's proxy is never used for this machine itself.
+  const loopback =
+    host === 'localhost' || host.endsWith('.localhost') || host === '::1' || /^127\./.test(host);
+  if (loopback) return undefined;
+  const fromEnv = tls
+    ? (env.HTTPS_PROXY ?? env.https_proxy ?? env.HTTP_PROXY ?? env.http_proxy)
+    : (env.HTTP_PROXY ?? env.http_proxy);
+  if (fromEnv === undefined || fromEnv === '') return undefined;
+  const noProxy = (env.NO_PROXY ?? env.no_proxy ?? '')
+    .split(',')
+    .map((entry) => entry.trim().toLowerCase())
+    .filter(Boolean);
+  const name = host.toLowerCase();
+  for (const entry of noProxy) {
+    const bare = entry.replace(/^\*?\./, '').replace(/:\d+$/, '');
+    if (entry === '*' || name === bare || name.endsWith(`.${bare}`)) return undefined;
+  }
+  return fromEnv;
+}
+
+/**
+ * Opens a tunnel to `host:port` through an HTTP forward proxy with CONNECT (Basic
+ * `Proxy-Authorization` from the proxy URL's user info). Resolves with the socket once the proxy
+ * answered 200; a refusal names the proxy and quotes its status line (e.g. a 407).
+ */
+export function connectThroughProxy(
+  proxyText: string,
+  host: string,
+  port: number,
+  timeoutMs: number,
+): Promise<Socket> {
+  let proxy: URL;
+  try {
+    proxy = new URL(proxyText);
+  } catch {
+    return Promise.reject(
+      new OptionError(`proxy "${proxyText}" is not a URL; use http://[user:password@]host:port`),
+    );
+  }
+  if (proxy.protocol !== 'http:')
+    return Promise.reject(new OptionError(`proxy ${proxy.host}: only http:// forward proxies are supported`));
+  const where = `proxy http://${proxy.host}`;
+  const authority = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const lines = [`CONNECT ${authority} HTTP/1.1`, `Host: ${authority}`];
+  if (proxy.username !== '') {
+    const credentials = `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`;
+    lines.push(`Proxy-Authorization: Basic ${Buffer.from(credentials).toString('base64')}`);
+  }
+  const socket = netConnect({
+    host: proxy.hostname.replace(/^\[|\]$/g, ''),
+    port: Number(proxy.port || 80),
+    lookup: localhostLookup,
+    noDelay: true,
+  });
+  return new Promise((resolve, reject) => {
+    let received = Buffer.alloc(0);
+    const timer = setTimeout(
+      () => fail(`no answer to CONNECT ${authority} within ${timeoutMs} ms`),
+      timeoutMs,
+    );
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('error', onError);
+      socket.off('close', onClose);
+    };
+    const fail = (reason: string, cause?: unknown): void => {
+      cleanup();
+      socket.destroy();
+      reject(new ConnectError(`${where}: ${reason}`, cause));
+    };
+    const onError = (error: NodeJS.ErrnoException): void =>
+      fail(`cannot connect (${error.code ?? error.message})`, error);
+    const onClose = (): void => fail(`closed the connection before answering CONNECT ${authority}`);
+    const onData = (chunk: Buffer): void => {
+      received = Buffer.concat([received, chunk]);
+      const end = received.indexOf('\r\n\r\n');
+      if (end < 0) {
+        if (received.length > MAX_PROXY_REPLY_BYTES)
+          fail(`its answer to CONNECT has no blank line within ${MAX_PROXY_REPLY_BYTES} bytes`);
+        return;
+      }
+      const statusLine = received.subarray(0, end).toString('latin1').split('\r\n')[0] ?? '';
+      if (!/^HTTP\/1\.[01] 2\d\d/.test(statusLine)) {
+        fail(`refused CONNECT ${authority}: ${statusLine}`);
+        return;
+      }
+      cleanup();
+      socket.pause();
+      const rest = received.subarray(end + 4);
+      if (rest.length > 0) socket.unshift(rest);
+      behaveAsFresh(socket);
+      resolve(socket);
+    };
+    socket.once('connect', () => socket.write(`${lines.join('\r\n')}\r\n\r\n`));
+    socket.on('data', onData);
+    socket.once('error', onError);
+    socket.once('close', onClose);
+  });
+}
