@@ -41,11 +41,14 @@ export function redactSecrets(text: string): string {
 export class RegistrationRejectedError extends PosternError {
   readonly status: number;
 
-  constructor(status: number, reason: string) {
-    // 403 (not admitted) and 400 (malformed) will not change by retrying; 401 (clock skew, replay)
-    // and 429 (rate limit) may.
+  /**
+   * `permanent`: the relay itself said the registration can never succeed (not admitted, malformed);
+   * anything else — clock skew, replay, rate limits, and refusals by a proxy in front of the relay,
+   * which may be fixed without restarting the agent — is worth retrying.
+   */
+  constructor(status: number, reason: string, permanent = false) {
     super('POSTERN_REGISTRATION_REJECTED', `relay refused registration: ${status} ${reason}`, {
-      retryable: status !== 403 && status !== 400,
+      retryable: !permanent,
     });
     this.name = 'RegistrationRejectedError';
     this.status = status;

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { ServerHttp2Session } from 'node:http2';
+import { normalizePreflightHeader } from '../client/preflight-headers.js';
 import { withoutUndefined } from '../defined.js';
 import { type Logger, silentLogger } from '../log.js';
 import { type AssignedService, Header } from '../session/protocol.js';
@@ -57,6 +58,7 @@ class AgentRuntime extends EventEmitter implements Agent {
       this.#log.error('agent stopped', { error: error.message });
       void this.close();
     });
+    const extraHeaders = Object.fromEntries((options.headers ?? []).map(normalizePreflightHeader));
     const byName = new Map(this.#services.map((s) => [s.name, s]));
     for (let i = 0; i < this.#opts.connections; i++) {
       this.#slots.push(
@@ -67,6 +69,7 @@ class AgentRuntime extends EventEmitter implements Agent {
           services: this.#services.map((s) => ({ name: s.name, kind: s.kind })),
           log: this.#log.child({ connection: i }),
           events: this,
+          extraHeaders,
           serve: (session) => this.#serve(session, byName),
         }),
       );

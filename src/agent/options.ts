@@ -1,3 +1,4 @@
+import type { PreflightHeader } from '../client/preflight-headers.js';
 import type { Defined } from '../defined.js';
 import type { AgentKey } from '../keys/key-file.js';
 import type { Logger } from '../log.js';
@@ -28,6 +29,13 @@ export interface AgentOptions {
    * relay address's `proxy=`, else HTTPS_PROXY/HTTP_PROXY unless NO_PROXY (never for loopback).
    */
   proxy?: string | undefined;
+  /**
+   * Extra headers on the upgrade request to the relay, raw lines (`"Cookie: a=1"`) or [name, value]
+   * pairs, for reverse proxies that require a token. Default none.
+   */
+  headers?: readonly PreflightHeader[] | undefined;
+  /** The Host header sent to the relay (and signed). Default: the relay address's host:port. */
+  relayHost?: string | undefined;
   /** Sessions kept open to the relay at once. Default 1. */
   connections?: number | undefined;
   /** First reconnect delay cap, ms (full jitter, doubling). Default 500. */
@@ -73,4 +81,6 @@ export const DEFAULT_AGENT_OPTIONS = {
   drainTimeoutMs: 10_000,
 } as const;
 
-export type ResolvedAgentOptions = Defined<AgentOptions>;
+/** Options after defaults; `proxy`, `relayHost` and `headers` stay optional: absent means "the default behaviour". */
+export type ResolvedAgentOptions = Defined<Omit<AgentOptions, 'proxy' | 'relayHost' | 'headers'>> &
+  Pick<AgentOptions, 'proxy' | 'relayHost' | 'headers'>;

@@ -9,6 +9,7 @@ import { backoffDelay } from '../session/backoff.js';
 import { startKeepalive } from '../session/keepalive.js';
 import {
   type AssignedService,
+  ErrorCode,
   Header,
   type RequestedService,
   SESSION_UPGRADE_TOKEN,
@@ -28,6 +29,8 @@ export interface SlotContext {
   log: Logger;
   /** Receives the agent's events: connected, disconnected, reconnecting, fatal. */
   events: EventEmitter;
+  /** Custom headers for the upgrade request (validated), e.g. a reverse proxy's token. */
+  extraHeaders: Record<string, string>;
   /** Serves one session's streams. */
   serve(session: ServerHttp2Session): void;
 }
@@ -109,8 +112,10 @@ export class SessionSlot {
     this.#pendingSocket = socket;
     if (this.#stopped) socket.destroy();
     socket.setNoDelay(true);
-    const host = relay.transport === 'unix' ? 'localhost' : `${hostForUrl(relay.host)}:${relay.port}`;
-    const headers = signRegistration({
+    const host =
+      opts.relayHost ??
+      (relay.transport === 'unix' ? 'localhost' : `${hostForUrl(relay.host)}:${relay.port}`);
+    const registration = signRegistration({
       privateKey: key.privateKey,
       publicKey: key.publicKey,
       services: this.#ctx.services,
@@ -125,12 +130,17 @@ export class SessionSlot {
         path: relay.path,
         host,
         token: SESSION_UPGRADE_TOKEN,
-        headers,
+        // Custom headers first: the registration's own can never be replaced by them.
+        headers: { ...this.#ctx.extraHeaders, ...registration },
         timeoutMs: opts.registrationTimeoutMs,
       });
     } catch (error) {
-      if (error instanceof UpgradeRefusedError)
-        throw new RegistrationRejectedError(error.status, error.reason);
+      if (error instanceof UpgradeRefusedError) {
+        // Only the relay's own verdict stops the agent; a proxy in front of it may be fixed later.
+        const code = String(error.headers[Header.error] ?? '');
+        const permanent = code === ErrorCode.notAdmitted[0] || code === ErrorCode.malformedRegistration[0];
+        throw new RegistrationRejectedError(error.status, error.reason, permanent);
+      }
       throw error;
     } finally {
       this.#pendingSocket = undefined;

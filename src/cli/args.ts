@@ -1,4 +1,5 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import type { PreflightHeader } from '../client/preflight-headers.js';
 import { PosternError } from '../errors.js';
 
 /** A mistake in how the command was called; the CLI exits with 2. */
@@ -34,4 +35,11 @@ export function integerFlag(value: string | undefined, name: string): number | u
 /** Writes one JSON object as a line: the --json contract documented in docs/cli.md. */
 export function jsonLine(value: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify(value)}\n`);
+}
+
+/** `--header "Name: value"` is a raw line; `--header Name=value` (no colon before the '=') a pair. */
+export function headerArgument(text: string): PreflightHeader {
+  const colon = text.indexOf(':');
+  const equals = text.indexOf('=');
+  return equals > 0 && (colon < 0 || equals < colon) ? [text.slice(0, equals), text.slice(equals + 1)] : text;
 }

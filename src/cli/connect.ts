@@ -3,7 +3,7 @@ import { Client } from '../client/connect.js';
 import { parseConnectionString } from '../connection-string/index.js';
 import { joinDuplex } from '../stream/join-duplex.js';
 import { describeListener, listenOn } from '../transport/listen.js';
-import { jsonLine, parseCommandArgs, UsageError } from './args.js';
+import { headerArgument, jsonLine, parseCommandArgs, UsageError } from './args.js';
 import { onShutdownSignal } from './signals.js';
 
 export const connectUsage =
@@ -30,12 +30,9 @@ export async function connectCommand(argv: string[]): Promise<void> {
   const target = parseConnectionString(positionals[0] as string);
   const client = new Client();
   for (const header of values.header ?? []) {
-    const colon = header.indexOf(':');
-    const equals = header.indexOf('=');
-    // "Cookie: a=1" is a raw line (its colon comes first); "Token=abc" is a name and a value.
-    if (equals > 0 && (colon < 0 || equals < colon))
-      client.addHttpPreflightHeader(header.slice(0, equals), header.slice(equals + 1));
-    else client.addHttpPreflightHeader(header);
+    const parsed = headerArgument(header);
+    if (typeof parsed === 'string') client.addHttpPreflightHeader(parsed);
+    else client.addHttpPreflightHeader(parsed[0], parsed[1]);
   }
   const options = { upgradeToken: values.upgrade };
 

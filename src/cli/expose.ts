@@ -5,11 +5,11 @@ import { keyLabel } from '../keys/label.js';
 import { createJsonLogger, LOG_LEVELS, type LogLevel } from '../log.js';
 import { createRelay, type Relay } from '../relay/relay.js';
 import type { AssignedService } from '../session/protocol.js';
-import { integerFlag, jsonLine, parseCommandArgs, UsageError } from './args.js';
+import { headerArgument, integerFlag, jsonLine, parseCommandArgs, UsageError } from './args.js';
 import { onShutdownSignal } from './signals.js';
 
 export const exposeUsage =
-  'postern expose <[name=]target>... [--tcp] [--name <service>] [--relay <connection string>] [--proxy http://[user:pass@]host:port] [--key <file>] [--host-header preserve|rewrite] [--port <n>] [--json]';
+  'postern expose <[name=]target>... [--tcp] [--name <service>] [--relay <connection string>] [--proxy http://[user:pass@]host:port] [--header "Name: value"]... [--relay-host <host>] [--key <file>] [--host-header preserve|rewrite] [--port <n>] [--json]';
 
 /**
  * `postern expose <target>`: publishes a local HTTP service. Without --relay it starts a relay in
@@ -22,6 +22,8 @@ export async function exposeCommand(argv: string[]): Promise<void> {
       name: { type: 'string' },
       relay: { type: 'string' },
       proxy: { type: 'string' },
+      header: { type: 'string', multiple: true },
+      'relay-host': { type: 'string' },
       key: { type: 'string' },
       'host-header': { type: 'string' },
       tcp: { type: 'boolean' },
@@ -88,6 +90,8 @@ export async function exposeCommand(argv: string[]): Promise<void> {
     services,
     connections: integerFlag(values.connections, 'connections'),
     proxy: values.proxy,
+    headers: (values.header ?? []).map(headerArgument),
+    relayHost: values['relay-host'],
     logger: logger.child({ role: 'agent' }),
   });
   const print = values.json ? jsonLine : (event: Record<string, unknown>) => printHuman(event, targetOf);
