@@ -11,7 +11,6 @@ import {
 import { OptionError } from '../errors.js';
 import { DEFAULT_SERVICE, SERVICE_NAME } from '../keys/label.js';
 import type { ServiceKind } from '../session/protocol.js';
-import { localhostLookup } from '../transport/localhost-lookup.js';
 import type { ServiceOptions } from './options.js';
 
 /** A service as the agent runs it: its declared target and the pooled connections to it. */
@@ -105,5 +104,3 @@ function readCa(path: string, target: string): Buffer {
     );
   }
 }
-
-export { localhostLookup };
