@@ -4,12 +4,14 @@ import { AGENT_PATH } from '../session/protocol.js';
 
 /**
  * Turns the relay address a user gives into the one the agent dials: tcp://, tcps:// and unix://
- * with the HTTP Upgrade preflight to /_postern/agent (the default path), http:// and https:// as
- * their tcp/tcps equivalents.
+ * with the HTTP Upgrade preflight to <path>/_postern/agent (the path is the relay's base path, if
+ * any), http:// and https:// as their tcp/tcps equivalents.
  */
 export function agentRelayAddress(text: string): ConnectionString {
   const cs = parseConnectionString(text);
-  const path = cs.path === '' || cs.path === '/' ? AGENT_PATH : cs.path;
+  // A relay under a base path is given as tcp://host:port/tunnel; its agent endpoint is under it.
+  const base = cs.path.replace(/\/+$/, '');
+  const path = base.endsWith(AGENT_PATH) ? base : `${base}${AGENT_PATH}`;
   switch (cs.transport) {
     case 'http':
     case 'https': {

@@ -12,6 +12,7 @@ export async function relayCommand(argv: string[]): Promise<void> {
     {
       listen: { type: 'string', multiple: true },
       domain: { type: 'string' },
+      'base-path': { type: 'string' },
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
       'public-url': { type: 'string' },
@@ -37,6 +38,7 @@ export async function relayCommand(argv: string[]): Promise<void> {
   const relay = await createRelay({
     listen: values.listen ?? ['tcp://0.0.0.0:8080'],
     domain: values.domain,
+    basePath: values['base-path'],
     tlsCert: values['tls-cert'],
     tlsKey: values['tls-key'],
     publicUrl: values['public-url'],

@@ -1,4 +1,5 @@
 import { type Defined, withoutUndefined } from '../defined.js';
+import { OptionError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { VerifiedRegistration } from '../session/registration.js';
 
@@ -10,6 +11,11 @@ export interface RelayOptions {
   tlsCert?: string | undefined;
   /** PEM private key file for tcps:// listeners. */
   tlsKey?: string | undefined;
+  /**
+   * Serve everything under this path (`/tunnel`: agents at /tunnel/_postern/agent, path routing at
+   * /tunnel/<label>/…), for a relay behind an ingress on a shared port. Default '' (the root).
+   */
+  basePath?: string | undefined;
   /** Tunnels are `<label>.<domain>`. Default 'localhost'. */
   domain?: string | undefined;
   /**
@@ -68,6 +74,7 @@ export type ResolvedRelayOptions = Defined<Omit<RelayOptions, 'tlsCert' | 'tlsKe
 
 export const DEFAULT_RELAY_OPTIONS = {
   listen: ['tcp://127.0.0.1:0'],
+  basePath: '',
   domain: 'localhost',
   registrationWindowSeconds: 60,
   maxNonces: 100_000,
@@ -102,7 +109,17 @@ export function resolveRelayOptions(options: RelayOptions, logger: Logger): Reso
     listen: [...merged.listen],
     trustedProxies: [...merged.trustedProxies],
     domain: merged.domain.toLowerCase().replace(/\.$/, ''),
+    basePath: normalizeBasePath(merged.basePath),
     requestBurstPerTunnel:
       options.requestBurstPerTunnel ?? Math.max(1, 2 * merged.requestsPerSecondPerTunnel),
   };
+}
+
+/** '/tunnel/' → '/tunnel'; '' or '/' → ''. Refuses anything but plain path segments. */
+function normalizeBasePath(path: string): string {
+  const trimmed = path.replace(/\/+$/, '');
+  if (trimmed !== '' && !/^(\/[A-Za-z0-9._~-]+)+$/.test(trimmed)) {
+    throw new OptionError(`base path "${path}" must be like /tunnel (segments of letters, digits, . _ ~ -)`);
+  }
+  return trimmed;
 }

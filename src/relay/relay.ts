@@ -151,12 +151,12 @@ class RelayServer extends EventEmitter implements Relay {
   urlFor(label: string): string {
     if (this.#opts.publicUrl !== undefined) {
       const base = new URL(this.#opts.publicUrl);
-      return `${base.protocol}//${label}.${base.host}/`;
+      return `${base.protocol}//${label}.${base.host}${this.#opts.basePath}/`;
     }
     const first = this.#listeners[0]?.address;
     const scheme = first?.transport === 'tcps' ? 'https' : 'http';
     const port = first === undefined || first.transport === 'unix' ? '' : `:${first.port}`;
-    return `${scheme}://${label}.${this.#opts.domain}${port}/`;
+    return `${scheme}://${label}.${this.#opts.domain}${port}${this.#opts.basePath}/`;
   }
 
   tunnels(): TunnelInfo[] {
@@ -181,12 +181,16 @@ class RelayServer extends EventEmitter implements Relay {
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
-    const pathOnly = (req.url ?? '').split('?')[0];
-    if (pathOnly === AGENT_PATH) {
+    const inner = this.#inner(req.url ?? '');
+    if (inner === undefined) {
+      sendVisitorError(res, 'unknownTunnel', `this relay serves only under ${this.#opts.basePath}/`);
+      return;
+    }
+    if (inner.split('?')[0] === AGENT_PATH) {
       sendVisitorError(res, 'badRequest', `${AGENT_PATH} is the agent endpoint; it needs an HTTP Upgrade`);
       return;
     }
-    const route = routeRequest(req.headers.host, req.url ?? '', this.#opts.domain);
+    const route = this.#route(req, inner);
     if (route.kind === 'invalid') {
       sendVisitorError(res, 'unknownTunnel', route.reason);
       return;
@@ -195,7 +199,7 @@ class RelayServer extends EventEmitter implements Relay {
       sendVisitorError(
         res,
         'unknownTunnel',
-        `no tunnel named in the Host (<label>.${this.#opts.domain}) or the path (/<label>/…)`,
+        `no tunnel named in the Host (<label>.${this.#opts.domain}) or the path (${this.#opts.basePath}/<label>/…)`,
       );
       return;
     }
@@ -207,8 +211,12 @@ class RelayServer extends EventEmitter implements Relay {
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
-    const pathOnly = (req.url ?? '').split('?')[0];
-    if (pathOnly === AGENT_PATH) {
+    const inner = this.#inner(req.url ?? '');
+    if (inner === undefined) {
+      writeRawError(socket, 'unknownTunnel', `this relay serves only under ${this.#opts.basePath}/`);
+      return;
+    }
+    if (inner.split('?')[0] === AGENT_PATH) {
       handleAgentUpgrade(
         {
           options: this.#opts,
@@ -225,7 +233,7 @@ class RelayServer extends EventEmitter implements Relay {
       );
       return;
     }
-    const route = routeRequest(req.headers.host, req.url ?? '', this.#opts.domain);
+    const route = this.#route(req, inner);
     if (route.kind !== 'tunnel') {
       writeRawError(
         socket,
@@ -238,6 +246,23 @@ class RelayServer extends EventEmitter implements Relay {
       this.#log.error('upgrade forwarding failed', { error: error.message });
       socket.destroy();
     });
+  }
+
+  /** The request target inside the base path ('/…'), or undefined when it lies outside it. */
+  #inner(url: string): string | undefined {
+    const base = this.#opts.basePath;
+    if (base === '') return url;
+    if (url === base) return '/';
+    if (url.startsWith(`${base}/`)) return url.slice(base.length);
+    if (url.startsWith(`${base}?`)) return `/${url.slice(base.length)}`;
+    return undefined;
+  }
+
+  /** Routes a request whose target inside the base path is `inner`; the prefix includes the base path. */
+  #route(req: IncomingMessage, inner: string): ReturnType<typeof routeRequest> {
+    const route = routeRequest(req.headers.host, inner, this.#opts.domain);
+    if (route.kind === 'tunnel') route.prefix = `${this.#opts.basePath}${route.prefix}`;
+    return route;
   }
 
   #addSession(session: AgentSession): void {
