@@ -34,6 +34,8 @@ describe('the postern command', () => {
       assert.equal((await stat(join(home, 'postern', 'agent.key'))).mode & 0o777, 0o600);
       const res = await curlResponse([`${service?.url}echo`]);
       assert.equal(res.status, 200);
+      // The second default session's first start is not a reconnect: no 'connected' line for it.
+      await assert.rejects(cli.nextEvent((e) => e.event === 'connected', 500));
     } finally {
       assert.equal(await cli.stop('SIGTERM'), 0, 'SIGTERM exits 0 after a clean close');
     }

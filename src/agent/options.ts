@@ -36,7 +36,7 @@ export interface AgentOptions {
   headers?: readonly PreflightHeader[] | undefined;
   /** The Host header sent to the relay (and signed). Default: the relay address's host:port. */
   relayHost?: string | undefined;
-  /** Sessions kept open to the relay at once. Default 1. */
+  /** Sessions kept open to the relay at once; losing one loses no tunnel. Default 2. */
   connections?: number | undefined;
   /** First reconnect delay cap, ms (full jitter, doubling). Default 500. */
   reconnectInitialMs?: number | undefined;
@@ -66,7 +66,7 @@ export interface AgentOptions {
 }
 
 export const DEFAULT_AGENT_OPTIONS = {
-  connections: 1,
+  connections: 2,
   reconnectInitialMs: 500,
   reconnectMaxMs: 30_000,
   keepaliveIntervalMs: 10_000,

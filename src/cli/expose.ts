@@ -96,16 +96,16 @@ export async function exposeCommand(argv: string[]): Promise<void> {
   });
   const print = values.json ? jsonLine : (event: Record<string, unknown>) => printHuman(event, targetOf);
   let readySeen = false;
+  // 'connected' reports a session that came back after a loss, not each session's first start.
+  const everConnected = new Set<number>();
   agent.on('connected', (event: { connection: number; services: AssignedService[] }) => {
     if (!readySeen) {
       readySeen = true;
-      print({
-        event: 'ready',
-        services: event.services.map(readyService),
-      });
-    } else {
+      print({ event: 'ready', services: event.services.map(readyService) });
+    } else if (everConnected.has(event.connection)) {
       print({ event: 'connected', connection: event.connection });
     }
+    everConnected.add(event.connection);
   });
   agent.on('disconnected', (event: { connection: number; reason: string }) =>
     print({ event: 'disconnected', ...event }),
