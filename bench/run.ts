@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { makeCertificates } from '../test/helpers/certs.js';
 import { startCli } from '../test/helpers/processes.js';
 
 const run = promisify(execFile);
@@ -131,26 +132,32 @@ async function main(): Promise<void> {
   ensureTools();
   const work = mkdtempSync(join(tmpdir(), 'postern-bench-'));
   const origin = await startOriginProcess();
-  const relay = startCli(['relay', '--listen', 'tcp://127.0.0.1:0', '--json', '--log-level', 'warn']);
+  const certs = makeCertificates();
+  const relay = startCli([
+    'relay',
+    '--listen',
+    'tcp://127.0.0.1:0',
+    '--listen',
+    'tcps://127.0.0.1:0',
+    '--tls-cert',
+    certs.cert,
+    '--tls-key',
+    certs.key,
+    '--json',
+    '--log-level',
+    'warn',
+  ]);
   const rows: Row[] = [];
   const stops: (() => Promise<unknown> | void)[] = [() => relay.stop(), () => origin.stop()];
   try {
-    const relayAddress = (
-      (await relay.nextEvent((e) => e.event === 'listening')).listen as string[]
-    )[0] as string;
+    const [relayAddress, relayTlsAddress] = (await relay.nextEvent((e) => e.event === 'listening'))
+      .listen as [string, string];
     const relayPort = Number(relayAddress.split(':').pop());
+    const relayTlsPort = Number(relayTlsAddress.split(':').pop());
     const keyFile = join(work, 'agent.key');
     await startCli(['keygen', '--out', keyFile]).exited;
-    const startAgent = (): ReturnType<typeof startCli> =>
-      startCli([
-        'expose',
-        `http://127.0.0.1:${origin.port}`,
-        '--relay',
-        relayAddress,
-        '--key',
-        keyFile,
-        '--json',
-      ]);
+    const startAgent = (address = relayAddress): ReturnType<typeof startCli> =>
+      startCli(['expose', `http://127.0.0.1:${origin.port}`, '--relay', address, '--key', keyFile, '--json']);
     const agent = startAgent();
     stops.unshift(() => agent.stop());
     const ready = await agent.nextEvent((e) => e.event === 'ready');
@@ -236,6 +243,38 @@ async function main(): Promise<void> {
       });
     }
 
+    say('the same download and upload over each session transport (median of 3)');
+    await agent.stop();
+    stops.shift();
+    for (const [name, address] of [
+      ['tcp:// raw upgrade', relayAddress],
+      ['ws://', `ws://127.0.0.1:${relayPort}`],
+      ['tcps:// raw upgrade', `tcps://localhost:${relayTlsPort}?ca=${certs.ca}`],
+      ['wss://', `wss://localhost:${relayTlsPort}?ca=${certs.ca}`],
+    ] as const) {
+      const transportAgent = startAgent(address);
+      await transportAgent.nextEvent((e) => e.event === 'ready');
+      await download(tunnel, hostArgs)();
+      const down = median(await repeat(3, download(tunnel, hostArgs)));
+      const up = median(await repeat(3, upload(tunnel, hostArgs)));
+      await transportAgent.stop();
+      for (const [what, t, d] of [
+        ['download', down, downDirect],
+        ['upload', up, upDirect],
+      ] as const) {
+        rows.push({
+          scenario: `${settings.bulkMiB} MiB ${what}, agent session over ${name}`,
+          unit: 'MB/s',
+          direct: d / 1e6,
+          postern: t / 1e6,
+          ratio: t / d,
+        });
+      }
+    }
+    const mainAgent = startAgent();
+    stops.unshift(() => mainAgent.stop());
+    await mainAgent.nextEvent((e) => e.event === 'ready');
+
     say(`8 parallel downloads of ${settings.parallelMiB} MiB`);
     const parDirect = await parallelDownloads(direct, undefined, 8);
     const parTunnel = await parallelDownloads(tunnel, tunnelHost, 8);
@@ -278,6 +317,7 @@ async function main(): Promise<void> {
   } finally {
     for (const stop of stops) await stop();
     rmSync(work, { recursive: true, force: true });
+    rmSync(certs.dir, { recursive: true, force: true });
   }
 
   const format = (value: number | null): string =>

@@ -3,9 +3,12 @@ import { OptionError } from '../errors.js';
 import { AGENT_PATH } from '../session/protocol.js';
 
 /**
- * Turns the relay address a user gives into the one the agent dials: tcp://, tcps:// and unix://
- * with the HTTP Upgrade preflight to <path>/_postern/agent (the path is the relay's base path, if
- * any), http:// and https:// as their tcp/tcps equivalents.
+ * Turns the relay address a user gives into the one the agent dials (DESIGN §3.1):
+ * - tcp://, tcps://, unix://: the raw HTTP Upgrade to <path>/_postern/agent, the fast path;
+ * - ws://, wss://: a WebSocket to the same path, for networks that let only WebSockets through;
+ * - http://, https://: a URL as a browser would take it, so the WebSocket (ws://, wss://), the
+ *   transport that gets through the most proxies and CDNs.
+ * The path is the relay's base path, if any.
  */
 export function agentRelayAddress(text: string): ConnectionString {
   const cs = parseConnectionString(text);
@@ -14,18 +17,11 @@ export function agentRelayAddress(text: string): ConnectionString {
   const path = base.endsWith(AGENT_PATH) ? base : `${base}${AGENT_PATH}`;
   switch (cs.transport) {
     case 'http':
-    case 'https': {
-      const out: ConnectionString = {
-        transport: cs.transport === 'http' ? 'tcp' : 'tcps',
-        host: cs.host,
-        port: cs.port,
-        path,
-        httpPreflight: true,
-      };
-      if (cs.ca !== undefined) out.ca = cs.ca;
-      if (cs.sni !== undefined) out.sni = cs.sni;
-      return out;
-    }
+    case 'https':
+      return { ...cs, transport: cs.transport === 'http' ? 'ws' : 'wss', path };
+    case 'ws':
+    case 'wss':
+      return { ...cs, path };
     case 'tcp':
     case 'tcps':
       if (cs.httpPreflight === false) {
@@ -36,9 +32,5 @@ export function agentRelayAddress(text: string): ConnectionString {
       return { ...cs, path, httpPreflight: true };
     case 'unix':
       return { ...cs, path };
-    default:
-      throw new OptionError(
-        `relay ${text}: ${cs.transport}:// sessions are not supported yet; use tcp://, tcps:// or unix://`,
-      );
   }
 }

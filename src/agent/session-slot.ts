@@ -11,12 +11,14 @@ import {
   type AssignedService,
   ErrorCode,
   Header,
+  MAX_SESSION_MESSAGE_BYTES,
   type RequestedService,
   SESSION_UPGRADE_TOKEN,
 } from '../session/protocol.js';
 import { signRegistration } from '../session/registration.js';
 import { dialSocket } from '../transport/dial.js';
-import { requestUpgrade, UpgradeRefusedError } from '../transport/upgrade-request.js';
+import { requestUpgrade, UpgradeRefusedError, type UpgradeResult } from '../transport/upgrade-request.js';
+import { requestWebSocketUpgrade } from '../transport/websocket-upgrade.js';
 import type { ResolvedAgentOptions } from './options.js';
 
 export type SlotState = 'connecting' | 'ready' | 'waiting' | 'stopped';
@@ -123,17 +125,28 @@ export class SessionSlot {
       path: relay.path,
       host,
     });
-    let upgraded: Awaited<ReturnType<typeof requestUpgrade>>;
+    // Custom headers first: the registration's own can never be replaced by them.
+    const headers = { ...this.#ctx.extraHeaders, ...registration };
+    let upgraded: UpgradeResult;
     try {
-      upgraded = await requestUpgrade({
-        stream: socket,
-        path: relay.path,
-        host,
-        token: SESSION_UPGRADE_TOKEN,
-        // Custom headers first: the registration's own can never be replaced by them.
-        headers: { ...this.#ctx.extraHeaders, ...registration },
-        timeoutMs: opts.registrationTimeoutMs,
-      });
+      upgraded =
+        relay.transport === 'ws' || relay.transport === 'wss'
+          ? await requestWebSocketUpgrade({
+              stream: socket,
+              url: `${relay.transport}://${hostForUrl(relay.host)}:${relay.port}${relay.path}`,
+              host,
+              headers,
+              timeoutMs: opts.registrationTimeoutMs,
+              maxMessageBytes: MAX_SESSION_MESSAGE_BYTES,
+            })
+          : await requestUpgrade({
+              stream: socket,
+              path: relay.path,
+              host,
+              token: SESSION_UPGRADE_TOKEN,
+              headers,
+              timeoutMs: opts.registrationTimeoutMs,
+            });
     } catch (error) {
       if (error instanceof UpgradeRefusedError) {
         // Only the relay's own verdict stops the agent; a proxy in front of it may be fixed later.

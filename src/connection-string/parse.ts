@@ -12,7 +12,7 @@ const PARAM_TRANSPORTS: Record<ParamName, readonly Transport[]> = {
   path: ['unix'],
   ca: ['tcps', 'wss', 'https'],
   sni: ['tcps', 'wss', 'https'],
-  proxy: ['tcp', 'tcps', 'ws', 'wss'],
+  proxy: ['tcp', 'tcps', 'ws', 'wss', 'http', 'https'],
 };
 
 /**

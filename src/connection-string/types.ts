@@ -24,7 +24,7 @@ export interface ConnectionString {
   ca?: string;
   /** `sni=`: the TLS server name to send and verify, when it differs from the host (tcps, wss, https). */
   sni?: string;
-  /** `proxy=`: an HTTP forward proxy to CONNECT through, `http://[user:password@]host:port` (tcp, tcps, ws, wss). */
+  /** `proxy=`: an HTTP forward proxy to CONNECT through, `http://[user:password@]host:port` (tcp, tcps, ws, wss, http, https). */
   proxy?: string;
 }
 

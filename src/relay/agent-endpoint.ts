@@ -1,11 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
 import { keyLabelFromX, serviceLabel } from '../keys/label.js';
 import type { Logger } from '../log.js';
 import type { NonceCache } from '../session/nonce-cache.js';
-import { type AssignedService, ErrorCode, Header, SESSION_UPGRADE_TOKEN } from '../session/protocol.js';
+import {
+  type AssignedService,
+  ErrorCode,
+  Header,
+  MAX_SESSION_MESSAGE_BYTES,
+  SESSION_UPGRADE_TOKEN,
+} from '../session/protocol.js';
 import { verifyRegistration } from '../session/registration.js';
+import { webSocketStream } from '../transport/websocket-stream.js';
 import { AgentSession } from './agent-session.js';
 import type { ResolvedRelayOptions } from './options.js';
 import type { KeyedTokenBuckets } from './token-bucket.js';
@@ -19,12 +27,15 @@ export interface AgentEndpointContext {
   urlFor(label: string): string;
   /** Called with each admitted session, already running. */
   onSession(session: AgentSession): void;
+  /** From createSessionWebSocketServer(): takes agents that come over a WebSocket. */
+  sessionWebSockets: WebSocketServer;
   isClosing(): boolean;
 }
 
 /**
- * Handles `GET /_postern/agent` with `Upgrade: postern-session/1` (DESIGN §3.2): every check in
- * order, a status and one-line reason on failure (no upgrade then), else 101 and an h2 session.
+ * Handles `GET /_postern/agent` with `Upgrade: postern-session/1` or `Upgrade: websocket`
+ * (DESIGN §3.2): every check in order, a status and one-line reason on failure (no upgrade then),
+ * else 101 and an h2 session on the raw socket or inside the WebSocket's binary messages.
  */
 export function handleAgentUpgrade(
   ctx: AgentEndpointContext,
@@ -38,11 +49,12 @@ export function handleAgentUpgrade(
     writeRawError(socket, 'shuttingDown', 'relay is shutting down', { 'retry-after': '1' });
     return;
   }
-  if (String(req.headers.upgrade).toLowerCase() !== SESSION_UPGRADE_TOKEN) {
+  const upgradeToken = String(req.headers.upgrade).toLowerCase();
+  if (upgradeToken !== SESSION_UPGRADE_TOKEN && upgradeToken !== 'websocket') {
     writeRawError(
       socket,
       'malformedRegistration',
-      `agent endpoint expects "Upgrade: ${SESSION_UPGRADE_TOKEN}"`,
+      `agent endpoint expects "Upgrade: ${SESSION_UPGRADE_TOKEN}" or "Upgrade: websocket"`,
     );
     return;
   }
@@ -93,6 +105,15 @@ export function handleAgentUpgrade(
     const url = ctx.urlFor(label);
     return s.kind === 'tcp' ? { ...s, label, url, connect: connectStringFor(url) } : { ...s, label, url };
   });
+  const facts = { keyLabel, services, remoteAddress };
+  if (upgradeToken === 'websocket') {
+    // ws answers the handshake (or a 400 for a bad one) and takes care of `head` itself.
+    assignedHeaders.set(req, `${Header.assigned}: ${JSON.stringify(services)}`);
+    ctx.sessionWebSockets.handleUpgrade(req, socket, head, (ws) => {
+      startSession(ctx, webSocketStream(ws), facts);
+    });
+    return;
+  }
   // Bytes the agent sent right behind its request head belong to the session: put them back
   // before HTTP/2 reads the socket (DESIGN §3.4 a). Paused, they wait in the socket's buffer.
   socket.pause();
@@ -107,8 +128,29 @@ export function handleAgentUpgrade(
       socket.destroy();
       return;
     }
-    startSession(ctx, socket, { keyLabel, services, remoteAddress });
+    startSession(ctx, socket, facts);
   });
+}
+
+/** The 101 header each pending WebSocket registration adds (read by the 'headers' hook below). */
+const assignedHeaders = new WeakMap<IncomingMessage, string>();
+
+/**
+ * The WebSocket server for agent sessions: binary messages carry the HTTP/2 bytes, bounded in
+ * size, uncompressed (h2 is compact already, and deflate would cost CPU on every message).
+ */
+export function createSessionWebSocketServer(): WebSocketServer {
+  const server = new WebSocketServer({
+    noServer: true,
+    clientTracking: false,
+    perMessageDeflate: false,
+    maxPayload: MAX_SESSION_MESSAGE_BYTES,
+  });
+  server.on('headers', (headers: string[], req: IncomingMessage) => {
+    const assigned = assignedHeaders.get(req);
+    if (assigned !== undefined) headers.push(assigned);
+  });
+  return server;
 }
 
 function startSession(

@@ -8,7 +8,7 @@ import { type Logger, silentLogger } from '../log.js';
 import { NonceCache } from '../session/nonce-cache.js';
 import { AGENT_PATH } from '../session/protocol.js';
 import { type BoundListener, describeListener, listenOn } from '../transport/listen.js';
-import { handleAgentUpgrade } from './agent-endpoint.js';
+import { createSessionWebSocketServer, handleAgentUpgrade } from './agent-endpoint.js';
 import type { AgentSession } from './agent-session.js';
 import { type ForwardContext, forwardHttpRequest } from './http-forward.js';
 import { type RelayOptions, type ResolvedRelayOptions, resolveRelayOptions } from './options.js';
@@ -73,6 +73,7 @@ class RelayServer extends EventEmitter implements Relay {
   readonly #forward: ForwardContext;
   readonly #nonces: NonceCache;
   readonly #registrationLimiter: KeyedTokenBuckets;
+  readonly #sessionWebSockets = createSessionWebSocketServer();
   #sweepTimer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
   #started = false;
@@ -225,6 +226,7 @@ class RelayServer extends EventEmitter implements Relay {
           log: this.#log,
           urlFor: (label) => this.urlFor(label),
           onSession: (session) => this.#addSession(session),
+          sessionWebSockets: this.#sessionWebSockets,
           isClosing: () => this.#closing !== undefined,
         },
         req,

@@ -15,6 +15,11 @@
  */
 export const AGENT_PATH = '/_postern/agent';
 export const SESSION_UPGRADE_TOKEN = 'postern-session/1';
+/**
+ * Over a WebSocket session each HTTP/2 write is one binary message; Node's http2 writes at most a
+ * few frames (each ≤ 16 KiB + 9) at a time, so 1 MiB bounds a message with a wide margin.
+ */
+export const MAX_SESSION_MESSAGE_BYTES = 1 << 20;
 export const PROTOCOL_VERSION = '1';
 export const SIGNED_STRING_TAG = 'POSTERN-REGISTRATION-V1';
 

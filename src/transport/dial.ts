@@ -17,14 +17,15 @@ export interface DialOptions {
 export const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
 
 /**
- * Opens a byte stream to a tcp://, tcps:// or unix:// address. Resolves once the connection (and
+ * Opens a byte stream to a tcp://, tcps:// or unix:// address (ws:// and wss:// dial like tcp://
+ * and tcps://; the WebSocket handshake is the caller's). Resolves once the connection (and
  * the TLS handshake, with verification on) is complete; rejects with a ConnectError that names the
  * address and the reason.
  */
 export async function dialSocket(target: ConnectionString, options: DialOptions = {}): Promise<Socket> {
   const timeoutMs = options.timeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
   const where = redactSecrets(formatConnectionString(target));
-  const tls = target.transport === 'tcps' || target.transport === 'https';
+  const tls = target.transport === 'tcps' || target.transport === 'https' || target.transport === 'wss';
   const proxy =
     target.transport === 'unix' ? undefined : chooseProxy(target.host, tls, target.proxy ?? options.proxy);
   // Through a forward proxy, CONNECT first; TLS (for tcps://) then runs inside that tunnel.
@@ -35,6 +36,7 @@ export async function dialSocket(target: ConnectionString, options: DialOptions 
   switch (target.transport) {
     case 'tcp':
     case 'http':
+    case 'ws':
       socket = tunnel ?? netConnect({ host: target.host, port: target.port, lookup: localhostLookup });
       readyEvent = 'connect';
       break;
@@ -43,7 +45,8 @@ export async function dialSocket(target: ConnectionString, options: DialOptions 
       readyEvent = 'connect';
       break;
     case 'tcps':
-    case 'https': {
+    case 'https':
+    case 'wss': {
       const servername = target.sni ?? (isIP(target.host) === 0 ? target.host : undefined);
       socket = tlsConnect({
         ...(tunnel === undefined

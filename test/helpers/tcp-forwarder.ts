@@ -2,6 +2,8 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 
 export interface TcpForwarder {
   port: number;
+  /** The first bytes each connection sent through (latin1), e.g. to see which upgrade an agent made. */
+  firstChunks: string[];
   /** Destroys every connection going through the forwarder (both sides see a reset). */
   cutAll(): void;
   /** Stops moving bytes on the open connections without closing them: a silent, half-dead path. */
@@ -12,6 +14,7 @@ export interface TcpForwarder {
 /** A loopback TCP forwarder to 127.0.0.1:`targetPort`, so a test can cut connections at will. */
 export async function startTcpForwarder(targetPort: number): Promise<TcpForwarder> {
   const pairs = new Set<[Socket, Socket]>();
+  const firstChunks: string[] = [];
   const server: Server = createServer((inbound) => {
     const outbound = connect(targetPort, '127.0.0.1');
     const pair: [Socket, Socket] = [inbound, outbound];
@@ -23,6 +26,7 @@ export async function startTcpForwarder(targetPort: number): Promise<TcpForwarde
     };
     inbound.on('error', teardown).on('close', teardown);
     outbound.on('error', teardown).on('close', teardown);
+    inbound.once('data', (chunk: Buffer) => firstChunks.push(chunk.toString('latin1')));
     inbound.pipe(outbound);
     outbound.pipe(inbound);
   });
@@ -44,6 +48,7 @@ export async function startTcpForwarder(targetPort: number): Promise<TcpForwarde
   };
   return {
     port: (server.address() as { port: number }).port,
+    firstChunks,
     cutAll,
     stallAll,
     close() {

@@ -1,0 +1,82 @@
+import type { Duplex } from 'node:stream';
+import { WebSocket } from 'ws';
+import { ConnectError } from '../errors.js';
+import { UpgradeRefusedError, type UpgradeResult } from './upgrade-request.js';
+import { webSocketStream } from './websocket-stream.js';
+
+/** At most this much of a refusal's body is read, for its reason line. */
+const MAX_REFUSAL_BODY = 4096;
+
+/**
+ * Opens a WebSocket over an already connected stream (plain, TLS, or a proxy tunnel: dialing is
+ * the caller's job, so proxies and certificate checks work the same as for the raw upgrade) and
+ * returns it as a byte stream whose writes are binary messages. A non-101 answer rejects with the
+ * same UpgradeRefusedError as the raw upgrade, so callers treat both transports alike.
+ */
+export function requestWebSocketUpgrade(options: {
+  stream: Duplex;
+  /** ws:// or wss:// URL; only its path and scheme matter, the stream is already connected. */
+  url: string;
+  host: string;
+  headers: Record<string, string>;
+  timeoutMs: number;
+  maxMessageBytes: number;
+}): Promise<UpgradeResult> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const settle = (fn: () => void): void => {
+      if (settled) return;
+      settled = true;
+      fn();
+    };
+    let headers: UpgradeResult['headers'] = {};
+    const ws = new WebSocket(options.url, {
+      createConnection: () => options.stream as never,
+      headers: { ...options.headers, host: options.host },
+      handshakeTimeout: options.timeoutMs,
+      maxPayload: options.maxMessageBytes,
+      // h2 frames are already compact; compression would cost CPU on every message for little.
+      perMessageDeflate: false,
+      followRedirects: false,
+    });
+    ws.once('upgrade', (response) => {
+      headers = response.headers;
+    });
+    ws.once('open', () => {
+      ws.off('error', onError);
+      settle(() => resolve({ socket: webSocketStream(ws), headers }));
+    });
+    const onError = (error: Error): void => {
+      options.stream.destroy();
+      settle(() => reject(new ConnectError(`WebSocket upgrade failed: ${error.message}`, error)));
+    };
+    ws.once('error', onError);
+    ws.once('unexpected-response', (_request, response) => {
+      ws.off('error', onError);
+      ws.on('error', () => {});
+      const chunks: Buffer[] = [];
+      let size = 0;
+      const finish = (): void => {
+        ws.terminate();
+        options.stream.destroy();
+        const body = Buffer.concat(chunks).toString('utf8').trim().split('\n')[0] ?? '';
+        settle(() =>
+          reject(
+            new UpgradeRefusedError(
+              response.statusCode ?? 0,
+              body || (response.statusMessage ?? ''),
+              response.headers,
+            ),
+          ),
+        );
+      };
+      response.on('data', (chunk: Buffer) => {
+        if (size < MAX_REFUSAL_BODY) chunks.push(chunk.subarray(0, MAX_REFUSAL_BODY - size));
+        size += chunk.length;
+        if (size >= MAX_REFUSAL_BODY) finish();
+      });
+      response.once('end', finish);
+      response.once('error', finish);
+    });
+  });
+}
