@@ -12,6 +12,7 @@ import { createRelay, type Relay } from '../src/relay/relay.js';
 import { curlResponse } from './helpers/curl.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
 import { type Squid, startSquid } from './helpers/squid.js';
+import { readyWithin } from './helpers/tunnel.js';
 
 describe('an agent behind a real squid that requires Basic proxy auth and allows CONNECT only to the relay', () => {
   let origin: Origin;
@@ -54,7 +55,7 @@ describe('an agent behind a real squid that requires Basic proxy auth and allows
         ],
       });
       try {
-        const services = await agent.ready;
+        const services = await readyWithin(agent);
         const at = (name: string, s = 'http'): string =>
           `${s}://127.0.0.1:${relayPort}/${services.find((x) => x.name === name)?.label}`;
         assert.equal((await curlResponse([`${at('default')}/echo`])).status, 200);
@@ -106,7 +107,7 @@ describe('an agent behind a real squid that requires Basic proxy auth and allows
       assert.ok(delays.every((d) => d >= 0 && d <= 400));
       // The proxy's administrator puts the agent's password back: the next retry gets through.
       squid.setPassword('rotating', 's3cret');
-      const [service] = await agent.ready;
+      const [service] = await readyWithin(agent);
       assert.equal(
         (await curlResponse([`http://127.0.0.1:${relayPort}/${service?.label}/echo`])).status,
         200,

@@ -129,42 +129,44 @@ describe('behind real nginx: redis-cli through postern connect, HTTP, WebSocket,
     }
   });
 
-  test('an agent sends the token header nginx requires (both forms); without it the 403 is retried, not fatal', async () => {
-    for (const header of [`X-Proxy-Token: ${nginx.token}`, ['X-Proxy-Token', nginx.token] as const]) {
-      const withToken = createAgent({
-        relay: `tcp://127.0.0.1:${nginx.tokenPort}`,
+  for (const scheme of ['tcp', 'ws'] as const) {
+    test(`${scheme}:// sessions through nginx: the agent sends the token header nginx requires (both forms); without it the 403 is retried, not fatal`, async () => {
+      for (const header of [`X-Proxy-Token: ${nginx.token}`, ['X-Proxy-Token', nginx.token] as const]) {
+        const withToken = createAgent({
+          relay: `${scheme}://127.0.0.1:${nginx.tokenPort}`,
+          key: generateAgentKey(),
+          services: [{ target: origin.url }],
+          headers: [header],
+        });
+        const [service] = await withToken.ready;
+        assert.equal(
+          (await curlResponse([`http://${service?.label}.localhost:${nginx.port}/echo`])).status,
+          200,
+        );
+        await withToken.close();
+      }
+      const without = createAgent({
+        relay: `${scheme}://127.0.0.1:${nginx.tokenPort}`,
         key: generateAgentKey(),
         services: [{ target: origin.url }],
-        headers: [header],
+        reconnectInitialMs: 50,
+        reconnectMaxMs: 100,
       });
-      const [service] = await withToken.ready;
-      assert.equal(
-        (await curlResponse([`http://${service?.label}.localhost:${nginx.port}/echo`])).status,
-        200,
-      );
-      await withToken.close();
-    }
-    const without = createAgent({
-      relay: `tcp://127.0.0.1:${nginx.tokenPort}`,
-      key: generateAgentKey(),
-      services: [{ target: origin.url }],
-      reconnectInitialMs: 50,
-      reconnectMaxMs: 100,
+      let fatal: unknown;
+      without.on('fatal', (error) => {
+        fatal = error;
+      });
+      try {
+        const [event] = (await once(without, 'disconnected')) as [{ reason: string }];
+        assert.match(event.reason, /relay refused registration: 403/);
+        await once(without, 'reconnecting');
+        await once(without, 'disconnected');
+        assert.equal(fatal, undefined, 'a proxy in front of the relay may be fixed later: keep trying');
+      } finally {
+        await without.close();
+      }
     });
-    let fatal: unknown;
-    without.on('fatal', (error) => {
-      fatal = error;
-    });
-    try {
-      const [event] = (await once(without, 'disconnected')) as [{ reason: string }];
-      assert.match(event.reason, /relay refused registration: 403/);
-      await once(without, 'reconnecting');
-      await once(without, 'disconnected');
-      assert.equal(fatal, undefined, 'a proxy in front of the relay may be fixed later: keep trying');
-    } finally {
-      await without.close();
-    }
-  });
+  }
 
   test('HTTP and WebSocket visitors through the same nginx port', async () => {
     const res = await curlResponse([`http://${labels.web}.localhost:${nginx.port}/echo`]);

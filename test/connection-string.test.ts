@@ -53,6 +53,14 @@ describe('connection strings: valid forms', () => {
   }
 });
 
+test('pin= takes base64 or base64url SHA-256 values, several separated by commas, and keeps one spelling', () => {
+  const hash = Buffer.alloc(32, 0xfb);
+  const cs = parseConnectionString(
+    `wss://relay.example.com?pin=sha256/${hash.toString('base64')},sha256/${hash.toString('base64url')}`,
+  );
+  assert.deepEqual(cs.pin, [`sha256/${hash.toString('base64')}`, `sha256/${hash.toString('base64')}`]);
+});
+
 describe('connection strings: each bad one gets its precise error', () => {
   const cases: [string, RegExp][] = [
     ['', /missing "transport:\/\/" at the start/],
@@ -99,6 +107,12 @@ describe('connection strings: each bad one gets its precise error', () => {
       /^bad connection string "tcp:\/\/h:1\?proxy=http%3A%2F%2Fu%3A\*\*\*%40p": proxy must be http:\/\/.*\(got "http:\/\/…@p"\)/,
     ],
     ['unix://localhost:0?path=/x&proxy=http://p:1', /"proxy" does not apply to unix:\/\//],
+    ['tcp://h:1?pin=sha256/AAAA', /"pin" does not apply to tcp:\/\//],
+    [
+      'tcps://h:1?pin=sha256/AAAA',
+      /pin "sha256\/AAAA" must be sha256\/<base64 of the SHA-256 of the public key/,
+    ],
+    [`wss://h:1?pin=md5/${'A'.repeat(43)}=`, /pin "md5\/A+=" must be sha256\//],
   ];
   for (const [input, message] of cases) {
     test(JSON.stringify(input), () => {
@@ -147,6 +161,12 @@ const connectionStringArb: fc.Arbitrary<ConnectionString> = fc
     socketPath: textArb,
     ca: fc.option(textArb, { nil: undefined }),
     sni: fc.option(hostnameArb, { nil: undefined }),
+    pins: fc.option(
+      fc.array(fc.uint8Array({ minLength: 32, maxLength: 32 }), { minLength: 1, maxLength: 3 }),
+      {
+        nil: undefined,
+      },
+    ),
   })
   .map((r) => {
     const cs: ConnectionString = { transport: r.transport, host: r.host, port: r.port, path: r.path };
@@ -160,6 +180,7 @@ const connectionStringArb: fc.Arbitrary<ConnectionString> = fc
     if (r.transport === 'tcps' || r.transport === 'wss' || r.transport === 'https') {
       if (r.ca !== undefined) cs.ca = r.ca;
       if (r.sni !== undefined) cs.sni = r.sni;
+      if (r.pins !== undefined) cs.pin = r.pins.map((p) => `sha256/${Buffer.from(p).toString('base64')}`);
     }
     return cs;
   });

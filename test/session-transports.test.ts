@@ -19,6 +19,7 @@ import { makeCertificates, type TestCertificates } from './helpers/certs.js';
 import { curl, curlResponse } from './helpers/curl.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
 import { startTcpForwarder } from './helpers/tcp-forwarder.js';
+import { readyWithin } from './helpers/tunnel.js';
 
 describe('session transports: every way an agent can reach the relay carries every kind of tunnel', () => {
   let certs: TestCertificates;
@@ -89,7 +90,7 @@ describe('session transports: every way an agent can reach the relay carries eve
       try {
         const connected = new Set<number>();
         agent.on('connected', (event: { connection: number }) => connected.add(event.connection));
-        const services = await agent.ready;
+        const services = await readyWithin(agent);
         // Path routing (/<label>/…) on the relay's plain port: no DNS needed for *.tunnel.test.
         const at = (n: string, scheme = 'http'): string =>
           `${scheme}://127.0.0.1:${plainPort}/${services.find((s) => s.name === n)?.label}`;
@@ -155,7 +156,7 @@ describe('session transports: every way an agent can reach the relay carries eve
           services: [{ target: origin.url }],
           connections: 1,
         });
-        await agent.ready;
+        await readyWithin(agent);
         await agent.close();
         const head = forwarder.firstChunks.pop() ?? '';
         assert.match(head, /^GET \/_postern\/agent HTTP\/1\.1\r\n/);

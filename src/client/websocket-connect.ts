@@ -1,10 +1,9 @@
-import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createWebSocketStream, WebSocket } from 'ws';
 import { type ConnectionString, hostForUrl } from '../connection-string/index.js';
-import { ConnectError, OptionError } from '../errors.js';
+import { ConnectError } from '../errors.js';
 import { localhostLookup } from '../transport/localhost-lookup.js';
+import { tlsVerifyOptions } from '../transport/tls-verify.js';
 import { PreflightFailedError, PreflightRefusedError } from './preflight-handshake.js';
 
 /** Largest WebSocket message the client accepts (the relay sends at most what the service wrote). */
@@ -22,24 +21,12 @@ export function connectWebSocket(
   timeouts: { connectTimeoutMs: number; handshakeTimeoutMs: number },
 ): Promise<Duplex> {
   const url = `${cs.transport}://${hostForUrl(cs.host)}:${cs.port}${cs.path === '' ? '/' : cs.path}`;
-  let ca: Buffer | undefined;
-  if (cs.ca !== undefined) {
-    try {
-      ca = readFileSync(cs.ca);
-    } catch (error) {
-      throw new OptionError(
-        `cannot read CA file ${cs.ca} (from ca=): ${(error as NodeJS.ErrnoException).code}`,
-      );
-    }
-  }
-  const servername = cs.sni ?? (isIP(cs.host) === 0 ? cs.host : undefined);
   const ws = new WebSocket(url, {
     headers: Object.fromEntries(headers),
     handshakeTimeout: timeouts.connectTimeoutMs + timeouts.handshakeTimeoutMs,
     maxPayload: MAX_MESSAGE_BYTES,
     lookup: localhostLookup,
-    ...(ca === undefined ? {} : { ca }),
-    ...(cs.transport === 'wss' && servername !== undefined ? { servername } : {}),
+    ...(cs.transport === 'wss' ? tlsVerifyOptions(cs) : {}),
   });
   return new Promise((resolve, reject) => {
     ws.once('open', () => {

@@ -16,6 +16,7 @@ export function formatConnectionString(cs: ConnectionString): string {
   if (cs.ca !== undefined) params.push(`ca=${encodeValue(cs.ca)}`);
   if (cs.sni !== undefined) params.push(`sni=${encodeValue(cs.sni)}`);
   if (cs.proxy !== undefined) params.push(`proxy=${encodeURIComponent(cs.proxy)}`);
+  if (cs.pin !== undefined) params.push(`pin=${cs.pin.join(',')}`);
   if (params.length > 0) out += `?${params.join('&')}`;
   return out;
 }

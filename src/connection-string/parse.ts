@@ -5,7 +5,7 @@ import { type ConnectionString, isTls, TRANSPORTS, type Transport } from './type
 const DEFAULT_PORTS: Partial<Record<Transport, number>> = { ws: 80, http: 80, wss: 443, https: 443 };
 const HOSTNAME = /^[a-z0-9]([a-z0-9_-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]*[a-z0-9])?)*\.?$/;
 const PATH = /^(\/[A-Za-z0-9\-._~!$&'()*+,;=:@%]*)*$/;
-const PARAM_NAMES = ['http_preflight', 'path', 'ca', 'sni', 'proxy'] as const;
+const PARAM_NAMES = ['http_preflight', 'path', 'ca', 'sni', 'proxy', 'pin'] as const;
 type ParamName = (typeof PARAM_NAMES)[number];
 const PARAM_TRANSPORTS: Record<ParamName, readonly Transport[]> = {
   http_preflight: ['tcp', 'tcps'],
@@ -13,7 +13,10 @@ const PARAM_TRANSPORTS: Record<ParamName, readonly Transport[]> = {
   ca: ['tcps', 'wss', 'https'],
   sni: ['tcps', 'wss', 'https'],
   proxy: ['tcp', 'tcps', 'ws', 'wss', 'http', 'https'],
+  pin: ['tcps', 'wss', 'https'],
 };
+/** A SHA-256 in base64 (44 characters with its one '=') or base64url (43, no padding). */
+const PIN = /^sha256\/([A-Za-z0-9+/]{43}=|[A-Za-z0-9_-]{43})$/;
 
 /**
  * Parses `transport://[user[:password]@]host:port[/path][?param=value&…]` (DESIGN §2). Throws a
@@ -161,6 +164,15 @@ function parseParams(
           );
         }
         result.proxy = value;
+        break;
+      case 'pin':
+        result.pin = value.split(',').map((pin) => {
+          if (!PIN.test(pin)) {
+            fail(partAt, `pin "${pin}" must be sha256/<base64 of the SHA-256 of the public key (SPKI)>`);
+          }
+          // One spelling, so pins compare as strings: standard base64 with its padding.
+          return `sha256/${Buffer.from(pin.slice(7), 'base64url').toString('base64')}`;
+        });
         break;
       case 'sni':
         if (!HOSTNAME.test(value.toLowerCase())) fail(partAt, `sni "${value}" is not a valid host name`);

@@ -24,6 +24,11 @@ export interface ConnectionString {
   ca?: string;
   /** `sni=`: the TLS server name to send and verify, when it differs from the host (tcps, wss, https). */
   sni?: string;
+  /**
+   * `pin=sha256/<base64>[,…]`: the relay's public key must hash to one of these (SHA-256 of the
+   * DER SubjectPublicKeyInfo), on top of the usual certificate checks (tcps, wss, https).
+   */
+  pin?: string[];
   /** `proxy=`: an HTTP forward proxy to CONNECT through, `http://[user:password@]host:port` (tcp, tcps, ws, wss, http, https). */
   proxy?: string;
 }

@@ -11,6 +11,8 @@ export interface RelayOptions {
   tlsCert?: string | undefined;
   /** PEM private key file for tcps:// listeners. */
   tlsKey?: string | undefined;
+  /** How often the certificate and key files are checked; a change applies to new connections. Default 2 000 ms. */
+  tlsReloadIntervalMs?: number | undefined;
   /**
    * Serve everything under this path (`/tunnel`: agents at /tunnel/_postern/agent, path routing at
    * /tunnel/<label>/…), for a relay behind an ingress on a shared port. Default '' (the root).
@@ -74,6 +76,7 @@ export type ResolvedRelayOptions = Defined<Omit<RelayOptions, 'tlsCert' | 'tlsKe
 
 export const DEFAULT_RELAY_OPTIONS = {
   listen: ['tcp://127.0.0.1:0'],
+  tlsReloadIntervalMs: 2_000,
   basePath: '',
   domain: 'localhost',
   registrationWindowSeconds: 60,

@@ -138,7 +138,16 @@ class RelayServer extends EventEmitter implements Relay {
     for (const text of this.#opts.listen) {
       const listener = await listenOn(
         parseConnectionString(text),
-        { cert: this.#opts.tlsCert, key: this.#opts.tlsKey },
+        {
+          cert: this.#opts.tlsCert,
+          key: this.#opts.tlsKey,
+          reloadIntervalMs: this.#opts.tlsReloadIntervalMs,
+          onReload: (error) => {
+            if (error)
+              this.#log.warn('new TLS certificate not loaded; the old one stays', { error: error.message });
+            else this.#log.info('TLS certificate reloaded', { cert: this.#opts.tlsCert });
+          },
+        },
         (socket) => this.#acceptVisitor(socket),
       );
       this.#listeners.push(listener);

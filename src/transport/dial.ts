@@ -1,11 +1,11 @@
-import { readFileSync } from 'node:fs';
-import { isIP, connect as netConnect, type Socket } from 'node:net';
+import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import type { ConnectionString } from '../connection-string/index.js';
 import { formatConnectionString } from '../connection-string/index.js';
 import { ConnectError, OptionError, redactSecrets } from '../errors.js';
 import { chooseProxy, connectThroughProxy } from './forward-proxy.js';
 import { localhostLookup } from './localhost-lookup.js';
+import { tlsVerifyOptions } from './tls-verify.js';
 
 export interface DialOptions {
   /** Give up connecting (TCP and TLS handshake) after this long. Default 10 000 ms. */
@@ -47,13 +47,11 @@ export async function dialSocket(target: ConnectionString, options: DialOptions 
     case 'tcps':
     case 'https':
     case 'wss': {
-      const servername = target.sni ?? (isIP(target.host) === 0 ? target.host : undefined);
       socket = tlsConnect({
         ...(tunnel === undefined
           ? { host: target.host, port: target.port, lookup: localhostLookup }
           : { socket: tunnel }),
-        ...(servername === undefined ? {} : { servername }),
-        ...(target.ca === undefined ? {} : { ca: readCa(target.ca) }),
+        ...tlsVerifyOptions(target),
       });
       readyEvent = 'secureConnect';
       break;
@@ -71,7 +69,9 @@ export async function dialSocket(target: ConnectionString, options: DialOptions 
       const code = (error as NodeJS.ErrnoException).code;
       reject(
         new ConnectError(
-          `cannot connect to ${where}: ${code ?? error.message}${code ? ` (${error.message})` : ''}`,
+          `cannot connect to ${where}: ${code ?? error.message}${code ? ` (${error.message})` : ''}${
+            tls && isCertificateError(code) ? certificateContext(target) : ''
+          }`,
           error,
         ),
       );
@@ -90,10 +90,22 @@ export async function dialSocket(target: ConnectionString, options: DialOptions 
   });
 }
 
-function readCa(path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (error) {
-    throw new OptionError(`cannot read CA file ${path} (from ca=): ${(error as NodeJS.ErrnoException).code}`);
-  }
+/** OpenSSL's verification codes and Node's and Postern's own certificate checks. */
+function isCertificateError(code: string | undefined): boolean {
+  return (
+    code !== undefined &&
+    /^(UNABLE_TO_|SELF_SIGNED|DEPTH_ZERO|CERT_|ERR_TLS_CERT_ALTNAME|HOSTNAME_MISMATCH|POSTERN_PIN_)/.test(
+      code,
+    )
+  );
+}
+
+/** Which name was checked against which CAs: what a user needs to fix a certificate error. */
+function certificateContext(target: ConnectionString): string {
+  const name = target.sni ?? target.host;
+  const cas =
+    target.ca === undefined
+      ? "the system's CAs (give ca=<file> for a private CA)"
+      : `the CAs in ${target.ca}`;
+  return `; checked "${name}" against ${cas}`;
 }

@@ -1,8 +1,9 @@
-import { existsSync, readFileSync, unlinkSync } from 'node:fs';
+import { existsSync, unlinkSync } from 'node:fs';
 import { createServer as createNetServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { type ConnectionString, formatConnectionString, hostForUrl } from '../connection-string/index.js';
 import { OptionError } from '../errors.js';
+import { DEFAULT_TLS_RELOAD_INTERVAL_MS, loadTlsFiles, watchTlsFiles } from './tls-files.js';
 
 export interface BoundListener {
   /** The connection string actually bound (port 0 replaced by the real port). */
@@ -16,10 +17,18 @@ export interface BoundListener {
 /** Listens on a tcp://, tcps:// or unix:// connection string and hands every accepted socket to `onSocket`. */
 export async function listenOn(
   cs: ConnectionString,
-  tls: { cert?: string | undefined; key?: string | undefined },
+  tls: {
+    cert?: string | undefined;
+    key?: string | undefined;
+    /** How often the files are checked for a new certificate. Default 2 000 ms. */
+    reloadIntervalMs?: number | undefined;
+    /** Told of every reload: no error when the new pair is in use, else why it was not taken. */
+    onReload?: ((error?: Error) => void) | undefined;
+  },
   onSocket: (socket: Socket) => void,
 ): Promise<BoundListener> {
   let server: Server;
+  let stopWatching = (): void => {};
   if (cs.transport === 'tcp' || cs.transport === 'unix') {
     // Half-open like http.Server's own sockets: a visitor's half-close must not end our direction.
     server = createNetServer({ noDelay: true, allowHalfOpen: true }, onSocket);
@@ -27,22 +36,22 @@ export async function listenOn(
     if (tls.cert === undefined || tls.key === undefined) {
       throw new OptionError(`listening on ${formatConnectionString(cs)} needs --tls-cert and --tls-key`);
     }
-    const readPem = (path: string, what: string): Buffer => {
-      try {
-        return readFileSync(path);
-      } catch (error) {
-        throw new OptionError(`cannot read TLS ${what} ${path}: ${(error as NodeJS.ErrnoException).code}`);
-      }
-    };
-    server = createTlsServer(
-      {
-        cert: readPem(tls.cert, 'certificate'),
-        key: readPem(tls.key, 'key'),
-        noDelay: true,
-        allowHalfOpen: true,
-      },
+    const files = { cert: tls.cert, key: tls.key };
+    const tlsServer = createTlsServer(
+      { ...loadTlsFiles(files), noDelay: true, allowHalfOpen: true },
       onSocket,
     );
+    // New certificates apply to new connections; open ones keep the one they shook hands with.
+    stopWatching = watchTlsFiles(
+      files,
+      tls.reloadIntervalMs ?? DEFAULT_TLS_RELOAD_INTERVAL_MS,
+      (pair) => {
+        tlsServer.setSecureContext(pair);
+        tls.onReload?.();
+      },
+      (error) => tls.onReload?.(error),
+    );
+    server = tlsServer;
   } else {
     throw new OptionError(`cannot listen on ${formatConnectionString(cs)}: use tcp://, tcps:// or unix://`);
   }
@@ -57,6 +66,7 @@ export async function listenOn(
   if (cs.transport === 'unix') await removeStaleSocket(cs.socketPath as string);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {
+      stopWatching();
       reject(
         new OptionError(`cannot listen on ${formatConnectionString(cs)}: ${error.code ?? error.message}`),
       );
@@ -69,7 +79,10 @@ export async function listenOn(
   if (bound !== null && typeof bound === 'object') address.port = bound.port;
   return {
     address,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () => {
+      stopWatching();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
     destroyConnections: () => {
       for (const socket of connections) socket.destroy();
     },

@@ -40,3 +40,30 @@ export async function startTunnel(
     },
   };
 }
+
+/**
+ * The agent's services once it registered, or a rejection after `timeoutMs` that quotes why its
+ * last attempt failed (so a test that cannot connect fails with the reason instead of hanging).
+ */
+export async function readyWithin(agent: Agent, timeoutMs = 15_000): Promise<AssignedService[]> {
+  let lastReason = 'no attempt finished';
+  const onDisconnected = (event: { reason: string }): void => {
+    lastReason = event.reason;
+  };
+  agent.on('disconnected', onDisconnected);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      agent.ready,
+      new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(
+          () => reject(new Error(`agent not ready within ${timeoutMs} ms; last: ${lastReason}`)),
+          timeoutMs,
+        );
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    agent.off('disconnected', onDisconnected);
+  }
+}
