@@ -77,9 +77,14 @@ export class AgentSession extends EventEmitter {
     return this.#activeStreams;
   }
 
+  /** The connection failed (reset, keepalive timeout, destroyed): not an orderly GOAWAY. */
+  get broken(): boolean {
+    return this.#h2.destroyed;
+  }
+
   /** Whether new streams may be opened on this session. */
   get usable(): boolean {
-    if (this.#state !== 'ready') return false;
+    if (this.#state !== 'ready' || this.broken) return false;
     const next = this.#h2.state.nextStreamID;
     if (next !== undefined && next > STREAM_ID_DRAIN_AT) {
       this.log.info('stream ids nearly used up; draining the session so the agent opens a new one');

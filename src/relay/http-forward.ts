@@ -1,5 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ClientHttp2Stream, IncomingHttpHeaders as Http2Headers } from 'node:http2';
+import {
+  type ClientHttp2Stream,
+  type IncomingHttpHeaders as Http2Headers,
+  constants as h2,
+} from 'node:http2';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { WebSocketServer } from 'ws';
 import { endToEndHeaders } from '../http/headers.js';
@@ -8,7 +12,7 @@ import { forwardBody } from '../stream/forward-body.js';
 import type { AgentSession } from './agent-session.js';
 import type { ResolvedRelayOptions } from './options.js';
 import type { Tunnel, TunnelRegistry } from './registry.js';
-import { admitStream, streamHeaders } from './stream-admission.js';
+import { admitStream, findSession, streamHeaders } from './stream-admission.js';
 import { sendVisitorError } from './visitor-error.js';
 
 export interface ForwardContext {
@@ -38,7 +42,29 @@ export async function forwardHttpRequest(
     return;
   }
   const { tunnel, session } = admission;
-  openAgentStream(ctx, req, res, route, tunnel, session);
+  openAgentStream(ctx, req, res, route, tunnel, session, 0);
+}
+
+/** Methods a request may be sent again for when its session broke before any answer (RFC 9110 §9.2.2). */
+const RETRYABLE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+/** A request is sent again at most this often, on another session. */
+const MAX_SESSION_RETRIES = 1;
+
+/**
+ * Whether a request that got no answer may go out again on another session: only without a body
+ * (the body was streamed on, not kept), and only when it is known not to have been processed (the
+ * agent refused the stream, as HTTP/2 does for streams past a GOAWAY) or when it is idempotent and
+ * its session broke under it (a cut connection, not an answer from the agent).
+ */
+function mayResend(
+  method: string,
+  hasBody: boolean,
+  stream: ClientHttp2Stream,
+  session: AgentSession,
+): boolean {
+  if (hasBody) return false;
+  if (stream.rstCode === h2.NGHTTP2_REFUSED_STREAM) return true;
+  return session.broken && RETRYABLE_METHODS.has(method);
 }
 
 function openAgentStream(
@@ -48,6 +74,7 @@ function openAgentStream(
   route: { label: string; path: string; prefix: string },
   tunnel: Tunnel,
   session: AgentSession,
+  attempt: number,
 ): void {
   const { options } = ctx;
   const headers = streamHeaders(ctx, req, route, tunnel);
@@ -124,10 +151,15 @@ function openAgentStream(
   });
   stream.once('close', () => {
     clearTimeout(timer);
-    if (!res.headersSent) {
-      const code = stream.rstCode ?? 0;
-      sendVisitorError(res, 'agentFailed', `the agent closed the stream before answering (code ${code})`);
+    if (res.headersSent || res.destroyed) return;
+    if (attempt < MAX_SESSION_RETRIES && mayResend(req.method ?? 'GET', hasBody, stream, session)) {
+      resendOnAnotherSession(ctx, req, res, route, tunnel, attempt + 1).catch((error: Error) =>
+        sendVisitorError(res, 'agentFailed', `internal error while resending: ${error.message}`),
+      );
+      return;
     }
+    const code = stream.rstCode ?? 0;
+    sendVisitorError(res, 'agentFailed', `the agent closed the stream before answering (code ${code})`);
   });
   stream.on('error', () => {});
   res.once('close', () => {
@@ -135,6 +167,30 @@ function openAgentStream(
     // HTTP/2 rapid-reset attack, and Node's server answers that with GOAWAY.
     if (!res.writableFinished) resetStream(stream, 'visitor went away');
   });
+}
+
+async function resendOnAnotherSession(
+  ctx: ForwardContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  route: { label: string; path: string; prefix: string },
+  tunnel: Tunnel,
+  attempt: number,
+): Promise<void> {
+  const session = await findSession(ctx, tunnel, res);
+  if (res.destroyed || res.headersSent) return;
+  if (session === undefined) {
+    sendVisitorError(
+      res,
+      'tunnelOffline',
+      `the agent of ${route.label} lost its connection; try again shortly`,
+      {
+        'retry-after': '2',
+      },
+    );
+    return;
+  }
+  openAgentStream(ctx, req, res, route, tunnel, session, attempt);
 }
 
 /** Passes bytes through until `limit`; past it calls `onExceeded` first, then fails the body. */

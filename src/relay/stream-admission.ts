@@ -74,15 +74,7 @@ export async function admitStream(
   tunnel.activeStreams++;
   visitor.once('close', () => tunnel.activeStreams--);
 
-  let session = registry.pickSession(tunnel);
-  if (session === undefined && !ctx.shutdown.aborted) {
-    // close() wakes every waiter, so only the visitor's own departure needs a listener here.
-    const visitorGone = new AbortController();
-    const onClose = (): void => visitorGone.abort();
-    visitor.once('close', onClose);
-    session = await registry.waitForSession(tunnel, options.reconnectWaitMs, visitorGone.signal);
-    visitor.off('close', onClose);
-  }
+  const session = await findSession(ctx, tunnel, visitor);
   if (visitor.destroyed) return { ok: false, error: undefined };
   if (session === undefined) {
     return {
@@ -93,6 +85,28 @@ export async function admitStream(
     };
   }
   return { ok: true, tunnel, session };
+}
+
+/**
+ * The least busy usable session of `tunnel`, else the first one to (re)appear within
+ * `reconnectWaitMs` (undefined when none does, the visitor leaves, or the relay shuts down).
+ */
+export async function findSession(
+  ctx: ForwardContext,
+  tunnel: Tunnel,
+  visitor: EventEmitter,
+): Promise<AgentSession | undefined> {
+  const session = ctx.registry.pickSession(tunnel);
+  if (session !== undefined || ctx.shutdown.aborted) return session;
+  // close() wakes every waiter, so only the visitor's own departure needs a listener here.
+  const visitorGone = new AbortController();
+  const onClose = (): void => visitorGone.abort();
+  visitor.once('close', onClose);
+  try {
+    return await ctx.registry.waitForSession(tunnel, ctx.options.reconnectWaitMs, visitorGone.signal);
+  } finally {
+    visitor.off('close', onClose);
+  }
 }
 
 /** The h2 request head for a visitor's request: its end-to-end headers, forwarding facts, routing. */

@@ -6,6 +6,10 @@ export interface TcpForwarder {
   firstChunks: string[];
   /** Destroys every connection going through the forwarder (both sides see a reset). */
   cutAll(): void;
+  /** Resets the oldest open connection only; false when there is none. */
+  cutOne(): boolean;
+  /** How many connections are open through the forwarder. */
+  readonly open: number;
   /** Stops moving bytes on the open connections without closing them: a silent, half-dead path. */
   stallAll(): void;
   close(): Promise<void>;
@@ -46,7 +50,19 @@ export async function startTcpForwarder(targetPort: number): Promise<TcpForwarde
       b.pause();
     }
   };
+  const cutOne = (): boolean => {
+    const [pair] = pairs;
+    if (pair === undefined) return false;
+    pair[0].resetAndDestroy();
+    pair[1].resetAndDestroy();
+    pairs.delete(pair);
+    return true;
+  };
   return {
+    get open() {
+      return pairs.size;
+    },
+    cutOne,
     port: (server.address() as { port: number }).port,
     firstChunks,
     cutAll,
