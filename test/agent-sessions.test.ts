@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import { createAgent } from '../src/agent/agent.js';
 import { generateAgentKey } from '../src/keys/key-file.js';
 import type { AgentSession } from '../src/relay/agent-session.js';
@@ -16,7 +17,7 @@ import { curl, curlResponse } from './helpers/curl.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
 import { signedRegistration } from './helpers/registration.js';
 import { startTcpForwarder } from './helpers/tcp-forwarder.js';
-import { startTunnel } from './helpers/tunnel.js';
+import { readyWithin, startTunnel } from './helpers/tunnel.js';
 
 describe('agent sessions and targets', () => {
   let origin: Origin;
@@ -87,6 +88,50 @@ describe('agent sessions and targets', () => {
       await agent.close();
       await relay.close();
     }
+  });
+
+  test('several relay addresses: sessions spread over them, each relay serves the tunnel, one going away leaves the others', async () => {
+    const relayA = await createRelay({ listen: ['tcp://127.0.0.1:0'] });
+    const relayB = await createRelay({ listen: ['tcp://127.0.0.1:0'] });
+    const agent = createAgent({
+      relay: [relayA.addresses[0] as string, (relayB.addresses[0] as string).replace('tcp://', 'ws://')],
+      key: generateAgentKey(),
+      services: [{ target: origin.url }],
+      reconnectInitialMs: 50,
+      reconnectMaxMs: 200,
+    });
+    const reasons: { relay: string; reason: string }[] = [];
+    agent.on('disconnected', (event: { relay: string; reason: string }) => reasons.push(event));
+    try {
+      const [service] = await readyWithin(agent);
+      const label = service?.label as string;
+      const sessionsOn = (relay: typeof relayA): number =>
+        relay.tunnels().find((t) => t.label === label)?.sessions ?? 0;
+      for (let i = 0; i < 250 && (sessionsOn(relayA) !== 1 || sessionsOn(relayB) !== 1); i++) await delay(20);
+      assert.deepEqual([sessionsOn(relayA), sessionsOn(relayB)], [1, 1], 'one session on each relay');
+      for (const relay of [relayA, relayB]) {
+        const port = (relay.addresses[0] as string).split(':').pop();
+        assert.equal((await curlResponse([`http://127.0.0.1:${port}/${label}/echo`])).status, 200);
+      }
+      await relayA.close();
+      const portB = (relayB.addresses[0] as string).split(':').pop();
+      assert.equal((await curlResponse([`http://127.0.0.1:${portB}/${label}/echo`])).status, 200);
+      for (let i = 0; i < 250 && reasons.length === 0; i++) await delay(20);
+      assert.equal(reasons[0]?.relay, `${relayA.addresses[0]}/_postern/agent?http_preflight=true`);
+    } finally {
+      await agent.close();
+      await relayB.close();
+    }
+    assert.throws(
+      () =>
+        createAgent({
+          relay: ['tcp://127.0.0.1:1', 'tcp://127.0.0.1:2'],
+          key: generateAgentKey(),
+          services: [{ target: origin.url }],
+          connections: 1,
+        }),
+      /connections must be a whole number of at least one per relay address \(2\), got 1/,
+    );
   });
 
   test('a silent dead path (no FIN, no RST) is found by keepalive; the agent reconnects', async () => {

@@ -1,7 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { ServerHttp2Session } from 'node:http2';
 import { normalizePreflightHeader } from '../client/preflight-headers.js';
+import type { ConnectionString } from '../connection-string/index.js';
 import { withoutUndefined } from '../defined.js';
+import { OptionError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { type AssignedService, Header } from '../session/protocol.js';
 import { forwardToHttpTarget } from './http-target.js';
@@ -43,7 +45,17 @@ class AgentRuntime extends EventEmitter implements Agent {
       ...withoutUndefined(options),
     } as ResolvedAgentOptions;
     this.#log = this.#opts.logger;
-    const relay = agentRelayAddress(this.#opts.relay);
+    const relays = (typeof options.relay === 'string' ? [options.relay] : [...options.relay]).map(
+      agentRelayAddress,
+    );
+    if (relays.length === 0) throw new OptionError('the agent needs at least one relay address');
+    if (options.connections === undefined)
+      this.#opts.connections = Math.max(DEFAULT_AGENT_OPTIONS.connections, relays.length);
+    if (!Number.isInteger(this.#opts.connections) || this.#opts.connections < relays.length) {
+      throw new OptionError(
+        `connections must be a whole number of at least one per relay address (${relays.length}), got ${this.#opts.connections}`,
+      );
+    }
     this.#services = resolveServices(this.#opts.services, {
       maxIdleTargetSockets: this.#opts.maxIdleTargetSockets,
       connectTimeoutMs: this.#opts.targetConnectTimeoutMs,
@@ -64,7 +76,7 @@ class AgentRuntime extends EventEmitter implements Agent {
       this.#slots.push(
         new SessionSlot(i, {
           opts: this.#opts,
-          relay,
+          relay: relays[i % relays.length] as ConnectionString,
           key: this.#opts.key,
           services: this.#services.map((s) => ({ name: s.name, kind: s.kind })),
           log: this.#log.child({ connection: i }),

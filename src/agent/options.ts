@@ -19,8 +19,12 @@ export interface ServiceOptions {
 
 /** Options of `createAgent()`. DEFAULT_AGENT_OPTIONS holds the defaults. */
 export interface AgentOptions {
-  /** The relay: tcp://host:port or tcps://… (HTTP Upgrade to /_postern/agent), http:// or https:// likewise. */
-  relay: string;
+  /**
+   * The relay address (see agentRelayAddress: tcp/tcps/unix raw upgrade, ws/wss, http/https as
+   * ws/wss), or several addresses of one relay deployment (cluster nodes, or one relay by several
+   * routes): session i goes to address i mod n.
+   */
+  relay: string | readonly string[];
   /** The agent's ed25519 identity (loadKeyFile / generateAgentKey). */
   key: AgentKey;
   services: ServiceOptions[];
@@ -36,7 +40,7 @@ export interface AgentOptions {
   headers?: readonly PreflightHeader[] | undefined;
   /** The Host header sent to the relay (and signed). Default: the relay address's host:port. */
   relayHost?: string | undefined;
-  /** Sessions kept open to the relay at once; losing one loses no tunnel. Default 2. */
+  /** Sessions kept open at once; losing one loses no tunnel. Default 2, or one per relay address if more. */
   connections?: number | undefined;
   /** First reconnect delay cap, ms (full jitter, doubling). Default 500. */
   reconnectInitialMs?: number | undefined;

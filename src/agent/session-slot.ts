@@ -1,8 +1,8 @@
 import type { EventEmitter } from 'node:events';
 import { constants as h2, performServerHandshake, type ServerHttp2Session } from 'node:http2';
 import type { Socket } from 'node:net';
-import { type ConnectionString, hostForUrl } from '../connection-string/index.js';
-import { RegistrationRejectedError } from '../errors.js';
+import { type ConnectionString, formatConnectionString, hostForUrl } from '../connection-string/index.js';
+import { RegistrationRejectedError, redactSecrets } from '../errors.js';
 import type { AgentKey } from '../keys/key-file.js';
 import type { Logger } from '../log.js';
 import { backoffDelay } from '../session/backoff.js';
@@ -51,11 +51,13 @@ export class SessionSlot {
   #pendingSocket: Socket | undefined;
   #wake: (() => void) | undefined;
   #stopped = false;
+  readonly #relayText: string;
   readonly done: Promise<void>;
 
   constructor(index: number, ctx: SlotContext) {
     this.index = index;
     this.#ctx = ctx;
+    this.#relayText = redactSecrets(formatConnectionString(ctx.relay));
     this.done = this.#run();
   }
 
@@ -89,7 +91,7 @@ export class SessionSlot {
       }
       if (this.#stopped) break;
       this.#state = 'waiting';
-      events.emit('disconnected', { connection: this.index, reason });
+      events.emit('disconnected', { connection: this.index, relay: this.#relayText, reason });
       const delayMs = backoffDelay(attempt++, {
         initialMs: opts.reconnectInitialMs,
         maxMs: opts.reconnectMaxMs,

@@ -9,7 +9,7 @@ import { headerArgument, integerFlag, jsonLine, parseCommandArgs, UsageError } f
 import { onShutdownSignal } from './signals.js';
 
 export const exposeUsage =
-  'postern expose <[name=]target>... [--tcp] [--name <service>] [--relay <connection string>] [--proxy http://[user:pass@]host:port] [--header "Name: value"]... [--relay-host <host>] [--key <file>] [--host-header preserve|rewrite] [--port <n>] [--json]';
+  'postern expose <[name=]target>... [--tcp] [--name <service>] [--relay <connection string>]... [--proxy http://[user:pass@]host:port] [--header "Name: value"]... [--relay-host <host>] [--key <file>] [--host-header preserve|rewrite] [--port <n>] [--json]';
 
 /**
  * `postern expose <target>`: publishes a local HTTP service. Without --relay it starts a relay in
@@ -20,7 +20,7 @@ export async function exposeCommand(argv: string[]): Promise<void> {
     argv,
     {
       name: { type: 'string' },
-      relay: { type: 'string' },
+      relay: { type: 'string', multiple: true },
       proxy: { type: 'string' },
       header: { type: 'string', multiple: true },
       'relay-host': { type: 'string' },
@@ -75,17 +75,17 @@ export async function exposeCommand(argv: string[]): Promise<void> {
   }
 
   let relay: Relay | undefined;
-  let relayAddress = values.relay;
-  if (relayAddress === undefined) {
+  let relayAddresses = values.relay ?? [];
+  if (relayAddresses.length === 0) {
     const port = integerFlag(values.port, 'port') ?? 0;
     relay = await createRelay({
       listen: [`tcp://127.0.0.1:${port}`],
       logger: logger.child({ role: 'relay' }),
     });
-    relayAddress = relay.addresses[0] as string;
+    relayAddresses = [relay.addresses[0] as string];
   }
   const agent = createAgent({
-    relay: relayAddress,
+    relay: relayAddresses,
     key,
     services,
     connections: integerFlag(values.connections, 'connections'),
