@@ -1,11 +1,17 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { WebSocket, WebSocketServer } from 'ws';
 import { type Agent, createAgent } from '../src/agent/agent.js';
+import { connect } from '../src/client/connect.js';
 import { generateAgentKey } from '../src/keys/key-file.js';
 import { createRelay, type Relay } from '../src/relay/relay.js';
 import { curlResponse } from './helpers/curl.js';
+import { type Nginx, startNginx } from './helpers/nginx.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
 import { startCli } from './helpers/processes.js';
+import { readyWithin } from './helpers/tunnel.js';
 
 describe('a relay under a base path (--base-path /tunnel)', () => {
   let origin: Origin;
@@ -69,4 +75,71 @@ describe('a relay under a base path (--base-path /tunnel)', () => {
     assert.equal(await cli.exited, 1);
     assert.match(cli.stderr(), /^postern relay: base path "no slash" must be like \/tunnel/);
   });
+});
+
+describe('a relay under /tunnel/ of an existing site behind real nginx', () => {
+  let origin: Origin;
+  let echo: Server;
+  let relay: Relay;
+  let nginx: Nginx;
+  before(async () => {
+    origin = await startOrigin();
+    origin.server.on('upgrade', (req, socket, head) => {
+      new WebSocketServer({ noServer: true }).handleUpgrade(req, socket, head, (ws) =>
+        ws.on('message', (data) => ws.send(`echo ${data}`)),
+      );
+    });
+    echo = createServer({ allowHalfOpen: true }, (socket) => socket.pipe(socket));
+    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+    relay = await createRelay({
+      listen: ['tcp://127.0.0.1:0'],
+      basePath: '/tunnel',
+      trustedProxies: ['127.0.0.1'],
+    });
+    const relayPort = Number((relay.addresses[0] as string).split(':').pop());
+    nginx = await startNginx(relayPort, relayPort);
+  });
+  after(async () => {
+    await nginx.stop();
+    await relay.close();
+    echo.close();
+    await origin.close();
+  });
+
+  for (const scheme of ['tcp', 'ws'] as const) {
+    test(`${scheme}:// agent via the sub-path: HTTP, WebSocket and preflight tunnels, the site's own / untouched`, async () => {
+      const site = `127.0.0.1:${nginx.subPathPort}`;
+      const agent = createAgent({
+        relay: `${scheme}://${site}/tunnel`,
+        key: generateAgentKey(),
+        services: [
+          { target: origin.url },
+          { name: 'echo', target: `tcp://127.0.0.1:${(echo.address() as { port: number }).port}` },
+        ],
+      });
+      try {
+        const services = await readyWithin(agent);
+        const label = (name: string): string => services.find((s) => s.name === name)?.label as string;
+        const res = await curlResponse([`http://${site}/tunnel/${label('default')}/echo?x=1`]);
+        assert.equal(res.status, 200);
+        const seen = JSON.parse(res.body);
+        assert.equal(seen.url, '/echo?x=1');
+        assert.equal(seen.headers['x-forwarded-prefix'], `/tunnel/${label('default')}`);
+        assert.equal((await curlResponse([`http://${site}/`])).body, 'the existing site\n');
+
+        const ws = new WebSocket(`ws://${site}/tunnel/${label('default')}/ws`);
+        await once(ws, 'open');
+        ws.send('under a sub-path');
+        assert.equal(((await once(ws, 'message')) as [Buffer])[0].toString(), 'echo under a sub-path');
+        ws.close();
+
+        const socket = await connect(`tcp://${site}/tunnel/${label('echo')}?http_preflight=true`);
+        socket.write('preflight under a sub-path');
+        assert.equal(((await once(socket, 'data')) as [Buffer])[0].toString(), 'preflight under a sub-path');
+        socket.destroy();
+      } finally {
+        await agent.close();
+      }
+    });
+  }
 });

@@ -12,15 +12,21 @@ export interface Nginx {
   port: number;
   tokenPort: number;
   token: string;
+  /** A site serving its own `/` with the relay under `/tunnel/` (at `subPathRelayPort`). */
+  subPathPort: number;
   stop(): Promise<void>;
 }
 
-/** Real nginx in front of a relay on `relayPort`, configured from test/fixtures/nginx.conf.template. */
-export async function startNginx(relayPort: number): Promise<Nginx> {
+/**
+ * Real nginx in front of a relay on `relayPort`, configured from test/fixtures/nginx.conf.template;
+ * `subPathRelayPort` is a relay with --base-path /tunnel for the sub-path site (default: relayPort).
+ */
+export async function startNginx(relayPort: number, subPathRelayPort = relayPort): Promise<Nginx> {
   const binary = requireBinary('nginx', 'nginx-light');
   const prefix = mkdtempSync(join(tmpdir(), 'postern-nginx-'));
   const port = await freePort();
   const tokenPort = await freePort();
+  const subPathPort = await freePort();
   const token = 'sekrit-token';
   const values: Record<string, string> = {
     PREFIX: prefix,
@@ -28,6 +34,8 @@ export async function startNginx(relayPort: number): Promise<Nginx> {
     LISTEN_PORT: String(port),
     TOKEN_PORT: String(tokenPort),
     TOKEN: token,
+    SUBPATH_PORT: String(subPathPort),
+    SUBPATH_RELAY_PORT: String(subPathRelayPort),
   };
   const config = readFileSync(join(FIXTURES, 'nginx.conf.template'), 'utf8').replace(
     /\$\{([A-Z_]+)\}/g,
@@ -52,6 +60,7 @@ export async function startNginx(relayPort: number): Promise<Nginx> {
       exited.then(() => Promise.reject(new Error(`nginx exited: ${stderr}`))),
     ]);
     await waitForPort(tokenPort);
+    await waitForPort(subPathPort);
   } catch (error) {
     child.kill('SIGKILL');
     throw error;
@@ -60,6 +69,7 @@ export async function startNginx(relayPort: number): Promise<Nginx> {
     port,
     tokenPort,
     token,
+    subPathPort,
     stop: async () => {
       child.kill('SIGQUIT');
       await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 3000))]);
