@@ -30,6 +30,7 @@ describe('session transports: every way an agent can reach the relay carries eve
   let plainPort: number;
   let tlsPort: number;
   let socketPath: string;
+  let v6Port: number;
   before(async () => {
     certs = makeCertificates();
     origin = await startOrigin();
@@ -41,13 +42,19 @@ describe('session transports: every way an agent can reach the relay carries eve
     await new Promise<void>((resolve) => wsTarget.listen(0, '127.0.0.1', resolve));
     socketPath = join(tmpdir(), `postern-relay-${process.pid}.sock`);
     relay = await createRelay({
-      listen: ['tcp://127.0.0.1:0', 'tcps://127.0.0.1:0', `unix://localhost:0?path=${socketPath}`],
+      listen: [
+        'tcp://127.0.0.1:0',
+        'tcps://127.0.0.1:0',
+        `unix://localhost:0?path=${socketPath}`,
+        'tcp://[::1]:0',
+      ],
       tlsCert: certs.cert,
       tlsKey: certs.key,
       domain: 'tunnel.test',
     });
     plainPort = Number((relay.addresses[0] as string).split(':').pop());
     tlsPort = Number((relay.addresses[1] as string).split(':').pop());
+    v6Port = Number((relay.addresses[3] as string).split(':').pop());
   });
   after(async () => {
     await relay.close();
@@ -65,6 +72,7 @@ describe('session transports: every way an agent can reach the relay carries eve
     'wss:// with ca=': `wss://localhost:${tlsPort}?ca=${certs.ca}`,
     'https:// (as wss://)': `https://localhost:${tlsPort}?ca=${certs.ca}`,
     'unix://': `unix://localhost:0?path=${socketPath}`,
+    'ws://[::1]': `ws://[::1]:${v6Port}`,
   });
 
   for (const name of [
@@ -75,6 +83,7 @@ describe('session transports: every way an agent can reach the relay carries eve
     'wss:// with ca=',
     'https:// (as wss://)',
     'unix://',
+    'ws://[::1]',
   ]) {
     test(`${name}: HTTP (8 MiB up and down), WebSocket and preflight TCP, on two sessions`, async () => {
       const relayAddress = addresses()[name] as string;
