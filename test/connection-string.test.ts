@@ -99,8 +99,8 @@ describe('connection strings: each bad one gets its precise error', () => {
     ['tcp://h:1/a b', /space or control character at character 12/],
     ['tcp://h:1/a"b', /path "\/a"b" has characters that must be percent-encoded/],
     [
-      'tcp://h:1?proxy=socks5://p:1080',
-      /proxy must be http:\/\/\[user:password@\]host:port \(got "socks5:\/\/p:1080"\)/,
+      'tcp://h:1?proxy=socks4://p:1080',
+      /proxy must be http:\/\/ or socks5\[h\]:\/\/\[user:password@\]host:port \(got "socks4:\/\/p:1080"\)/,
     ],
     [
       'tcp://h:1?proxy=http%3A%2F%2Fu%3Asecret%40p',

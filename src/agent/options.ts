@@ -29,7 +29,7 @@ export interface AgentOptions {
   key: AgentKey;
   services: ServiceOptions[];
   /**
-   * HTTP forward proxy to the relay, `http://[user:password@]host:port` ('' for none). Default: the
+   * Forward proxy to the relay, `http://` or `socks5[h]://[user:password@]host:port` ('' for none). Default: the
    * relay address's `proxy=`, else HTTPS_PROXY/HTTP_PROXY unless NO_PROXY (never for loopback).
    */
   proxy?: string | undefined;

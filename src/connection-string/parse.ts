@@ -157,10 +157,10 @@ function parseParams(
         result.ca = value;
         break;
       case 'proxy':
-        if (!/^http:\/\/([^@/?#\s]+@)?[^@/?#\s]+:\d{1,5}\/?$/.test(value)) {
+        if (!/^(http|socks5h?):\/\/([^@/?#\s]+@)?[^@/?#\s]+:\d{1,5}\/?$/.test(value)) {
           fail(
             partAt,
-            `proxy must be http://[user:password@]host:port (got "${value.replace(/\/\/[^@]*@/, '//…@')}")`,
+            `proxy must be http:// or socks5[h]://[user:password@]host:port (got "${value.replace(/\/\/[^@]*@/, '//…@')}")`,
           );
         }
         result.proxy = value;

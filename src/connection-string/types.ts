@@ -29,7 +29,7 @@ export interface ConnectionString {
    * DER SubjectPublicKeyInfo), on top of the usual certificate checks (tcps, wss, https).
    */
   pin?: string[];
-  /** `proxy=`: an HTTP forward proxy to CONNECT through, `http://[user:password@]host:port` (tcp, tcps, ws, wss, http, https). */
+  /** `proxy=`: a forward proxy to tunnel through, `http://` or `socks5[h]://[user:password@]host:port` (tcp, tcps, ws, wss, http, https). */
   proxy?: string;
 }
 

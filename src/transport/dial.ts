@@ -10,7 +10,7 @@ import { tlsVerifyOptions } from './tls-verify.js';
 export interface DialOptions {
   /** Give up connecting (TCP and TLS handshake) after this long. Default 10 000 ms. */
   timeoutMs?: number;
-  /** An HTTP forward proxy (`http://[user:password@]host:port`); '' for none. Default: the environment's. */
+  /** A forward proxy (`http://` or `socks5[h]://[user:password@]host:port`); '' for none. Default: the environment's. */
   proxy?: string | undefined;
 }
 

@@ -1,4 +1,5 @@
-import { connect as netConnect, type Socket } from 'node:net';
+import { isIP, connect as netConnect, type Socket } from 'node:net';
+import { SocksClient } from 'socks';
 import { ConnectError, OptionError } from '../errors.js';
 import { behaveAsFresh } from '../stream/behave-as-fresh.js';
 import { localhostLookup } from './localhost-lookup.js';
@@ -8,7 +9,7 @@ const MAX_PROXY_REPLY_BYTES = 16_384;
 
 /**
  * The forward proxy for reaching `host:port`: the explicit one (`--proxy`, `proxy=`) if given, else
- * HTTPS_PROXY (for TLS) or HTTP_PROXY, upper or lower case — unless NO_PROXY names the host or
+ * HTTPS_PROXY (for TLS) or HTTP_PROXY, then ALL_PROXY, upper or lower case — unless NO_PROXY names the host or
  * the host is this machine (localhost, *.localhost, 127.0.0.0/8, ::1).
  * NO_PROXY: comma-separated names (a leading dot or none both match subdomains), IPs, `*` for all.
  */
@@ -23,9 +24,12 @@ export function chooseProxy(
   const loopback =
     host === 'localhost' || host.endsWith('.localhost') || host === '::1' || /^127\./.test(host);
   if (loopback) return undefined;
-  const fromEnv = tls
-    ? (env.HTTPS_PROXY ?? env.https_proxy ?? env.HTTP_PROXY ?? env.http_proxy)
-    : (env.HTTP_PROXY ?? env.http_proxy);
+  const fromEnv =
+    (tls
+      ? (env.HTTPS_PROXY ?? env.https_proxy ?? env.HTTP_PROXY ?? env.http_proxy)
+      : (env.HTTP_PROXY ?? env.http_proxy)) ??
+    env.ALL_PROXY ??
+    env.all_proxy;
   if (fromEnv === undefined || fromEnv === '') return undefined;
   const noProxy = (env.NO_PROXY ?? env.no_proxy ?? '')
     .split(',')
@@ -40,9 +44,10 @@ export function chooseProxy(
 }
 
 /**
- * Opens a tunnel to `host:port` through an HTTP forward proxy with CONNECT (Basic
- * `Proxy-Authorization` from the proxy URL's user info). Resolves with the socket once the proxy
- * answered 200; a refusal names the proxy and quotes its status line (e.g. a 407).
+ * Opens a tunnel to `host:port` through a forward proxy: an HTTP proxy with CONNECT (Basic
+ * `Proxy-Authorization` from the proxy URL's user info), or a SOCKS5 proxy (user/password
+ * authentication from the user info; socks5h:// lets the proxy resolve the name). Resolves with
+ * the socket once the tunnel stands; a refusal names the proxy and quotes its answer (e.g. a 407).
  */
 export function connectThroughProxy(
   proxyText: string,
@@ -58,8 +63,15 @@ export function connectThroughProxy(
       new OptionError(`proxy "${proxyText}" is not a URL; use http://[user:password@]host:port`),
     );
   }
-  if (proxy.protocol !== 'http:')
-    return Promise.reject(new OptionError(`proxy ${proxy.host}: only http:// forward proxies are supported`));
+  if (proxy.protocol === 'socks5:' || proxy.protocol === 'socks5h:')
+    return connectThroughSocks(proxy, host, port, timeoutMs);
+  if (proxy.protocol !== 'http:') {
+    return Promise.reject(
+      new OptionError(
+        `proxy ${proxy.host}: use an http://, socks5:// or socks5h:// proxy (got ${proxy.protocol}//)`,
+      ),
+    );
+  }
   const where = `proxy http://${proxy.host}`;
   const authority = `${host.includes(':') ? `[${host}]` : host}:${port}`;
   const lines = [`CONNECT ${authority} HTTP/1.1`, `Host: ${authority}`];
@@ -118,4 +130,53 @@ export function connectThroughProxy(
     socket.once('error', onError);
     socket.once('close', onClose);
   });
+}
+
+/** SOCKS5 (RFC 1928, user/password RFC 1929) by the `socks` library; socks5:// resolves names here. */
+async function connectThroughSocks(
+  proxy: URL,
+  host: string,
+  port: number,
+  timeoutMs: number,
+): Promise<Socket> {
+  const where = `proxy ${proxy.protocol}//${proxy.host}`;
+  let destination = host;
+  if (proxy.protocol === 'socks5:' && isIP(host) === 0) {
+    try {
+      destination = await new Promise<string>((resolve, reject) =>
+        localhostLookup(host, {}, (error, address) =>
+          error
+            ? reject(error)
+            : resolve(typeof address === 'string' ? address : (address[0]?.address ?? '')),
+        ),
+      );
+    } catch (error) {
+      throw new ConnectError(
+        `cannot resolve ${host} (for ${where}): ${(error as NodeJS.ErrnoException).code}`,
+        error,
+      );
+    }
+  }
+  try {
+    const { socket } = await SocksClient.createConnection({
+      proxy: {
+        host: proxy.hostname.replace(/^\[|\]$/g, ''),
+        port: Number(proxy.port || 1080),
+        type: 5,
+        ...(proxy.username === ''
+          ? {}
+          : { userId: decodeURIComponent(proxy.username), password: decodeURIComponent(proxy.password) }),
+      },
+      command: 'connect',
+      destination: { host: destination, port },
+      timeout: timeoutMs,
+    });
+    socket.setNoDelay(true);
+    return socket;
+  } catch (error) {
+    throw new ConnectError(
+      `${where}: refused or failed CONNECT ${host}:${port}: ${(error as Error).message}`,
+      error,
+    );
+  }
 }
