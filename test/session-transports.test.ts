@@ -7,6 +7,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import fc from 'fast-check';
 import { WebSocket, WebSocketServer } from 'ws';
 import { createAgent } from '../src/agent/agent.js';
 import { agentRelayAddress } from '../src/agent/relay-address.js';
@@ -15,6 +16,7 @@ import { formatConnectionString } from '../src/connection-string/index.js';
 import { RegistrationRejectedError } from '../src/errors.js';
 import { generateAgentKey } from '../src/keys/key-file.js';
 import { createRelay, type Relay } from '../src/relay/relay.js';
+import { intoMessages } from '../src/transport/websocket-stream.js';
 import { makeCertificates, type TestCertificates } from './helpers/certs.js';
 import { curl, curlResponse } from './helpers/curl.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
@@ -213,4 +215,20 @@ describe('session transports: every way an agent can reach the relay carries eve
       await strict.close();
     }
   });
+});
+
+test('WebSocket session framing: any batch becomes messages of at most 256 KiB whose bytes are the batch, in order', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.integer({ min: 0, max: 700_000 }), { maxLength: 12 }),
+      fc.integer({ min: 0, max: 255 }),
+      (sizes, seed) => {
+        const buffers = sizes.map((size, i) => Buffer.alloc(size, (seed + i) % 256));
+        const messages = intoMessages(buffers);
+        assert.ok(messages.every((m) => m.length > 0 && m.length <= 256 << 10));
+        assert.ok(Buffer.concat(messages).equals(Buffer.concat(buffers)));
+      },
+    ),
+    { numRuns: 60 },
+  );
 });

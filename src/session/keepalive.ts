@@ -3,41 +3,51 @@ import type { Http2Session } from 'node:http2';
 export interface KeepaliveOptions {
   /** Send a PING this often. */
   intervalMs: number;
-  /** Close the session when a PING is not answered within this time. */
+  /** Close the session when nothing at all was heard from the peer for this long. */
   timeoutMs: number;
 }
 
 /**
- * Pings the peer every `intervalMs`; a PING unanswered after `timeoutMs` means the path is dead
- * (a half-open TCP connection never says so by itself), so `onDead` runs and the caller destroys
- * the session. Returns a function that stops the timers.
+ * Pings the peer every `intervalMs`, whether or not earlier PINGs were answered yet, and runs
+ * `onDead` (the caller destroys the session) once nothing at all — no PING answer, no PING, no byte —
+ * has come from the peer for `timeoutMs`: a half-open TCP connection never says so by itself. Any
+ * byte counts, because on a slow, busy link a PING answer queues behind megabytes of data while
+ * the peer's own PINGs and WINDOW_UPDATEs still arrive. Found dead within timeoutMs plus a quarter
+ * of it. Returns a function that stops the timers.
  */
 export function startKeepalive(
   session: Http2Session,
   options: KeepaliveOptions,
   onDead: (reason: string) => void,
 ): () => void {
-  let deadline: NodeJS.Timeout | undefined;
-  const interval = setInterval(() => {
-    if (deadline !== undefined || session.destroyed || session.closed) return;
-    deadline = setTimeout(() => onDead(`no PING answer within ${options.timeoutMs} ms`), options.timeoutMs);
-    deadline.unref();
-    const sent = session.ping((error) => {
-      clearTimeout(deadline);
-      deadline = undefined;
-      if (error && !session.destroyed) onDead(`PING failed: ${error.message}`);
-    });
-    if (!sent) {
-      clearTimeout(deadline);
-      deadline = undefined;
+  const bytesRead = (): number => (session.destroyed ? 0 : (session.socket?.bytesRead ?? 0));
+  let lastHeardAt = Date.now();
+  let lastBytesRead = bytesRead();
+  let lastPingAt = Date.now();
+  const tickMs = Math.max(1, Math.min(options.intervalMs, Math.floor(options.timeoutMs / 4)));
+  const timer = setInterval(() => {
+    if (session.destroyed || session.closed) return;
+    const now = Date.now();
+    const read = bytesRead();
+    if (read !== lastBytesRead) {
+      lastBytesRead = read;
+      lastHeardAt = now;
     }
-  }, options.intervalMs);
-  interval.unref();
-  const stop = (): void => {
-    clearInterval(interval);
-    clearTimeout(deadline);
-    deadline = undefined;
-  };
+    if (now - lastHeardAt >= options.timeoutMs) {
+      stop();
+      onDead(`nothing heard from the peer for ${options.timeoutMs} ms`);
+      return;
+    }
+    if (now - lastPingAt >= options.intervalMs) {
+      lastPingAt = now;
+      // false when too many PINGs are unanswered (maxOutstandingPings): the next tick tries again.
+      session.ping((error) => {
+        if (!error) lastHeardAt = Date.now();
+      });
+    }
+  }, tickMs);
+  timer.unref();
+  const stop = (): void => clearInterval(timer);
   session.once('close', stop);
   return stop;
 }
