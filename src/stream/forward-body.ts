@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import { resetBehindEnd } from './reset-end.js';
 
 /**
  * Sends a body from `source` to `destination` with backpressure (`pipe`: a full destination
@@ -25,6 +26,11 @@ export function forwardBody(source: Readable, destination: Writable, onDone?: (e
     settle(error);
   };
   source.once('end', () => {
+    const rstCode = resetBehindEnd(source);
+    if (rstCode !== undefined) {
+      fail(new Error(`the body was cut: its stream was reset (code ${rstCode})`));
+      return;
+    }
     ended = true;
   });
   source.on('error', fail);

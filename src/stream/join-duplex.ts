@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream';
+import { resetBehindEnd } from './reset-end.js';
 
 /**
  * Joins two full-duplex streams (a visitor's socket and an h2 stream, an h2 stream and a target's
@@ -20,6 +21,13 @@ export function joinDuplex(a: Duplex, b: Duplex, onClose?: (error?: Error) => vo
     if (!side.readableEnded || !side.writableFinished) fail(failure ?? new Error('the other side went away'));
     if (--open === 0) onClose?.(failure);
   };
+  // An HTTP/2 stream whose session died ends "cleanly"; pass that on as an abort, not a half-close.
+  const checkEnd = (side: Duplex) => (): void => {
+    const rstCode = resetBehindEnd(side);
+    if (rstCode !== undefined) fail(new Error(`the stream was reset (code ${rstCode})`));
+  };
+  a.once('end', checkEnd(a));
+  b.once('end', checkEnd(b));
   a.on('error', fail);
   b.on('error', fail);
   a.once('close', closed(a));
