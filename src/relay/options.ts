@@ -2,6 +2,7 @@ import { type Defined, withoutUndefined } from '../defined.js';
 import { OptionError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { VerifiedRegistration } from '../session/registration.js';
+import { DEFAULT_TLS_RELOAD_INTERVAL_MS } from '../transport/tls-files.js';
 
 /** Options of `createRelay()`. Every field is optional; DEFAULT_RELAY_OPTIONS holds the defaults. */
 export interface RelayOptions {
@@ -76,7 +77,7 @@ export type ResolvedRelayOptions = Defined<Omit<RelayOptions, 'tlsCert' | 'tlsKe
 
 export const DEFAULT_RELAY_OPTIONS = {
   listen: ['tcp://127.0.0.1:0'],
-  tlsReloadIntervalMs: 2_000,
+  tlsReloadIntervalMs: DEFAULT_TLS_RELOAD_INTERVAL_MS,
   basePath: '',
   domain: 'localhost',
   registrationWindowSeconds: 60,

@@ -1,4 +1,4 @@
-import { type IncomingHttpHeaders, request } from 'node:http';
+import { type IncomingHttpHeaders, type IncomingMessage, request } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { ConnectError, PosternError } from '../errors.js';
 
@@ -54,21 +54,11 @@ export function requestUpgrade(options: {
       resolve({ socket, headers: res.headers });
     });
     req.once('response', (res) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      const finish = (): void => {
+      readRefusal(res, (refusal) => {
         clearTimeout(timer);
         options.stream.destroy();
-        const body = Buffer.concat(chunks).toString('utf8').trim().split('\n')[0] ?? '';
-        reject(new UpgradeRefusedError(res.statusCode ?? 0, body || (res.statusMessage ?? ''), res.headers));
-      };
-      res.on('data', (chunk: Buffer) => {
-        if (size < MAX_REFUSAL_BODY) chunks.push(chunk.subarray(0, MAX_REFUSAL_BODY - size));
-        size += chunk.length;
-        if (size >= MAX_REFUSAL_BODY) finish();
+        reject(refusal);
       });
-      res.once('end', finish);
-      res.once('error', finish);
     });
     req.once('error', (error) => {
       clearTimeout(timer);
@@ -77,4 +67,27 @@ export function requestUpgrade(options: {
     });
     req.end();
   });
+}
+
+/**
+ * Reads the start of a non-101 answer (at most 4 KiB, then stops) and calls `onRefused` once with
+ * the status and the body's first line as the reason (the status text when the body is empty).
+ */
+export function readRefusal(res: IncomingMessage, onRefused: (refusal: UpgradeRefusedError) => void): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let done = false;
+  const finish = (): void => {
+    if (done) return;
+    done = true;
+    const body = Buffer.concat(chunks).toString('utf8').trim().split('\n')[0] ?? '';
+    onRefused(new UpgradeRefusedError(res.statusCode ?? 0, body || (res.statusMessage ?? ''), res.headers));
+  };
+  res.on('data', (chunk: Buffer) => {
+    if (size < MAX_REFUSAL_BODY) chunks.push(chunk.subarray(0, MAX_REFUSAL_BODY - size));
+    size += chunk.length;
+    if (size >= MAX_REFUSAL_BODY) finish();
+  });
+  res.once('end', finish);
+  res.once('error', finish);
 }

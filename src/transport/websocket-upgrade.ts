@@ -1,11 +1,8 @@
 import type { Duplex } from 'node:stream';
 import { WebSocket } from 'ws';
 import { ConnectError } from '../errors.js';
-import { UpgradeRefusedError, type UpgradeResult } from './upgrade-request.js';
+import { readRefusal, type UpgradeResult } from './upgrade-request.js';
 import { webSocketStream } from './websocket-stream.js';
-
-/** At most this much of a refusal's body is read, for its reason line. */
-const MAX_REFUSAL_BODY = 4096;
 
 /**
  * Opens a WebSocket over an already connected stream (plain, TLS, or a proxy tunnel: dialing is
@@ -54,29 +51,11 @@ export function requestWebSocketUpgrade(options: {
     ws.once('unexpected-response', (_request, response) => {
       ws.off('error', onError);
       ws.on('error', () => {});
-      const chunks: Buffer[] = [];
-      let size = 0;
-      const finish = (): void => {
+      readRefusal(response, (refusal) => {
         ws.terminate();
         options.stream.destroy();
-        const body = Buffer.concat(chunks).toString('utf8').trim().split('\n')[0] ?? '';
-        settle(() =>
-          reject(
-            new UpgradeRefusedError(
-              response.statusCode ?? 0,
-              body || (response.statusMessage ?? ''),
-              response.headers,
-            ),
-          ),
-        );
-      };
-      response.on('data', (chunk: Buffer) => {
-        if (size < MAX_REFUSAL_BODY) chunks.push(chunk.subarray(0, MAX_REFUSAL_BODY - size));
-        size += chunk.length;
-        if (size >= MAX_REFUSAL_BODY) finish();
+        settle(() => reject(refusal));
       });
-      response.once('end', finish);
-      response.once('error', finish);
     });
   });
 }
