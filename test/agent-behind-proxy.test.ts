@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, type Server } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { createAgent } from '../src/agent/agent.js';
 import { connect } from '../src/client/connect.js';
@@ -8,19 +7,19 @@ import { generateAgentKey } from '../src/keys/key-file.js';
 import { createRelay, type Relay } from '../src/relay/relay.js';
 import { chooseProxy } from '../src/transport/forward-proxy.js';
 import { curlResponse } from './helpers/curl.js';
+import { type EchoServer, startTcpEcho } from './helpers/echo.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
 import { startTinyproxy, type Tinyproxy } from './helpers/tinyproxy.js';
 
 describe('an agent behind a real forward proxy (tinyproxy with Basic auth)', () => {
   let origin: Origin;
-  let echo: Server;
+  let echo: EchoServer;
   let relay: Relay;
   let relayPort: number;
   let proxy: Tinyproxy;
   before(async () => {
     origin = await startOrigin();
-    echo = createServer({ allowHalfOpen: true }, (socket) => socket.pipe(socket));
-    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+    echo = await startTcpEcho();
     relay = await createRelay({ listen: ['tcp://127.0.0.1:0'] });
     relayPort = Number((relay.addresses[0] as string).split(':').pop());
     proxy = await startTinyproxy({ user: 'agent', password: 's3cret', connectPort: relayPort });
@@ -28,7 +27,7 @@ describe('an agent behind a real forward proxy (tinyproxy with Basic auth)', () 
   after(async () => {
     await relay.close();
     await proxy.stop();
-    echo.close();
+    await echo.close();
     await origin.close();
   });
 
@@ -37,10 +36,7 @@ describe('an agent behind a real forward proxy (tinyproxy with Basic auth)', () 
       relay: `tcp://127.0.0.1:${relayPort}`,
       proxy: `http://agent:s3cret@127.0.0.1:${proxy.port}`,
       key: generateAgentKey(),
-      services: [
-        { target: origin.url },
-        { name: 'echo', target: `tcp://127.0.0.1:${(echo.address() as { port: number }).port}` },
-      ],
+      services: [{ target: origin.url }, { name: 'echo', target: echo.target }],
     });
     try {
       const services = await agent.ready;

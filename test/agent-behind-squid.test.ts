@@ -1,35 +1,29 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer, type Server } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { WebSocket, WebSocketServer } from 'ws';
+import { WebSocket } from 'ws';
 import { createAgent } from '../src/agent/agent.js';
 import { connect } from '../src/client/connect.js';
 import { generateAgentKey } from '../src/keys/key-file.js';
 import { createRelay, type Relay } from '../src/relay/relay.js';
 import { curlResponse } from './helpers/curl.js';
+import { type EchoServer, startTcpEcho, startWebSocketEcho } from './helpers/echo.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
 import { type Squid, startSquid } from './helpers/squid.js';
 import { readyWithin } from './helpers/tunnel.js';
 
 describe('an agent behind a real squid that requires Basic proxy auth and allows CONNECT only to the relay', () => {
   let origin: Origin;
-  let echo: Server;
-  let wsTarget: HttpServer;
+  let echo: EchoServer;
+  let wsTarget: EchoServer;
   let relay: Relay;
   let relayPort: number;
   let squid: Squid;
   before(async () => {
     origin = await startOrigin();
-    echo = createServer({ allowHalfOpen: true }, (socket) => socket.pipe(socket));
-    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
-    wsTarget = createHttpServer();
-    new WebSocketServer({ server: wsTarget }).on('connection', (ws) =>
-      ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })),
-    );
-    await new Promise<void>((resolve) => wsTarget.listen(0, '127.0.0.1', resolve));
+    echo = await startTcpEcho();
+    wsTarget = await startWebSocketEcho();
     relay = await createRelay({ listen: ['tcp://127.0.0.1:0'] });
     relayPort = Number((relay.addresses[0] as string).split(':').pop());
     squid = await startSquid({ users: { agent: 's3cret', rotating: 'rotated' }, connectPort: relayPort });
@@ -37,8 +31,8 @@ describe('an agent behind a real squid that requires Basic proxy auth and allows
   after(async () => {
     await relay.close();
     await squid.stop();
-    echo.close();
-    wsTarget.close();
+    await echo.close();
+    await wsTarget.close();
     await origin.close();
   });
 
@@ -50,8 +44,8 @@ describe('an agent behind a real squid that requires Basic proxy auth and allows
         key: generateAgentKey(),
         services: [
           { target: origin.url },
-          { name: 'ws', target: `http://127.0.0.1:${(wsTarget.address() as { port: number }).port}` },
-          { name: 'echo', target: `tcp://127.0.0.1:${(echo.address() as { port: number }).port}` },
+          { name: 'ws', target: wsTarget.target },
+          { name: 'echo', target: echo.target },
         ],
       });
       try {

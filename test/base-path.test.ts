@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, type Server } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
 import { type Agent, createAgent } from '../src/agent/agent.js';
@@ -8,6 +7,7 @@ import { connect } from '../src/client/connect.js';
 import { generateAgentKey } from '../src/keys/key-file.js';
 import { createRelay, type Relay } from '../src/relay/relay.js';
 import { curlResponse } from './helpers/curl.js';
+import { type EchoServer, startTcpEcho } from './helpers/echo.js';
 import { type Nginx, startNginx } from './helpers/nginx.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
 import { startCli } from './helpers/processes.js';
@@ -79,7 +79,7 @@ describe('a relay under a base path (--base-path /tunnel)', () => {
 
 describe('a relay under /tunnel/ of an existing site behind real nginx', () => {
   let origin: Origin;
-  let echo: Server;
+  let echo: EchoServer;
   let relay: Relay;
   let nginx: Nginx;
   before(async () => {
@@ -89,8 +89,7 @@ describe('a relay under /tunnel/ of an existing site behind real nginx', () => {
         ws.on('message', (data) => ws.send(`echo ${data}`)),
       );
     });
-    echo = createServer({ allowHalfOpen: true }, (socket) => socket.pipe(socket));
-    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
+    echo = await startTcpEcho();
     relay = await createRelay({
       listen: ['tcp://127.0.0.1:0'],
       basePath: '/tunnel',
@@ -102,7 +101,7 @@ describe('a relay under /tunnel/ of an existing site behind real nginx', () => {
   after(async () => {
     await nginx.stop();
     await relay.close();
-    echo.close();
+    await echo.close();
     await origin.close();
   });
 
@@ -112,10 +111,7 @@ describe('a relay under /tunnel/ of an existing site behind real nginx', () => {
       const agent = createAgent({
         relay: `${scheme}://${site}/tunnel`,
         key: generateAgentKey(),
-        services: [
-          { target: origin.url },
-          { name: 'echo', target: `tcp://127.0.0.1:${(echo.address() as { port: number }).port}` },
-        ],
+        services: [{ target: origin.url }, { name: 'echo', target: echo.target }],
       });
       try {
         const services = await readyWithin(agent);

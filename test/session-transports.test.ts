@@ -2,13 +2,11 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { rmSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
-import { WebSocket, WebSocketServer } from 'ws';
+import { WebSocket } from 'ws';
 import { createAgent } from '../src/agent/agent.js';
 import { agentRelayAddress } from '../src/agent/relay-address.js';
 import { connect } from '../src/client/connect.js';
@@ -19,6 +17,7 @@ import { createRelay, type Relay } from '../src/relay/relay.js';
 import { intoMessages } from '../src/transport/websocket-stream.js';
 import { makeCertificates, type TestCertificates } from './helpers/certs.js';
 import { curl, curlResponse } from './helpers/curl.js';
+import { type EchoServer, startTcpEcho, startWebSocketEcho } from './helpers/echo.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
 import { startTcpForwarder } from './helpers/tcp-forwarder.js';
 import { readyWithin } from './helpers/tunnel.js';
@@ -26,8 +25,8 @@ import { readyWithin } from './helpers/tunnel.js';
 describe('session transports: every way an agent can reach the relay carries every kind of tunnel', () => {
   let certs: TestCertificates;
   let origin: Origin;
-  let echo: Server;
-  let wsTarget: HttpServer;
+  let echo: EchoServer;
+  let wsTarget: EchoServer;
   let relay: Relay;
   let plainPort: number;
   let tlsPort: number;
@@ -36,12 +35,8 @@ describe('session transports: every way an agent can reach the relay carries eve
   before(async () => {
     certs = makeCertificates();
     origin = await startOrigin();
-    echo = createServer({ allowHalfOpen: true }, (socket) => socket.pipe(socket));
-    await new Promise<void>((resolve) => echo.listen(0, '127.0.0.1', resolve));
-    wsTarget = createHttpServer();
-    const wss = new WebSocketServer({ server: wsTarget });
-    wss.on('connection', (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })));
-    await new Promise<void>((resolve) => wsTarget.listen(0, '127.0.0.1', resolve));
+    echo = await startTcpEcho();
+    wsTarget = await startWebSocketEcho();
     socketPath = join(tmpdir(), `postern-relay-${process.pid}.sock`);
     relay = await createRelay({
       listen: [
@@ -60,8 +55,8 @@ describe('session transports: every way an agent can reach the relay carries eve
   });
   after(async () => {
     await relay.close();
-    echo.close();
-    wsTarget.close();
+    await echo.close();
+    await wsTarget.close();
     await origin.close();
     rmSync(certs.dir, { recursive: true, force: true });
   });
@@ -94,8 +89,8 @@ describe('session transports: every way an agent can reach the relay carries eve
         key: generateAgentKey(),
         services: [
           { target: origin.url },
-          { name: 'ws', target: `http://127.0.0.1:${(wsTarget.address() as { port: number }).port}` },
-          { name: 'echo', target: `tcp://127.0.0.1:${(echo.address() as { port: number }).port}` },
+          { name: 'ws', target: wsTarget.target },
+          { name: 'echo', target: echo.target },
         ],
       });
       try {

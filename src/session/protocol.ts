@@ -16,8 +16,8 @@
 export const AGENT_PATH = '/_postern/agent';
 export const SESSION_UPGRADE_TOKEN = 'postern-session/1';
 /**
- * Over a WebSocket session each HTTP/2 write is one binary message; Node's http2 writes at most a
- * few frames (each ≤ 16 KiB + 9) at a time, so 1 MiB bounds a message with a wide margin.
+ * The largest binary message either side accepts on a WebSocket session. Senders cut their
+ * batches into messages of at most 256 KiB (websocket-stream.ts), well inside it.
  */
 export const MAX_SESSION_MESSAGE_BYTES = 1 << 20;
 export const PROTOCOL_VERSION = '1';

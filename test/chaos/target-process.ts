@@ -4,7 +4,7 @@
 // {"upload":"complete","size":…,"sha256":…} or {"upload":"aborted","size":…}.
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
-import { patternBlock } from '../helpers/origin.js';
+import { sendPattern } from '../helpers/origin.js';
 
 const port = Number(process.argv[2] ?? 0);
 const server = createServer((req, res) => {
@@ -26,20 +26,7 @@ const server = createServer((req, res) => {
   }
   if (url.pathname === '/stream' || url.pathname === '/bytes') {
     res.writeHead(200, url.pathname === '/bytes' ? { 'content-length': n } : {});
-    let i = 0;
-    let sent = 0;
-    const pump = (): void => {
-      while (sent < n) {
-        const chunk = patternBlock(i++).subarray(0, Math.min(64 * 1024, n - sent));
-        sent += chunk.length;
-        if (!res.write(chunk)) {
-          res.once('drain', pump);
-          return;
-        }
-      }
-      res.end();
-    };
-    pump();
+    sendPattern(res, n);
     return;
   }
   res.writeHead(404).end();

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 
 /** The path of `name`, or an error telling how to install it (tests fail clearly, never skip silently). */
@@ -38,4 +38,35 @@ export async function waitForPort(port: number, timeoutMs = 10_000): Promise<voi
     if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+export interface Daemon {
+  /** SIGTERM, up to 3 s to exit, then SIGKILL. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a server program and resolves once it accepts connections on 127.0.0.1:`port`; rejects
+ * if it exits first, with `whyExited()` (e.g. the tail of its log) in the message.
+ */
+export async function startDaemon(
+  binary: string,
+  args: string[],
+  port: number,
+  options: { whyExited?: () => string; timeoutMs?: number } = {},
+): Promise<Daemon> {
+  const child = spawn(binary, args, { stdio: 'ignore' });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const name = binary.split('/').pop();
+  await Promise.race([
+    waitForPort(port, options.timeoutMs),
+    exited.then(() => Promise.reject(new Error(`${name} exited at start ${options.whyExited?.() ?? ''}`))),
+  ]);
+  return {
+    stop: async () => {
+      child.kill('SIGTERM');
+      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 3000))]);
+      child.kill('SIGKILL');
+    },
+  };
 }

@@ -25,6 +25,24 @@ export function sha256OfPattern(totalBytes: number, size = 64 * 1024): string {
   return hash.digest('hex');
 }
 
+/** Writes `n` bytes of the test pattern (64 KiB blocks, with backpressure), then ends `res`. */
+export function sendPattern(res: ServerResponse, n: number): void {
+  let i = 0;
+  let sent = 0;
+  const pump = (): void => {
+    while (sent < n) {
+      const chunk = patternBlock(i++).subarray(0, Math.min(64 * 1024, n - sent));
+      sent += chunk.length;
+      if (!res.write(chunk)) {
+        res.once('drain', pump);
+        return;
+      }
+    }
+    res.end();
+  };
+  pump();
+}
+
 export interface Origin {
   server: Server;
   url: string;
@@ -80,21 +98,7 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
     }
     case '/bytes': {
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n });
-      let i = 0;
-      let sent = 0;
-      const size = 64 * 1024;
-      const pump = (): void => {
-        while (sent < n) {
-          const chunk = patternBlock(i++, size).subarray(0, Math.min(size, n - sent));
-          sent += chunk.length;
-          if (!res.write(chunk)) {
-            res.once('drain', pump);
-            return;
-          }
-        }
-        res.end();
-      };
-      pump();
+      sendPattern(res, n);
       return;
     }
     case '/upload': {

@@ -1,8 +1,8 @@
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, requireBinary, waitForPort } from './binaries.js';
+import { freePort, requireBinary, startDaemon } from './binaries.js';
 
 export interface Squid {
   port: number;
@@ -70,8 +70,6 @@ export async function startSquid(options: {
     'http_access deny all',
   ];
   writeFileSync(join(dir, 'squid.conf'), `${lines.join('\n')}\n`);
-  const child: ChildProcess = spawn(binary, ['-N', '-f', join(dir, 'squid.conf')], { stdio: 'ignore' });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const log = (name: string): string => {
     try {
       return readFileSync(join(dir, name), 'utf8');
@@ -79,18 +77,16 @@ export async function startSquid(options: {
       return '';
     }
   };
-  await Promise.race([
-    waitForPort(port, 20_000),
-    exited.then(() => Promise.reject(new Error(`squid exited at start: ${log('cache.log').slice(-500)}`))),
-  ]);
+  const daemon = await startDaemon(binary, ['-N', '-f', join(dir, 'squid.conf')], port, {
+    whyExited: () => log('cache.log').slice(-500),
+    timeoutMs: 20_000,
+  });
   return {
     port,
     accessLog: () => log('access.log'),
     setPassword,
     stop: async () => {
-      child.kill('SIGTERM');
-      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 3000))]);
-      child.kill('SIGKILL');
+      await daemon.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };

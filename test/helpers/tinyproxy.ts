@@ -1,8 +1,7 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, requireBinary, waitForPort } from './binaries.js';
+import { freePort, requireBinary, startDaemon } from './binaries.js';
 
 export interface Tinyproxy {
   port: number;
@@ -37,18 +36,11 @@ export async function startTinyproxy(options: {
     `LogFile "${join(dir, 'tinyproxy.log')}"`,
   ];
   writeFileSync(join(dir, 'tinyproxy.conf'), `${lines.join('\n')}\n`);
-  const child: ChildProcess = spawn(binary, ['-d', '-c', join(dir, 'tinyproxy.conf')], { stdio: 'ignore' });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  await Promise.race([
-    waitForPort(port),
-    exited.then(() => Promise.reject(new Error('tinyproxy exited at start'))),
-  ]);
+  const daemon = await startDaemon(binary, ['-d', '-c', join(dir, 'tinyproxy.conf')], port);
   return {
     port,
     stop: async () => {
-      child.kill('SIGTERM');
-      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 3000))]);
-      child.kill('SIGKILL');
+      await daemon.stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };
