@@ -6,6 +6,7 @@ import { withoutUndefined } from '../defined.js';
 import { OptionError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { type AssignedService, Header } from '../session/protocol.js';
+import { StallWatch } from '../stream/stall-watch.js';
 import { forwardToHttpTarget } from './http-target.js';
 import { type AgentOptions, DEFAULT_AGENT_OPTIONS, type ResolvedAgentOptions } from './options.js';
 import { agentRelayAddress } from './relay-address.js';
@@ -35,6 +36,7 @@ class AgentRuntime extends EventEmitter implements Agent {
   readonly #services: TargetService[];
   readonly #slots: SessionSlot[] = [];
   readonly #log: Logger;
+  readonly #stalls: StallWatch;
   #closing: Promise<void> | undefined;
 
   constructor(options: AgentOptions) {
@@ -56,9 +58,11 @@ class AgentRuntime extends EventEmitter implements Agent {
         `connections must be a whole number of at least one per relay address (${relays.length}), got ${this.#opts.connections}`,
       );
     }
+    this.#stalls = new StallWatch(this.#opts.stallTimeoutMs);
     this.#services = resolveServices(this.#opts.services, {
       maxIdleTargetSockets: this.#opts.maxIdleTargetSockets,
       connectTimeoutMs: this.#opts.targetConnectTimeoutMs,
+      stalls: this.#stalls,
     });
     this.ready = new Promise<AssignedService[]>((resolve, reject) => {
       this.once('connected', (event: { services: AssignedService[] }) => resolve(event.services));
@@ -110,6 +114,7 @@ class AgentRuntime extends EventEmitter implements Agent {
     this.#closing ??= (async () => {
       await Promise.all(this.#slots.map((slot) => slot.stop(this.#opts.drainTimeoutMs)));
       for (const service of this.#services) service.pool.destroy();
+      this.#stalls.close();
     })();
     return this.#closing;
   }

@@ -2,9 +2,10 @@ import { type ClientRequest, request as httpRequest, type IncomingMessage } from
 import type { IncomingHttpHeaders as Http2Headers, ServerHttp2Stream } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
 import { endToEndHeaders } from '../http/headers.js';
-import { Header } from '../session/protocol.js';
+import { ErrorCode, Header } from '../session/protocol.js';
 import { resetStream } from '../session/reset-stream.js';
 import { forwardBody } from '../stream/forward-body.js';
+import { StallError } from '../stream/stall-watch.js';
 import { localhostLookup } from '../transport/localhost-lookup.js';
 import type { TargetService } from './targets.js';
 
@@ -71,6 +72,7 @@ export function forwardToHttpTarget(
     // short (the visitor left, the relay reset) is torn down.
     if (!finished) req.destroy();
   });
+  service.stalls.watch(req, 'the target');
   forwardBody(stream, req);
 }
 
@@ -108,23 +110,34 @@ function relayResponse(
   });
 }
 
-function respondError(stream: ServerHttp2Stream, message: string): void {
+function respondError(
+  stream: ServerHttp2Stream,
+  message: string,
+  [code, status]: (typeof ErrorCode)[keyof typeof ErrorCode] = ErrorCode.targetUnreachable,
+): void {
   if (stream.destroyed || stream.headersSent) return;
   const body = `postern: ${message}\n`;
   stream.respond({
-    ':status': 502,
+    ':status': status,
     'content-type': 'text/plain; charset=utf-8',
     'content-length': Buffer.byteLength(body),
-    [Header.error]: 'target_unreachable',
+    [Header.error]: code,
   });
   stream.end(body);
 }
 
-/** 502 `target_unreachable`, naming the target and the error (ECONNREFUSED, a certificate error…). */
+/**
+ * 502 `target_unreachable`, naming the target and the error (ECONNREFUSED, a certificate error…);
+ * 504 `target_stalled` when the target stopped taking the request body.
+ */
 export function respondTargetUnreachable(
   stream: ServerHttp2Stream,
   service: TargetService,
   error: NodeJS.ErrnoException,
 ): void {
+  if (error instanceof StallError) {
+    respondError(stream, `${service.targetText}: ${error.message}`, ErrorCode.targetStalled);
+    return;
+  }
   respondError(stream, `the agent could not reach ${service.targetText} (${error.code ?? error.message})`);
 }

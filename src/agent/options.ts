@@ -56,6 +56,11 @@ export interface AgentOptions {
   registrationTimeoutMs?: number | undefined;
   /** Give up connecting to a target after this, ms (then 502). Default 10 000. */
   targetConnectTimeoutMs?: number | undefined;
+  /**
+   * A target that takes no bytes of a request body (or of a TCP or WebSocket stream) for this long
+   * while some wait for it is cut, ms; idle streams are kept. 0 = never. Default 60 000.
+   */
+  stallTimeoutMs?: number | undefined;
   /** Streams the relay may open at once on one session (h2 SETTINGS). Default 1 000. */
   maxConcurrentStreams?: number | undefined;
   /** HTTP/2 stream receive window, bytes. Default 1 MiB. */
@@ -78,6 +83,7 @@ export const DEFAULT_AGENT_OPTIONS = {
   dialTimeoutMs: 10_000,
   registrationTimeoutMs: 10_000,
   targetConnectTimeoutMs: 10_000,
+  stallTimeoutMs: 60_000,
   maxConcurrentStreams: 1_000,
   streamWindowBytes: 1 << 20,
   connectionWindowBytes: 16 << 20,

@@ -11,6 +11,7 @@ import {
 import { OptionError } from '../errors.js';
 import { DEFAULT_SERVICE, SERVICE_NAME } from '../keys/label.js';
 import type { ServiceKind } from '../session/protocol.js';
+import type { StallWatch } from '../stream/stall-watch.js';
 import type { ServiceOptions } from './options.js';
 
 /** A service as the agent runs it: its declared target and the pooled connections to it. */
@@ -27,6 +28,8 @@ export interface TargetService {
   /** For https targets: the name to verify and the CA to trust (also used outside the pool, for upgrades). */
   tlsOptions: TargetTlsOptions;
   connectTimeoutMs: number;
+  /** Cuts target connections that stop taking bytes (shared by all services). */
+  stalls: StallWatch;
 }
 
 export interface TargetTlsOptions {
@@ -40,7 +43,7 @@ export interface TargetTlsOptions {
  */
 export function resolveServices(
   services: ServiceOptions[],
-  limits: { maxIdleTargetSockets: number; connectTimeoutMs: number },
+  limits: { maxIdleTargetSockets: number; connectTimeoutMs: number; stalls: StallWatch },
 ): TargetService[] {
   if (services.length === 0) throw new OptionError('an agent needs at least one service to expose');
   const seen = new Set<string>();
@@ -91,6 +94,7 @@ export function resolveServices(
       pool,
       tlsOptions,
       connectTimeoutMs: limits.connectTimeoutMs,
+      stalls: limits.stalls,
     };
   });
 }

@@ -39,6 +39,7 @@ export function forwardToTcpTarget(stream: ServerHttp2Stream, service: TargetSer
     }
     stream.respond({ ':status': 200, [Header.status]: '101' });
     stream.resume();
+    service.stalls.watch(socket, 'the target');
     joinDuplex(stream, socket);
   });
   stream.once('close', () => {

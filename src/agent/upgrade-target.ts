@@ -62,6 +62,7 @@ export function forwardUpgradeToTarget(
     }
     if (head.length > 0) stream.write(head);
     stream.resume();
+    service.stalls.watch(socket, 'the target');
     joinDuplex(stream, socket);
   });
   req.once('response', (res: IncomingMessage) => {

@@ -23,6 +23,8 @@ export async function relayCommand(argv: string[]): Promise<void> {
       'max-streams': { type: 'string' },
       'max-body': { type: 'string' },
       'drain-timeout': { type: 'string' },
+      'stall-timeout': { type: 'string' },
+      'registration-rate': { type: 'string' },
       'trusted-proxy': { type: 'string', multiple: true },
       'log-level': { type: 'string' },
       json: { type: 'boolean' },
@@ -49,6 +51,8 @@ export async function relayCommand(argv: string[]): Promise<void> {
     maxConcurrentStreamsPerTunnel: integerFlag(values['max-streams'], 'max-streams'),
     maxRequestBodyBytes: integerFlag(values['max-body'], 'max-body'),
     drainTimeoutMs: integerFlag(values['drain-timeout'], 'drain-timeout'),
+    stallTimeoutMs: integerFlag(values['stall-timeout'], 'stall-timeout'),
+    registrationsPerMinutePerIp: integerFlag(values['registration-rate'], 'registration-rate'),
     trustedProxies: values['trusted-proxy'],
     logger: createJsonLogger(logLevel, (line) => process.stderr.write(line)),
   });

@@ -9,6 +9,7 @@ import type { WebSocketServer } from 'ws';
 import { endToEndHeaders } from '../http/headers.js';
 import { resetStream } from '../session/reset-stream.js';
 import { forwardBody } from '../stream/forward-body.js';
+import type { StallWatch } from '../stream/stall-watch.js';
 import type { AgentSession } from './agent-session.js';
 import type { ResolvedRelayOptions } from './options.js';
 import type { Tunnel, TunnelRegistry } from './registry.js';
@@ -21,6 +22,8 @@ export interface ForwardContext {
   isTrustedProxy(address: string): boolean;
   /** Aborted when the relay shuts down; waiting requests give up. */
   shutdown: AbortSignal;
+  /** Cuts visitors that stop taking bytes. */
+  stalls: StallWatch;
   /** Ends WebSockets that visitors open to TCP services (their messages carry the bytes). */
   webSockets: WebSocketServer;
 }
@@ -147,6 +150,7 @@ function openAgentStream(
     });
     // A stream reset mid-body destroys the visitor's connection, so a cut transfer is seen as
     // cut, never as a clean end.
+    ctx.stalls.watch(res, 'the visitor');
     forwardBody(stream, res);
   });
   stream.once('close', () => {

@@ -60,6 +60,12 @@ export interface RelayOptions {
   headersTimeoutMs?: number | undefined;
   /** Idle keep-alive visitor connections are closed after this, ms. Default 5 000. */
   keepAliveTimeoutMs?: number | undefined;
+  /**
+   * A visitor that takes no bytes of a response (or of a WebSocket or TCP stream) for this long
+   * while some wait for it is cut, ms; idle streams with nothing to send are kept. 0 = never.
+   * Default 60 000 (nginx's send_timeout).
+   */
+  stallTimeoutMs?: number | undefined;
   /** HTTP/2 stream receive window towards agents, bytes. Default 1 MiB. */
   streamWindowBytes?: number | undefined;
   /** HTTP/2 connection receive window towards agents, bytes. Default 16 MiB. */
@@ -95,6 +101,7 @@ export const DEFAULT_RELAY_OPTIONS = {
   maxHeaderSize: 16_384,
   headersTimeoutMs: 20_000,
   keepAliveTimeoutMs: 5_000,
+  stallTimeoutMs: 60_000,
   streamWindowBytes: 1 << 20,
   connectionWindowBytes: 16 << 20,
   drainTimeoutMs: 10_000,

@@ -7,6 +7,7 @@ import { parseConnectionString } from '../connection-string/index.js';
 import { type Logger, silentLogger } from '../log.js';
 import { NonceCache } from '../session/nonce-cache.js';
 import { AGENT_PATH } from '../session/protocol.js';
+import { StallWatch } from '../stream/stall-watch.js';
 import { type BoundListener, describeListener, listenOn } from '../transport/listen.js';
 import { createSessionWebSocketServer, handleAgentUpgrade } from './agent-endpoint.js';
 import type { AgentSession } from './agent-session.js';
@@ -101,6 +102,7 @@ class RelayServer extends EventEmitter implements Relay {
       isTrustedProxy: (address) =>
         opts.trustedProxies.length > 0 && this.#trusted.check(address, isIPv6(address) ? 'ipv6' : 'ipv4'),
       shutdown: this.#shutdown.signal,
+      stalls: new StallWatch(opts.stallTimeoutMs),
       webSockets: new WebSocketServer({
         noServer: true,
         clientTracking: false,
@@ -298,6 +300,7 @@ class RelayServer extends EventEmitter implements Relay {
   async #close(): Promise<void> {
     this.#shutdown.abort();
     clearInterval(this.#sweepTimer);
+    this.#forward.stalls.close();
     this.#registry.releaseWaiters();
     // net.Server.close() resolves only once every accepted connection is gone (agent sessions
     // among them), so stop accepting now and await it after the drain below.

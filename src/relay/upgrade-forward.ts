@@ -76,7 +76,11 @@ export async function forwardUpgrade(
       socket.once('close', () => resetStream(stream, 'visitor went away'));
       // ws attaches its 'data' listener synchronously inside handleUpgrade; reads arrive later.
       socket.resume();
-      ctx.webSockets.handleUpgrade(req, socket, head, (ws) => joinDuplex(createWebSocketStream(ws), stream));
+      ctx.webSockets.handleUpgrade(req, socket, head, (ws) => {
+        const visitor = createWebSocketStream(ws);
+        ctx.stalls.watch(visitor, 'the visitor');
+        joinDuplex(visitor, stream);
+      });
       return;
     }
     const status = switched ? 101 : Number(responseHeaders[':status']);
@@ -98,6 +102,7 @@ export async function forwardUpgrade(
     socket.write(`${lines.join('\r\n')}\r\n\r\n`);
     if (switched) {
       socket.resume();
+      ctx.stalls.watch(socket, 'the visitor');
       joinDuplex(socket, stream);
     } else {
       // A refused upgrade is an ordinary response; its body, then the end of the connection.

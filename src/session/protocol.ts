@@ -109,6 +109,7 @@ export const ErrorCode = {
   targetUnreachable: ['target_unreachable', 502],
   agentFailed: ['agent_error', 502],
   responseTimeout: ['response_timeout', 504],
+  targetStalled: ['target_stalled', 504],
   rateLimited: ['rate_limited', 429],
   tooManyStreams: ['too_many_streams', 429],
   bodyTooLarge: ['body_too_large', 413],

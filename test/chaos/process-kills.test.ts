@@ -1,39 +1,13 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { statSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { type CliProcess, startCli } from '../helpers/processes.js';
-
-const TARGET_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'target-process.js');
-
-interface TargetProcess {
-  port: number;
-  child: ChildProcess;
-  /** JSON lines the target printed after its port (upload outcomes). */
-  lines: Record<string, unknown>[];
-}
-
-async function startTarget(port = 0): Promise<TargetProcess> {
-  const child = spawn(process.execPath, [TARGET_SCRIPT, String(port)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines: Record<string, unknown>[] = [];
-  const listening = new Promise<number>((resolve, reject) => {
-    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-      const parsed = JSON.parse(line) as Record<string, unknown>;
-      if (typeof parsed.port === 'number') resolve(parsed.port);
-      else lines.push(parsed);
-    });
-    child.once('exit', () => reject(new Error('target exited before listening')));
-  });
-  return { port: await listening, child, lines };
-}
+import { startTarget, type TargetProcess } from '../helpers/target.js';
 
 /** curl in the background (the test's event loop stays free); resolves with its exit code. */
 function curlInBackground(args: string[]): { done: Promise<number> } {
