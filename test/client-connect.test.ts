@@ -199,6 +199,8 @@ describe('connect() and postern connect through a real relay', () => {
     echoPort = (servers[0]?.address() as { port: number }).port;
     bannerPort = (servers[1]?.address() as { port: number }).port;
     tunnel = await startTunnel('', {
+      // Unknown labels get their 404 at once, not after the wait for agents of a restarted relay.
+      relay: { restartGraceMs: 0 },
       agent: {
         services: [
           { name: 'echo', target: `tcp://127.0.0.1:${echoPort}` },

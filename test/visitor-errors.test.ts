@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import { createAgent } from '../src/agent/agent.js';
+import { generateAgentKey } from '../src/keys/key-file.js';
+import { keyLabel } from '../src/keys/label.js';
+import { createRelay } from '../src/relay/relay.js';
 import { curlResponse } from './helpers/curl.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
 import { startTunnel } from './helpers/tunnel.js';
@@ -22,7 +27,7 @@ describe('errors visitors see', () => {
   after(async () => origin.close());
 
   test('404 tunnel_not_found for an unknown label, by Host and by path', async () => {
-    const tunnel = await startTunnel(origin.url);
+    const tunnel = await startTunnel(origin.url, { relay: { restartGraceMs: 0 } });
     try {
       const unknown = 'a'.repeat(52);
       const byHost = await curlResponse([`http://${unknown}.localhost:${tunnel.port}/`]);
@@ -38,6 +43,35 @@ describe('errors visitors see', () => {
       assert.equal(notALabel.status, 404);
     } finally {
       await tunnel.close();
+    }
+  });
+
+  test('a relay that just started: an unknown agent label waits for its agent, then 503 (not 404)', async () => {
+    const relay = await createRelay({ listen: ['tcp://127.0.0.1:0'], reconnectWaitMs: 1_500 });
+    const address = relay.addresses[0] as string;
+    const relayUrl = address.replace('tcp://', 'http://');
+    try {
+      const never = await curlResponse([`${relayUrl}/${'a'.repeat(52)}/`]);
+      assert.equal(never.status, 503);
+      assert.equal(never.headers['postern-error'], 'tunnel_offline');
+      assert.equal(never.headers['retry-after'], '2');
+      assert.match(never.body, /^postern: no agent has registered a{52} since this relay started/);
+      // Not shaped like an agent's label: 404 at once, as before.
+      assert.equal((await curlResponse([`http://shop.localhost:${address.split(':').pop()}/`])).status, 404);
+
+      // The agent registers while the request waits: the request is served.
+      const key = generateAgentKey();
+      const waiting = curlResponse([`${relayUrl}/${keyLabel(key.publicKey)}/hello`]);
+      await delay(300);
+      const agent = createAgent({ relay: address, key, services: [{ target: origin.url }] });
+      try {
+        const served = await waiting;
+        assert.equal(served.status, 200);
+      } finally {
+        await agent.close();
+      }
+    } finally {
+      await relay.close();
     }
   });
 

@@ -22,6 +22,8 @@ export interface ForwardContext {
   isTrustedProxy(address: string): boolean;
   /** Aborted when the relay shuts down; waiting requests give up. */
   shutdown: AbortSignal;
+  /** When the relay started listening (Date.now()), for the restart grace. */
+  startedAt: number;
   /** Cuts visitors that stop taking bytes. */
   stalls: StallWatch;
   /** Ends WebSockets that visitors open to TCP services (their messages carry the bytes). */

@@ -42,7 +42,13 @@ export interface RelayOptions {
   responseTimeoutMs?: number | undefined;
   /** A request for a known tunnel without a live session waits this long for the agent to return, ms. Default 5 000. */
   reconnectWaitMs?: number | undefined;
-  /** Requests waiting for one tunnel's agent at most; more get 503 at once. Default 1 000. */
+  /**
+   * For this long after the relay starts, a request for an unknown label shaped like an agent's
+   * (52 base32 letters) waits `reconnectWaitMs` for its agent to register, then gets 503, not 404:
+   * after a restart, agents come back over their reconnect backoff (up to 30 s), ms. Default 30 000.
+   */
+  restartGraceMs?: number | undefined;
+  /** Requests waiting for one tunnel's agent at most (and, together, for unknown labels); more get 503 at once. Default 1 000. */
   maxWaitingRequestsPerTunnel?: number | undefined;
   /** A tunnel whose agent is gone answers 503 (not 404) for this long, ms. Default 600 000 (10 min). */
   tunnelRetentionMs?: number | undefined;
@@ -93,6 +99,7 @@ export const DEFAULT_RELAY_OPTIONS = {
   keepaliveTimeoutMs: 10_000,
   responseTimeoutMs: 30_000,
   reconnectWaitMs: 5_000,
+  restartGraceMs: 30_000,
   maxWaitingRequestsPerTunnel: 1_000,
   tunnelRetentionMs: 600_000,
   requestsPerSecondPerTunnel: 0,

@@ -30,6 +30,9 @@ export interface RegistryLimits {
 export class TunnelRegistry {
   readonly #tunnels = new Map<string, Tunnel>();
   readonly #limits: RegistryLimits;
+  /** Requests waiting for a label no agent has registered yet, by label. */
+  readonly #awaitedLabels = new Map<string, Set<(tunnel: Tunnel | undefined) => void>>();
+  #awaitingRequests = 0;
 
   constructor(limits: RegistryLimits) {
     this.#limits = limits;
@@ -74,6 +77,39 @@ export class TunnelRegistry {
     tunnel.offlineSince = undefined;
     for (const wake of tunnel.waiters) wake(session);
     tunnel.waiters.clear();
+    for (const wake of this.#awaitedLabels.get(service.label) ?? []) wake(tunnel);
+  }
+
+  /**
+   * Waits up to `timeoutMs` for a label that no agent has registered yet (after a relay restart,
+   * its agent may be on its way back). Resolves undefined on timeout, when `abort` fires, or at
+   * once when as many requests as one tunnel may hold already wait for unknown labels.
+   */
+  waitForLabel(label: string, timeoutMs: number, abort: AbortSignal): Promise<Tunnel | undefined> {
+    if (
+      timeoutMs <= 0 ||
+      this.#awaitingRequests >= this.#limits.maxWaitingRequestsPerTunnel ||
+      abort.aborted
+    ) {
+      return Promise.resolve(undefined);
+    }
+    const waiters = this.#awaitedLabels.get(label) ?? new Set();
+    this.#awaitedLabels.set(label, waiters);
+    this.#awaitingRequests++;
+    return new Promise((resolve) => {
+      const done = (tunnel: Tunnel | undefined): void => {
+        clearTimeout(timer);
+        abort.removeEventListener('abort', onAbort);
+        waiters.delete(done);
+        if (waiters.size === 0) this.#awaitedLabels.delete(label);
+        this.#awaitingRequests--;
+        resolve(tunnel);
+      };
+      const onAbort = (): void => done(undefined);
+      const timer = setTimeout(() => done(undefined), timeoutMs);
+      abort.addEventListener('abort', onAbort, { once: true });
+      waiters.add(done);
+    });
   }
 
   detach(session: AgentSession, now: number): void {
@@ -136,5 +172,6 @@ export class TunnelRegistry {
       for (const wake of tunnel.waiters) wake(undefined);
       tunnel.waiters.clear();
     }
+    for (const waiters of [...this.#awaitedLabels.values()]) for (const wake of [...waiters]) wake(undefined);
   }
 }

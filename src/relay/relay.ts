@@ -102,6 +102,7 @@ class RelayServer extends EventEmitter implements Relay {
       isTrustedProxy: (address) =>
         opts.trustedProxies.length > 0 && this.#trusted.check(address, isIPv6(address) ? 'ipv6' : 'ipv4'),
       shutdown: this.#shutdown.signal,
+      startedAt: Date.now(),
       stalls: new StallWatch(opts.stallTimeoutMs),
       webSockets: new WebSocketServer({
         noServer: true,
@@ -157,6 +158,7 @@ class RelayServer extends EventEmitter implements Relay {
     this.#sweepTimer = setInterval(() => this.#registry.sweep(Date.now()), SWEEP_INTERVAL_MS);
     this.#sweepTimer.unref();
     this.#started = true;
+    this.#forward.startedAt = Date.now();
     this.#log.info('relay listening', { listen: this.addresses, domain: this.#opts.domain });
   }
 

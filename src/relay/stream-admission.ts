@@ -1,6 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { addForwardingHeaders, endToEndHeaders } from '../http/headers.js';
+import { LABEL_LENGTH } from '../keys/label.js';
 import { type ErrorCodeName, Header } from '../session/protocol.js';
 import type { AgentSession } from './agent-session.js';
 import type { ForwardContext } from './http-forward.js';
@@ -35,7 +36,18 @@ export async function admitStream(
 ): Promise<Admission> {
   const { options, registry } = ctx;
   const declaredBodyBytes = request.declaredBodyBytes;
-  const tunnel = registry.get(route.label);
+  const mayBeReturning = mayBeReturningAfterRestart(ctx, route.label);
+  const tunnel =
+    registry.get(route.label) ?? (mayBeReturning ? await awaitLabel(ctx, route.label, visitor) : undefined);
+  if (visitor.destroyed) return { ok: false, error: undefined };
+  if (tunnel === undefined && mayBeReturning) {
+    return {
+      ok: false,
+      error: 'tunnelOffline',
+      message: `no agent has registered ${route.label} since this relay started; if it exists, it should be back shortly`,
+      headers: { 'retry-after': OFFLINE_RETRY_AFTER_S },
+    };
+  }
   if (tunnel === undefined)
     return { ok: false, error: 'unknownTunnel', message: `no tunnel named ${route.label} on this relay` };
   if (tunnel.kind === 'tcp' && request.upgrade === undefined) {
@@ -85,6 +97,33 @@ export async function admitStream(
     };
   }
   return { ok: true, tunnel, session };
+}
+
+/**
+ * Whether an unknown label may belong to an agent still on its way back: the relay started less
+ * than `restartGraceMs` ago (its agents reconnect with backoff of up to 30 s) and the label has the
+ * shape of one (52 base32 letters). Such visitors wait like those of a reconnecting agent, then
+ * get 503, not 404.
+ */
+function mayBeReturningAfterRestart(ctx: ForwardContext, label: string): boolean {
+  return Date.now() - ctx.startedAt < ctx.options.restartGraceMs && KEY_SHAPED_LABEL.test(label);
+}
+
+const KEY_SHAPED_LABEL = new RegExp(`^[a-z2-7]{${LABEL_LENGTH}}$`);
+
+async function awaitLabel(
+  ctx: ForwardContext,
+  label: string,
+  visitor: EventEmitter,
+): Promise<Tunnel | undefined> {
+  const visitorGone = new AbortController();
+  const onClose = (): void => visitorGone.abort();
+  visitor.once('close', onClose);
+  try {
+    return await ctx.registry.waitForLabel(label, ctx.options.reconnectWaitMs, visitorGone.signal);
+  } finally {
+    visitor.off('close', onClose);
+  }
 }
 
 /**
