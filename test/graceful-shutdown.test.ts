@@ -19,16 +19,29 @@ describe('graceful shutdown on SIGTERM', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  async function startPair(): Promise<{
+  async function startPair(
+    relayFlags: string[] = [],
+    agentFlags: string[] = [],
+  ): Promise<{
     relay: ReturnType<typeof startCli>;
     agent: ReturnType<typeof startCli>;
     url: string;
     relayUrl: string;
   }> {
-    const relay = startCli(['relay', '--listen', 'tcp://127.0.0.1:0', '--json', '--log-level', 'warn']);
+    const relay = startCli([
+      'relay',
+      '--listen',
+      'tcp://127.0.0.1:0',
+      '--json',
+      '--log-level',
+      'warn',
+      ...relayFlags,
+    ]);
     const listening = await relay.nextEvent((e) => e.event === 'listening');
     const address = (listening.listen as string[])[0] as string;
-    const agent = startCli(['expose', origin.url, '--relay', address, '--json'], { XDG_CONFIG_HOME: dir });
+    const agent = startCli(['expose', origin.url, '--relay', address, '--json', ...agentFlags], {
+      XDG_CONFIG_HOME: dir,
+    });
     const ready = await agent.nextEvent((e) => e.event === 'ready');
     return {
       relay,
@@ -68,6 +81,52 @@ describe('graceful shutdown on SIGTERM', () => {
       assert.equal(res.status, 200);
       assert.equal(res.body, 'slow done');
       assert.equal(await exited, 0);
+    } finally {
+      await agent.stop();
+      await relay.stop();
+    }
+  });
+
+  test('relay: GOAWAY reaches the agent; a request outlasting the drain bound is cut, not ended, and the relay exits 0', async (t) => {
+    const { relay, agent, url } = await startPair(['--drain-timeout', '800']);
+    try {
+      const inFlight = curlResponse([`${url}slow?ms=5000`]);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const stopped = Date.now();
+      const exited = relay.stop('SIGTERM');
+      const told = await agent.nextEvent((e) => e.event === 'disconnected');
+      assert.match(String(told.reason), /GOAWAY/);
+      assert.equal(await exited, 0);
+      const tookMs = Date.now() - stopped;
+      assert.ok(tookMs >= 800 && tookMs < 4_000, `exited after ${tookMs} ms (drain bound 800 ms)`);
+      const res = await inFlight;
+      assert.notEqual(res.exitCode, 0, 'curl saw the cut request fail');
+      assert.notEqual(res.body, 'slow done');
+      t.diagnostic(
+        `relay exited 0 after ${tookMs} ms; curl exit ${res.exitCode}; agent told: ${told.reason}`,
+      );
+    } finally {
+      await agent.stop();
+      await relay.stop();
+    }
+  });
+
+  test('agent: a request outlasting its drain bound is cut, and the agent exits 0', async (t) => {
+    const { relay, agent, url } = await startPair([], ['--drain-timeout', '800']);
+    try {
+      const inFlight = curlResponse([`${url}slow?ms=5000`]);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const stopped = Date.now();
+      assert.equal(await agent.stop('SIGTERM'), 0);
+      const tookMs = Date.now() - stopped;
+      assert.ok(tookMs >= 800 && tookMs < 4_000, `exited after ${tookMs} ms (drain bound 800 ms)`);
+      const res = await inFlight;
+      assert.notEqual(res.body, 'slow done');
+      assert.ok(
+        res.exitCode !== 0 || res.status >= 500,
+        `the visitor saw a failure (curl ${res.exitCode}, ${res.status})`,
+      );
+      t.diagnostic(`agent exited 0 after ${tookMs} ms; curl exit ${res.exitCode}, status ${res.status}`);
     } finally {
       await agent.stop();
       await relay.stop();
