@@ -8,6 +8,7 @@ import { createRelay, type Relay } from '../src/relay/relay.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
 import { startTcpForwarder } from './helpers/tcp-forwarder.js';
 import { readyWithin } from './helpers/tunnel.js';
+import { until } from './helpers/wait.js';
 
 interface Outcome {
   started: number;
@@ -24,14 +25,6 @@ function fetchStatus(url: string, agent: HttpAgent): Promise<Outcome> {
       res.once('error', (error) => resolve({ started, status: 0, error: error.message }));
     }).once('error', (error) => resolve({ started, status: 0, error: error.message }));
   });
-}
-
-async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await delay(20);
-  }
 }
 
 describe('two sessions per agent, one socket cut during a steady request load', () => {

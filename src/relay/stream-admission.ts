@@ -111,16 +111,25 @@ function mayBeReturningAfterRestart(ctx: ForwardContext, label: string): boolean
 
 const KEY_SHAPED_LABEL = new RegExp(`^[a-z2-7]{${LABEL_LENGTH}}$`);
 
-async function awaitLabel(
-  ctx: ForwardContext,
-  label: string,
+function awaitLabel(ctx: ForwardContext, label: string, visitor: EventEmitter): Promise<Tunnel | undefined> {
+  return untilVisitorLeaves(visitor, (gone) =>
+    ctx.registry.waitForLabel(label, ctx.options.reconnectWaitMs, gone),
+  );
+}
+
+/**
+ * Runs a wait that gives up when `visitor` closes (its signal aborts). The relay's close() wakes
+ * every waiter itself, so only the visitor's own departure needs a listener.
+ */
+async function untilVisitorLeaves<T>(
   visitor: EventEmitter,
-): Promise<Tunnel | undefined> {
+  wait: (gone: AbortSignal) => Promise<T>,
+): Promise<T> {
   const visitorGone = new AbortController();
   const onClose = (): void => visitorGone.abort();
   visitor.once('close', onClose);
   try {
-    return await ctx.registry.waitForLabel(label, ctx.options.reconnectWaitMs, visitorGone.signal);
+    return await wait(visitorGone.signal);
   } finally {
     visitor.off('close', onClose);
   }
@@ -137,15 +146,9 @@ export async function findSession(
 ): Promise<AgentSession | undefined> {
   const session = ctx.registry.pickSession(tunnel);
   if (session !== undefined || ctx.shutdown.aborted) return session;
-  // close() wakes every waiter, so only the visitor's own departure needs a listener here.
-  const visitorGone = new AbortController();
-  const onClose = (): void => visitorGone.abort();
-  visitor.once('close', onClose);
-  try {
-    return await ctx.registry.waitForSession(tunnel, ctx.options.reconnectWaitMs, visitorGone.signal);
-  } finally {
-    visitor.off('close', onClose);
-  }
+  return untilVisitorLeaves(visitor, (gone) =>
+    ctx.registry.waitForSession(tunnel, ctx.options.reconnectWaitMs, gone),
+  );
 }
 
 /** The h2 request head for a visitor's request: its end-to-end headers, forwarding facts, routing. */

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { type CliProcess, startCli } from '../helpers/processes.js';
+import { type CliProcess, startCli, startExposeProcess, startRelayProcess } from '../helpers/processes.js';
 import { startTarget, type TargetProcess } from '../helpers/target.js';
 
 /** curl in the background (the test's event loop stays free); resolves with its exit code. */
@@ -45,30 +45,14 @@ describe('chaos: processes killed mid-transfer (real relay, agent and target pro
   let label: string;
 
   const startAgent = async (): Promise<void> => {
-    agent = startCli([
-      'expose',
-      `http://127.0.0.1:${target.port}`,
-      '--relay',
-      `tcp://127.0.0.1:${relayPort}`,
-      '--key',
-      keyFile,
-      '--json',
-    ]);
-    const ready = await agent.nextEvent((e) => e.event === 'ready');
-    label = (ready.services as { label: string }[])[0]?.label as string;
+    ({ agent, label } = await startExposeProcess(`http://127.0.0.1:${target.port}`, relayPort, keyFile));
   };
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'postern-kills-'));
     keyFile = join(dir, 'agent.key');
     await startCli(['keygen', '--out', keyFile]).exited;
-    relay = startCli(['relay', '--listen', 'tcp://127.0.0.1:0', '--json']);
-    const listening = await relay.nextEvent((e) => e.event === 'listening');
-    relayPort = Number(
-      String((listening.listen as string[])[0])
-        .split(':')
-        .pop(),
-    );
+    ({ relay, port: relayPort } = await startRelayProcess());
     target = await startTarget();
     await startAgent();
   });

@@ -6,9 +6,12 @@ import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { type CliProcess, startCli } from '../helpers/processes.js';
+import { type CliProcess, startRelayProcess } from '../helpers/processes.js';
+import { until } from '../helpers/wait.js';
 
 const AGENTS = 200;
+/** 200 agents × 2 sessions from one address register at once after a restart. */
+const RELAY_FLAGS = ['--registration-rate', '100000', '--log-level', 'warn'];
 const AGENTS_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'agents-process.js');
 
 interface AgentEvent {
@@ -33,14 +36,6 @@ function startAgents(relay: string, count: number): { child: ChildProcess; event
   return { child, events };
 }
 
-async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await delay(20);
-  }
-}
-
 /** GET through the relay by path routing; resolves with the status, or 0 when the connection failed. */
 function request(port: number, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve) => {
@@ -56,20 +51,6 @@ function request(port: number, path: string): Promise<{ status: number; body: st
     req.once('timeout', () => req.destroy());
     req.once('error', () => resolve({ status: 0, body: '' }));
   });
-}
-
-function startRelay(port: number): CliProcess {
-  return startCli([
-    'relay',
-    '--listen',
-    `tcp://127.0.0.1:${port}`,
-    // 200 agents × 2 sessions from one address register at once after a restart.
-    '--registration-rate',
-    '100000',
-    '--json',
-    '--log-level',
-    'warn',
-  ]);
 }
 
 /** The most values of `sorted` that fit in one window of `width`. */
@@ -92,13 +73,7 @@ describe(`chaos: the relay restarts under steady load with ${AGENTS} agents`, ()
   let agents: { child: ChildProcess; events: AgentEvent[] };
 
   before(async () => {
-    relay = startRelay(0);
-    const listening = await relay.nextEvent((e) => e.event === 'listening');
-    port = Number(
-      String((listening.listen as string[])[0])
-        .split(':')
-        .pop(),
-    );
+    ({ relay, port } = await startRelayProcess(RELAY_FLAGS));
     agents = startAgents(`tcp://127.0.0.1:${port}`, AGENTS);
   });
   after(async () => {
@@ -109,7 +84,7 @@ describe(`chaos: the relay restarts under steady load with ${AGENTS} agents`, ()
   test('every agent comes back under its name, spread out by jitter; no request fails once they are back', async (t) => {
     const connectedAgents = (since: number): Set<number> =>
       new Set(agents.events.filter((e) => e.event === 'connected' && e.at >= since).map((e) => e.agent));
-    await until(() => connectedAgents(0).size === AGENTS, 60_000, `${AGENTS} agents connected`);
+    await until(() => connectedAgents(0).size === AGENTS, `${AGENTS} agents connected`, 60_000);
     const labels = new Map<number, string>();
     for (const e of agents.events) if (e.event === 'connected') labels.set(e.agent, e.label as string);
 
@@ -136,10 +111,9 @@ describe(`chaos: the relay restarts under steady load with ${AGENTS} agents`, ()
     // The restart: SIGTERM (GOAWAY, drain, exit 0), then a new relay on the same port.
     const stoppedAt = Date.now();
     assert.equal(await relay.stop('SIGTERM'), 0);
-    relay = startRelay(port);
-    await relay.nextEvent((e) => e.event === 'listening');
+    ({ relay } = await startRelayProcess(RELAY_FLAGS, port));
     const upAt = Date.now();
-    await until(() => connectedAgents(upAt).size === AGENTS, 60_000, `${AGENTS} agents back`);
+    await until(() => connectedAgents(upAt).size === AGENTS, `${AGENTS} agents back`, 60_000);
     const allBackAt = Date.now();
     await delay(1_000);
     loading = false;

@@ -8,7 +8,8 @@ import { createInterface } from 'node:readline';
 import { after, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { type CliProcess, openFds, rssBytes, startCli } from '../helpers/processes.js';
+import { openFds, rssBytes, startCli, startRelayProcess } from '../helpers/processes.js';
+import { until } from '../helpers/wait.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const AGENTS = 1_000;
@@ -28,35 +29,6 @@ function startScript(
     lines.push(JSON.parse(line) as Record<string, unknown>),
   );
   return { child, lines };
-}
-
-async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await delay(20);
-  }
-}
-
-async function startRelay(extra: string[]): Promise<{ relay: CliProcess; port: number }> {
-  const relay = startCli([
-    'relay',
-    '--listen',
-    'tcp://127.0.0.1:0',
-    '--json',
-    '--log-level',
-    'error',
-    ...extra,
-  ]);
-  const listening = await relay.nextEvent((e) => e.event === 'listening');
-  return {
-    relay,
-    port: Number(
-      String((listening.listen as string[])[0])
-        .split(':')
-        .pop(),
-    ),
-  };
 }
 
 async function figures(pid: number): Promise<{ rss: number; fds: number }> {
@@ -104,7 +76,12 @@ describe('chaos: scale', () => {
   });
 
   test(`${AGENTS} agents on one relay: all register, all serve, the relay's memory and handles reported`, async (t) => {
-    const { relay, port } = await startRelay(['--registration-rate', '1000000']);
+    const { relay, port } = await startRelayProcess([
+      '--registration-rate',
+      '1000000',
+      '--log-level',
+      'error',
+    ]);
     cleanup.push(() => relay.stop('SIGKILL'));
     const relayPid = relay.child.pid as number;
     await delay(200);
@@ -119,8 +96,8 @@ describe('chaos: scale', () => {
           if (line.event === 'connected') labels.add(line.label as string);
         return labels.size === AGENTS;
       },
-      90_000,
       `${AGENTS} agents registered`,
+      90_000,
     );
     const registeredMs = Date.now() - started;
     await delay(500);
@@ -150,9 +127,14 @@ describe('chaos: scale', () => {
   test(`${IDLE_CONNECTIONS} idle TCP connections (preflight) through one tunnel: all open, all echo, all released`, async (t) => {
     const echo = startScript('echo-process.js', []);
     cleanup.push(() => echo.child.kill('SIGKILL'));
-    await until(() => echo.lines.length > 0, 10_000, 'echo listening');
+    await until(() => echo.lines.length > 0, 'echo listening', 10_000);
     const echoPort = echo.lines[0]?.port as number;
-    const { relay, port } = await startRelay(['--max-streams', String(IDLE_CONNECTIONS)]);
+    const { relay, port } = await startRelayProcess([
+      '--max-streams',
+      String(IDLE_CONNECTIONS),
+      '--log-level',
+      'error',
+    ]);
     cleanup.push(() => relay.stop('SIGKILL'));
     const agent = startCli([
       'expose',

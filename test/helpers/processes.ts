@@ -101,3 +101,45 @@ export async function openFds(pid: number): Promise<number> {
   const { readdir } = await import('node:fs/promises');
   return (await readdir(`/proc/${pid}/fd`)).length;
 }
+
+/**
+ * `postern relay --json` as a real process on 127.0.0.1 (`port` 0: a free one), with `flags`;
+ * resolves once it listens, with the port it got.
+ */
+export async function startRelayProcess(
+  flags: string[] = [],
+  port = 0,
+): Promise<{ relay: CliProcess; port: number }> {
+  const relay = startCli(['relay', '--listen', `tcp://127.0.0.1:${port}`, '--json', ...flags]);
+  const listening = await relay.nextEvent((e) => e.event === 'listening');
+  return {
+    relay,
+    port: Number(
+      String((listening.listen as string[])[0])
+        .split(':')
+        .pop(),
+    ),
+  };
+}
+
+/**
+ * `postern expose <target> --json` as a real process, registered with the relay on 127.0.0.1:
+ * `relayPort` under the key in `keyFile`; resolves once ready, with its first service's label.
+ */
+export async function startExposeProcess(
+  target: string,
+  relayPort: number,
+  keyFile: string,
+): Promise<{ agent: CliProcess; label: string }> {
+  const agent = startCli([
+    'expose',
+    target,
+    '--relay',
+    `tcp://127.0.0.1:${relayPort}`,
+    '--key',
+    keyFile,
+    '--json',
+  ]);
+  const ready = await agent.nextEvent((e) => e.event === 'ready');
+  return { agent, label: (ready.services as { label: string }[])[0]?.label as string };
+}
