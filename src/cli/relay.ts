@@ -1,5 +1,10 @@
 import { createJsonLogger, LOG_LEVELS, type LogLevel } from '../log.js';
+import { parseHostPort } from '../relay/admin-server.js';
 import { createRelay } from '../relay/relay.js';
+
+/** The admin listener unless --admin says otherwise: loopback only. */
+const DEFAULT_ADMIN = '127.0.0.1:9090';
+
 import { integerFlag, jsonLine, parseCommandArgs, UsageError } from './args.js';
 import { onShutdownSignal } from './signals.js';
 
@@ -25,6 +30,8 @@ export async function relayCommand(argv: string[]): Promise<void> {
       'drain-timeout': { type: 'string' },
       'stall-timeout': { type: 'string' },
       'registration-rate': { type: 'string' },
+      admin: { type: 'string' },
+      'admin-token': { type: 'string' },
       'trusted-proxy': { type: 'string', multiple: true },
       'log-level': { type: 'string' },
       json: { type: 'boolean' },
@@ -37,7 +44,19 @@ export async function relayCommand(argv: string[]): Promise<void> {
   if (values['public-url'] !== undefined && !URL.canParse(values['public-url'])) {
     throw new UsageError(`--public-url "${values['public-url']}" is not a URL`);
   }
+  const admin = values.admin ?? DEFAULT_ADMIN;
+  if (admin !== 'off') {
+    try {
+      parseHostPort(admin);
+    } catch (error) {
+      throw new UsageError(`--admin ${(error as Error).message}, or off`);
+    }
+  }
   const relay = await createRelay({
+    admin: admin === 'off' ? undefined : admin,
+    adminToken: values['admin-token'],
+    // The default address may be taken (another relay on the machine); one asked for must work.
+    adminOptional: values.admin === undefined,
     listen: values.listen ?? ['tcp://0.0.0.0:8080'],
     domain: values.domain,
     basePath: values['base-path'],
@@ -57,7 +76,12 @@ export async function relayCommand(argv: string[]): Promise<void> {
     logger: createJsonLogger(logLevel, (line) => process.stderr.write(line)),
   });
   if (values.json) {
-    jsonLine({ event: 'listening', listen: relay.addresses, domain: relay.domain });
+    jsonLine({
+      event: 'listening',
+      listen: relay.addresses,
+      domain: relay.domain,
+      admin: relay.adminAddress ?? null,
+    });
     relay.on('session', (s) =>
       jsonLine({ event: 'session', key: s.keyLabel, services: s.services, remoteAddress: s.remoteAddress }),
     );
@@ -66,6 +90,8 @@ export async function relayCommand(argv: string[]): Promise<void> {
     process.stdout.write(
       `postern relay listening on ${relay.addresses.join(', ')} (tunnels at <label>.${relay.domain})\n`,
     );
+    if (relay.adminAddress !== undefined)
+      process.stdout.write(`admin (metrics, health) on http://${relay.adminAddress}/\n`);
   }
   onShutdownSignal(async () => {
     await relay.close();

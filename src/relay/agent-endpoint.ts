@@ -8,6 +8,7 @@ import type { NonceCache } from '../session/nonce-cache.js';
 import {
   type AssignedService,
   ErrorCode,
+  type ErrorCodeName,
   Header,
   MAX_SESSION_MESSAGE_BYTES,
   SESSION_UPGRADE_TOKEN,
@@ -15,6 +16,7 @@ import {
 import { verifyRegistration } from '../session/registration.js';
 import { webSocketStream } from '../transport/websocket-stream.js';
 import { AgentSession } from './agent-session.js';
+import type { RelayMetrics } from './metrics.js';
 import type { ResolvedRelayOptions } from './options.js';
 import type { KeyedTokenBuckets } from './token-bucket.js';
 import { writeRawError } from './visitor-error.js';
@@ -30,6 +32,7 @@ export interface AgentEndpointContext {
   /** From createSessionWebSocketServer(): takes agents that come over a WebSocket. */
   sessionWebSockets: WebSocketServer;
   isClosing(): boolean;
+  metrics: RelayMetrics;
 }
 
 /**
@@ -45,8 +48,12 @@ export function handleAgentUpgrade(
 ): void {
   const remoteAddress = req.socket.remoteAddress ?? '';
   const now = Date.now();
+  const refuse = (error: ErrorCodeName, message: string, headers?: Record<string, string>): void => {
+    ctx.metrics.registration(ErrorCode[error][0]);
+    writeRawError(socket, error, message, headers);
+  };
   if (ctx.isClosing()) {
-    writeRawError(socket, 'shuttingDown', 'relay is shutting down', { 'retry-after': '1' });
+    refuse('shuttingDown', 'relay is shutting down', { 'retry-after': '1' });
     return;
   }
   const upgradeToken = String(req.headers.upgrade).toLowerCase();
@@ -60,7 +67,7 @@ export function handleAgentUpgrade(
   }
   const waitMs = ctx.registrationLimiter.take(remoteAddress, now);
   if (waitMs > 0) {
-    writeRawError(socket, 'tooManyRegistrations', `too many registrations from ${remoteAddress}`, {
+    refuse('tooManyRegistrations', `too many registrations from ${remoteAddress}`, {
       'retry-after': String(Math.ceil(waitMs / 1000)),
     });
     return;
@@ -78,24 +85,24 @@ export function handleAgentUpgrade(
       reason: verdict.reason,
       code: ErrorCode[verdict.error][0],
     });
-    writeRawError(socket, verdict.error, verdict.reason);
+    refuse(verdict.error, verdict.reason);
     return;
   }
   const registration = verdict.registration;
   const nonceState = ctx.nonces.add(`${registration.key}:${registration.nonce}`, now);
   if (nonceState === 'seen') {
-    writeRawError(socket, 'replayedRegistration', 'this registration nonce was already used');
+    refuse('replayedRegistration', 'this registration nonce was already used');
     return;
   }
   if (nonceState === 'full') {
-    writeRawError(socket, 'relayBusy', 'too many registrations in the time window; try again later', {
+    refuse('relayBusy', 'too many registrations in the time window; try again later', {
       'retry-after': '5',
     });
     return;
   }
   const admitted = ctx.options.admit(registration, remoteAddress);
   if (admitted !== true) {
-    writeRawError(socket, 'notAdmitted', admitted);
+    refuse('notAdmitted', admitted);
     return;
   }
 
@@ -175,6 +182,7 @@ function startSession(
     remoteAddress: facts.remoteAddress,
     services: facts.services.map((s) => s.name),
   });
+  ctx.metrics.registration('ok');
   ctx.onSession(session);
 }
 

@@ -11,6 +11,7 @@ import { resetStream } from '../session/reset-stream.js';
 import { forwardBody } from '../stream/forward-body.js';
 import type { StallWatch } from '../stream/stall-watch.js';
 import type { AgentSession } from './agent-session.js';
+import type { RelayMetrics } from './metrics.js';
 import type { ResolvedRelayOptions } from './options.js';
 import type { Tunnel, TunnelRegistry } from './registry.js';
 import { admitStream, findSession, streamHeaders } from './stream-admission.js';
@@ -24,6 +25,7 @@ export interface ForwardContext {
   shutdown: AbortSignal;
   /** When the relay started listening (Date.now()), for the restart grace. */
   startedAt: number;
+  metrics: RelayMetrics;
   /** Cuts visitors that stop taking bytes. */
   stalls: StallWatch;
   /** Ends WebSockets that visitors open to TCP services (their messages carry the bytes). */
@@ -100,6 +102,7 @@ function openAgentStream(
     return;
   }
 
+  stream.once('close', ctx.metrics.streamOpened('http'));
   const timer = setTimeout(() => {
     sendVisitorError(
       res,

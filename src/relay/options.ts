@@ -80,12 +80,23 @@ export interface RelayOptions {
   drainTimeoutMs?: number | undefined;
   /** Peer addresses whose X-Forwarded-* headers are trusted and extended. Default none. */
   trustedProxies?: string[] | undefined;
+  /**
+   * host:port of the admin listener (Prometheus /metrics, /healthz, /readyz); keep it private.
+   * Default none (the CLI's default is 127.0.0.1:9090).
+   */
+  admin?: string | undefined;
+  /** Bearer token /metrics requires on the admin listener. Default none. */
+  adminToken?: string | undefined;
+  /** When the admin address cannot be bound, log a warning and run without it (else: fail to start). Default false. */
+  adminOptional?: boolean | undefined;
   /** Where the relay logs. Default: silent. */
   logger?: Logger | undefined;
 }
 
-export type ResolvedRelayOptions = Defined<Omit<RelayOptions, 'tlsCert' | 'tlsKey' | 'publicUrl'>> &
-  Pick<RelayOptions, 'tlsCert' | 'tlsKey' | 'publicUrl'>;
+export type ResolvedRelayOptions = Defined<
+  Omit<RelayOptions, 'tlsCert' | 'tlsKey' | 'publicUrl' | 'admin' | 'adminToken'>
+> &
+  Pick<RelayOptions, 'tlsCert' | 'tlsKey' | 'publicUrl' | 'admin' | 'adminToken'>;
 
 export const DEFAULT_RELAY_OPTIONS = {
   listen: ['tcp://127.0.0.1:0'],
@@ -113,6 +124,7 @@ export const DEFAULT_RELAY_OPTIONS = {
   connectionWindowBytes: 16 << 20,
   drainTimeoutMs: 10_000,
   trustedProxies: [] as string[],
+  adminOptional: false,
 } as const;
 
 export function resolveRelayOptions(options: RelayOptions, logger: Logger): ResolvedRelayOptions {

@@ -9,9 +9,11 @@ import { NonceCache } from '../session/nonce-cache.js';
 import { AGENT_PATH } from '../session/protocol.js';
 import { StallWatch } from '../stream/stall-watch.js';
 import { type BoundListener, describeListener, listenOn } from '../transport/listen.js';
+import { type AdminServer, startAdminServer } from './admin-server.js';
 import { createSessionWebSocketServer, handleAgentUpgrade } from './agent-endpoint.js';
 import type { AgentSession } from './agent-session.js';
 import { type ForwardContext, forwardHttpRequest } from './http-forward.js';
+import { RelayMetrics } from './metrics.js';
 import { type RelayOptions, type ResolvedRelayOptions, resolveRelayOptions } from './options.js';
 import { TunnelRegistry } from './registry.js';
 import { routeRequest } from './routing.js';
@@ -40,6 +42,10 @@ export interface TunnelInfo {
 export interface Relay extends EventEmitter {
   /** The listeners as bound, e.g. ['tcp://127.0.0.1:41234']. */
   readonly addresses: string[];
+  /** The admin listener as bound ('127.0.0.1:9090'), if it runs. */
+  readonly adminAddress: string | undefined;
+  /** The Prometheus metrics the admin listener serves (docs/operations.md). */
+  readonly metrics: RelayMetrics;
   readonly domain: string;
   /** The public URL of a tunnel label. */
   urlFor(label: string): string;
@@ -75,6 +81,8 @@ class RelayServer extends EventEmitter implements Relay {
   readonly #nonces: NonceCache;
   readonly #registrationLimiter: KeyedTokenBuckets;
   readonly #sessionWebSockets = createSessionWebSocketServer();
+  readonly metrics: RelayMetrics;
+  #admin: AdminServer | undefined;
   #sweepTimer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
   #started = false;
@@ -96,8 +104,17 @@ class RelayServer extends EventEmitter implements Relay {
       perMinute,
       MAX_TRACKED_REGISTRATION_IPS,
     );
+    this.metrics = new RelayMetrics({
+      sessions: () => this.#sessions.size,
+      tunnels: () => {
+        let online = 0;
+        for (const tunnel of this.#registry.tunnels()) if (tunnel.sessions.length > 0) online++;
+        return { online, known: this.#registry.size };
+      },
+    });
     this.#forward = {
       options: opts,
+      metrics: this.metrics,
       registry: this.#registry,
       isTrustedProxy: (address) =>
         opts.trustedProxies.length > 0 && this.#trusted.check(address, isIPv6(address) ? 'ipv6' : 'ipv4'),
@@ -129,6 +146,10 @@ class RelayServer extends EventEmitter implements Relay {
     });
   }
 
+  get adminAddress(): string | undefined {
+    return this.#admin?.address;
+  }
+
   get addresses(): string[] {
     return this.#listeners.map((l) => describeListener(l.address));
   }
@@ -155,11 +176,26 @@ class RelayServer extends EventEmitter implements Relay {
       );
       this.#listeners.push(listener);
     }
+    if (this.#opts.admin !== undefined) await this.#startAdmin(this.#opts.admin);
     this.#sweepTimer = setInterval(() => this.#registry.sweep(Date.now()), SWEEP_INTERVAL_MS);
     this.#sweepTimer.unref();
     this.#started = true;
     this.#forward.startedAt = Date.now();
     this.#log.info('relay listening', { listen: this.addresses, domain: this.#opts.domain });
+  }
+
+  async #startAdmin(listen: string): Promise<void> {
+    try {
+      this.#admin = await startAdminServer({
+        listen,
+        token: this.#opts.adminToken,
+        metrics: this.metrics,
+        ready: () => this.#started && this.#closing === undefined,
+      });
+    } catch (error) {
+      if (!this.#opts.adminOptional) throw new Error(`admin listener ${listen}: ${(error as Error).message}`);
+      this.#log.warn('admin listener not started', { listen, error: (error as Error).message });
+    }
   }
 
   urlFor(label: string): string {
@@ -190,11 +226,21 @@ class RelayServer extends EventEmitter implements Relay {
       return;
     }
     this.#visitorSockets.add(socket);
-    socket.once('close', () => this.#visitorSockets.delete(socket));
+    socket.once('close', () => {
+      this.#visitorSockets.delete(socket);
+      this.metrics.visitorClosed(socket.bytesRead, socket.bytesWritten);
+    });
     this.#http.emit('connection', socket);
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const started = performance.now();
+    res.once('close', () =>
+      this.metrics.response(
+        res.writableFinished ? res.statusCode : 'cut',
+        (performance.now() - started) / 1000,
+      ),
+    );
     const inner = this.#inner(req.url ?? '');
     if (inner === undefined) {
       sendVisitorError(res, 'unknownTunnel', `this relay serves only under ${this.#opts.basePath}/`);
@@ -241,6 +287,7 @@ class RelayServer extends EventEmitter implements Relay {
           onSession: (session) => this.#addSession(session),
           sessionWebSockets: this.#sessionWebSockets,
           isClosing: () => this.#closing !== undefined,
+          metrics: this.metrics,
         },
         req,
         socket,
@@ -318,6 +365,7 @@ class RelayServer extends EventEmitter implements Relay {
     for (const listener of this.#listeners) listener.destroyConnections();
     while (this.#sessions.size > 0 || this.#visitorSockets.size > 0) await sleep(DRAIN_POLL_MS);
     await listenersClosed;
+    await this.#admin?.close();
     if (this.#started) this.#log.info('relay closed');
   }
 }

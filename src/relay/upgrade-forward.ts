@@ -48,6 +48,7 @@ export async function forwardUpgrade(
     return;
   }
   stream.on('error', () => {});
+  stream.once('close', ctx.metrics.streamOpened(tunnel.kind === 'tcp' ? 'tcp' : 'websocket'));
   // Bytes the visitor sent behind its request head are the first bytes of the new protocol (or,
   // for a WebSocket ended here, its first frames, which go to the WebSocket handshake below).
   if (head.length > 0 && !endWebSocketHere) stream.write(head);

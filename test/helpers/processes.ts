@@ -109,7 +109,7 @@ export async function openFds(pid: number): Promise<number> {
 export async function startRelayProcess(
   flags: string[] = [],
   port = 0,
-): Promise<{ relay: CliProcess; port: number }> {
+): Promise<{ relay: CliProcess; port: number; listening: Record<string, unknown> }> {
   const relay = startCli(['relay', '--listen', `tcp://127.0.0.1:${port}`, '--json', ...flags]);
   const listening = await relay.nextEvent((e) => e.event === 'listening');
   return {
@@ -119,6 +119,7 @@ export async function startRelayProcess(
         .split(':')
         .pop(),
     ),
+    listening,
   };
 }
 

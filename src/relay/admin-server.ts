@@ -1,0 +1,99 @@
+import { timingSafeEqual } from 'node:crypto';
+import { createServer, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { RelayMetrics } from './metrics.js';
+
+export interface AdminServerOptions {
+  /** host:port to listen on (port 0: a free one). */
+  listen: string;
+  /** When set, /metrics needs `Authorization: Bearer <token>`; the health endpoints never do. */
+  token: string | undefined;
+  metrics: RelayMetrics;
+  /** False while the relay drains: /readyz answers 503 so load balancers stop sending visitors. */
+  ready(): boolean;
+}
+
+export interface AdminServer {
+  /** The bound address, e.g. '127.0.0.1:9090'. */
+  address: string;
+  close(): Promise<void>;
+}
+
+/** Splits 'host:port' or '[v6]:port'; throws a message naming the value when it is neither. */
+export function parseHostPort(value: string): { host: string; port: number } {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value);
+  const port = Number(match?.[3]);
+  if (match === null || port > 65_535) throw new Error(`"${value}" is not host:port (e.g. 127.0.0.1:9090)`);
+  return { host: (match[1] ?? match[2]) as string, port };
+}
+
+function send(
+  res: ServerResponse,
+  status: number,
+  body: string,
+  contentType = 'text/plain; charset=utf-8',
+): void {
+  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function tokenMatches(header: string | undefined, token: string): boolean {
+  const given = Buffer.from(header?.startsWith('Bearer ') ? header.slice(7) : '');
+  const wanted = Buffer.from(token);
+  return given.length === wanted.length && timingSafeEqual(given, wanted);
+}
+
+/**
+ * The relay's admin listener, meant for a private address: Prometheus `/metrics`, `/healthz` (the
+ * process answers) and `/readyz` (it accepts visitors and agents).
+ */
+export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
+  const { host, port } = parseHostPort(options.listen);
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      send(res, 405, 'GET only\n');
+      return;
+    }
+    if (path === '/healthz') {
+      send(res, 200, 'ok\n');
+      return;
+    }
+    if (path === '/readyz') {
+      if (options.ready()) send(res, 200, 'ready\n');
+      else send(res, 503, 'draining\n');
+      return;
+    }
+    if (path === '/metrics') {
+      if (options.token !== undefined && !tokenMatches(req.headers.authorization, options.token)) {
+        res.setHeader('www-authenticate', 'Bearer');
+        send(res, 401, 'admin token required (Authorization: Bearer <token>)\n');
+        return;
+      }
+      options.metrics.registry.metrics().then(
+        (text) => send(res, 200, text, options.metrics.registry.contentType),
+        (error: Error) => send(res, 500, `metrics failed: ${error.message}\n`),
+      );
+      return;
+    }
+    send(res, 404, 'not found: /metrics, /healthz, /readyz\n');
+  });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const bound = server.address() as AddressInfo;
+  return {
+    address: `${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`,
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
