@@ -4,6 +4,7 @@
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -17,8 +18,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes('--quick');
 const MiB = 1024 * 1024;
 const settings = quick
-  ? { wrkSeconds: 3, bulkMiB: 32, parallelMiB: 16, startRuns: 2 }
-  : { wrkSeconds: 10, bulkMiB: 100, parallelMiB: 64, startRuns: 5 };
+  ? { wrkSeconds: 3, bulkMiB: 32, parallelMiB: 16, startRuns: 2, tcpMiB: 256 }
+  : { wrkSeconds: 10, bulkMiB: 100, parallelMiB: 64, startRuns: 5, tcpMiB: 1024 };
 
 interface Row {
   scenario: string;
@@ -31,7 +32,7 @@ interface Row {
 }
 
 function ensureTools(): void {
-  const missing = ['wrk', 'curl'].filter((tool) => {
+  const missing = ['wrk', 'curl', 'iperf3'].filter((tool) => {
     try {
       execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
       return false;
@@ -63,6 +64,42 @@ async function startHelperProcess(script: string, args: string[]): Promise<{ por
   });
   const [line] = (await once(createInterface({ input: child.stdout }), 'line')) as [string];
   return { port: (JSON.parse(line) as { port: number }).port, stop: () => child.kill() };
+}
+
+/** autocannon at a fixed 1 000 requests/s over 10 connections: p50/p99 latency in ms. */
+async function fixedRate(url: string, host: string | undefined): Promise<{ p50: number; p99: number }> {
+  const args = ['-c', '10', '-R', '1000', '-d', String(settings.wrkSeconds), '-j'];
+  if (host !== undefined) args.push('-H', `host=${host}`);
+  const bin = join(here, '..', '..', 'node_modules', '.bin', 'autocannon');
+  const { stdout } = await run(bin, [...args, url], { timeout: (settings.wrkSeconds + 30) * 1000 });
+  const result = JSON.parse(stdout) as { latency: { p50: number; p99: number }; non2xx: number };
+  if (result.non2xx > 0) throw new Error(`fixed-rate run got ${result.non2xx} non-2xx answers`);
+  return result.latency;
+}
+
+/** WebSocket echo with 50 connections in a process of its own: messages/s and p50/p99 in ms. */
+async function webSocketEcho(url: string): Promise<{ messagesPerSecond: number; p50: number; p99: number }> {
+  const { stdout } = await run(
+    process.execPath,
+    [join(here, 'ws-load.js'), url, '50', String(settings.wrkSeconds)],
+    {
+      timeout: (settings.wrkSeconds + 30) * 1000,
+    },
+  );
+  return JSON.parse(stdout) as { messagesPerSecond: number; p50: number; p99: number };
+}
+
+/** iperf3 sending `settings.tcpMiB` to 127.0.0.1:port over one TCP connection: MB/s. */
+async function iperf(port: number): Promise<number> {
+  const { stdout } = await run(
+    'iperf3',
+    ['-c', '127.0.0.1', '-p', String(port), '-n', `${settings.tcpMiB}M`, '-J'],
+    {
+      timeout: 120_000,
+    },
+  );
+  const result = JSON.parse(stdout) as { end: { sum_received: { bits_per_second: number } } };
+  return result.end.sum_received.bits_per_second / 8 / 1e6;
 }
 
 /** wrk with 50 connections: requests/s and p50/p99 latency in ms. */
@@ -115,6 +152,15 @@ async function parallelDownloads(url: string, host: string | undefined, streams:
   );
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   return (streams * settings.parallelMiB * MiB) / seconds;
+}
+
+/** A loopback port free right now (bind to 0, read it, close). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
 async function repeat<T>(times: number, work: () => Promise<T>): Promise<T[]> {
@@ -274,6 +320,108 @@ async function main(): Promise<void> {
     const mainAgent = startAgent();
     stops.unshift(() => mainAgent.stop());
     await mainAgent.nextEvent((e) => e.event === 'ready');
+
+    say(`fixed rate: 1 000 requests/s, ${settings.wrkSeconds} s each way`);
+    await fixedRate(`${tunnel}/small`, tunnelHost);
+    const rateDirect = await fixedRate(`${direct}/small`, undefined);
+    const rateTunnel = await fixedRate(`${tunnel}/small`, tunnelHost);
+    for (const p of ['p50', 'p99'] as const) {
+      rows.push({
+        scenario: `fixed 1 000 req/s, ${p} latency (autocannon)`,
+        unit: 'ms',
+        direct: rateDirect[p],
+        postern: rateTunnel[p],
+        ratio: null,
+        note: `+${(rateTunnel[p] - rateDirect[p]).toFixed(2)} ms`,
+      });
+    }
+
+    say(`WebSocket echo, 50 connections, ${settings.wrkSeconds} s each way`);
+    const wsEcho = await startHelperProcess('ws-echo-process.js', []);
+    stops.push(() => wsEcho.stop());
+    const wsAgent = startCli([
+      'expose',
+      `http://127.0.0.1:${wsEcho.port}`,
+      '--relay',
+      relayAddress,
+      '--name',
+      'ws',
+      '--key',
+      keyFile,
+      '--json',
+    ]);
+    stops.unshift(() => wsAgent.stop());
+    const wsLabel = ((await wsAgent.nextEvent((e) => e.event === 'ready')).services as { label: string }[])[0]
+      ?.label as string;
+    const wsDirect = await webSocketEcho(`ws://127.0.0.1:${wsEcho.port}/`);
+    const wsTunnel = await webSocketEcho(`ws://127.0.0.1:${relayPort}/${wsLabel}/`);
+    rows.push({
+      scenario: 'WebSocket echo, 50 connections',
+      unit: 'msg/s',
+      direct: wsDirect.messagesPerSecond,
+      postern: wsTunnel.messagesPerSecond,
+      ratio: wsTunnel.messagesPerSecond / wsDirect.messagesPerSecond,
+    });
+    rows.push({
+      scenario: 'WebSocket echo p99 latency',
+      unit: 'ms',
+      direct: wsDirect.p99,
+      postern: wsTunnel.p99,
+      ratio: null,
+      note: `+${(wsTunnel.p99 - wsDirect.p99).toFixed(2)} ms`,
+    });
+
+    say(`TCP through the preflight: iperf3 sends ${settings.tcpMiB} MiB on one connection`);
+    const iperfPort = await freePort();
+    const iperfDaemon = spawn('iperf3', ['-s', '-B', '127.0.0.1', '-p', String(iperfPort)], {
+      stdio: 'ignore',
+    });
+    stops.push(() => {
+      iperfDaemon.kill();
+    });
+    const tcpAgent = startCli([
+      'expose',
+      `tcp://127.0.0.1:${iperfPort}`,
+      '--relay',
+      relayAddress,
+      '--name',
+      'iperf',
+      '--key',
+      keyFile,
+      '--json',
+    ]);
+    stops.unshift(() => tcpAgent.stop());
+    const connectString = (
+      (await tcpAgent.nextEvent((e) => e.event === 'ready')).services as { connect: string }[]
+    )[0]?.connect as string;
+    const localPort = await freePort();
+    const client = startCli(['connect', connectString, '--listen', `tcp://127.0.0.1:${localPort}`, '--json']);
+    stops.unshift(() => client.stop());
+    await client.nextEvent((e) => e.event === 'listening');
+    const tcpHopB = await startHelperProcess('pipe-hop.js', [String(iperfPort)]);
+    const tcpHopA = await startHelperProcess('pipe-hop.js', [String(tcpHopB.port)]);
+    stops.push(
+      () => tcpHopA.stop(),
+      () => tcpHopB.stop(),
+    );
+    const tcpDirect = await iperf(iperfPort);
+    const tcpPipe = await iperf(tcpHopA.port);
+    const tcpTunnel = await iperf(localPort);
+    rows.push({
+      scenario: `preflight TCP, ${settings.tcpMiB} MiB, 1 connection (iperf3)`,
+      unit: 'MB/s',
+      direct: tcpDirect,
+      postern: tcpTunnel,
+      ratio: tcpTunnel / tcpDirect,
+    });
+    rows.push({
+      scenario: '… the same vs a plain two-hop socket pipe',
+      unit: 'MB/s',
+      direct: tcpPipe,
+      postern: tcpTunnel,
+      ratio: tcpTunnel / tcpPipe,
+      note: 'pipe',
+    });
 
     say(`8 parallel downloads of ${settings.parallelMiB} MiB`);
     const parDirect = await parallelDownloads(direct, undefined, 8);
