@@ -11,11 +11,13 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { makeCertificates } from '../test/helpers/certs.js';
+import { startNginx } from '../test/helpers/nginx.js';
 import { startCli } from '../test/helpers/processes.js';
 
 const run = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes('--quick');
+const peers = process.argv.includes('--peers');
 const MiB = 1024 * 1024;
 const settings = quick
   ? { wrkSeconds: 3, bulkMiB: 32, parallelMiB: 16, startRuns: 2, tcpMiB: 256 }
@@ -433,6 +435,41 @@ async function main(): Promise<void> {
       postern: parTunnel / 1e6,
       ratio: parTunnel / parDirect,
     });
+
+    if (peers) {
+      // The C baseline for what one extra hop costs: nginx proxy_pass straight to the target.
+      say('peer: nginx proxy_pass, one hop to the target');
+      const nginx = await startNginx(origin.port);
+      stops.push(() => nginx.stop());
+      const viaNginx = `http://127.0.0.1:${nginx.port}`;
+      await wrk(`${viaNginx}/small`, undefined);
+      const smallNginx = await wrk(`${viaNginx}/small`, undefined);
+      rows.push({
+        scenario: 'peer: nginx one hop, small GET, 50 connections',
+        unit: 'req/s',
+        direct: smallDirect.rps,
+        postern: smallNginx.rps,
+        ratio: smallNginx.rps / smallDirect.rps,
+        note: 'nginx',
+      });
+      rows.push({
+        scenario: '… Postern vs nginx one hop, small GET',
+        unit: 'req/s',
+        direct: smallNginx.rps,
+        postern: smallTunnel.rps,
+        ratio: smallTunnel.rps / smallNginx.rps,
+      });
+      const downNginx = median(await repeat(3, download(viaNginx, [])));
+      rows.push({
+        scenario: `peer: nginx one hop, ${settings.bulkMiB} MiB download`,
+        unit: 'MB/s',
+        direct: downDirect / 1e6,
+        postern: downNginx / 1e6,
+        ratio: downNginx / downDirect,
+        note: 'nginx',
+      });
+      // localtunnel's server is not published on npm (only its client is), so it cannot run here.
+    }
 
     say(`agent start → first 200, ${settings.startRuns} runs`);
     const startTimes: number[] = [];
