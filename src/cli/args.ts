@@ -10,7 +10,7 @@ export class UsageError extends PosternError {
   }
 }
 
-type OptionSpec = NonNullable<ParseArgsConfig['options']>;
+export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
 /** util.parseArgs with its errors turned into one-line usage errors. */
 export function parseCommandArgs<T extends OptionSpec>(

@@ -5,38 +5,38 @@ import { keyLabel } from '../keys/label.js';
 import { createJsonLogger, LOG_LEVELS, type LogLevel } from '../log.js';
 import { createRelay, type Relay } from '../relay/relay.js';
 import type { AssignedService } from '../session/protocol.js';
-import { headerArgument, integerFlag, jsonLine, parseCommandArgs, UsageError } from './args.js';
+import { headerArgument, integerFlag, jsonLine, type OptionSpec, UsageError } from './args.js';
+import { parseLayeredArgs } from './config-layers.js';
 import { onShutdownSignal } from './signals.js';
 
 export const exposeUsage =
   'postern expose <[name=]target>... [--tcp] [--name <service>] [--relay <connection string>]... [--proxy http://[user:pass@]host:port] [--header "Name: value"]... [--relay-host <host>] [--key <file>] [--host-header preserve|rewrite] [--port <n>] [--json]';
+
+/** The options of `postern expose`: flags, POSTERN_* variables and the config file's `expose:` keys. */
+export const EXPOSE_OPTIONS = {
+  name: { type: 'string' },
+  relay: { type: 'string', multiple: true },
+  proxy: { type: 'string' },
+  header: { type: 'string', multiple: true },
+  'relay-host': { type: 'string' },
+  key: { type: 'string' },
+  'host-header': { type: 'string' },
+  tcp: { type: 'boolean' },
+  port: { type: 'string' },
+  connections: { type: 'string' },
+  'stall-timeout': { type: 'string' },
+  'max-streams': { type: 'string' },
+  'drain-timeout': { type: 'string' },
+  'log-level': { type: 'string' },
+  json: { type: 'boolean' },
+} as const satisfies OptionSpec;
 
 /**
  * `postern expose <target>`: publishes a local HTTP service. Without --relay it starts a relay in
  * this process on 127.0.0.1 (the embedded default), so a tunnel works with nothing else running.
  */
 export async function exposeCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parseCommandArgs(
-    argv,
-    {
-      name: { type: 'string' },
-      relay: { type: 'string', multiple: true },
-      proxy: { type: 'string' },
-      header: { type: 'string', multiple: true },
-      'relay-host': { type: 'string' },
-      key: { type: 'string' },
-      'host-header': { type: 'string' },
-      tcp: { type: 'boolean' },
-      port: { type: 'string' },
-      connections: { type: 'string' },
-      'stall-timeout': { type: 'string' },
-      'max-streams': { type: 'string' },
-      'drain-timeout': { type: 'string' },
-      'log-level': { type: 'string' },
-      json: { type: 'boolean' },
-    },
-    true,
-  );
+  const { values, positionals } = parseLayeredArgs('expose', argv, EXPOSE_OPTIONS, true);
   if (positionals.length === 0) {
     throw new UsageError(
       `expose takes one or more targets, e.g. http://127.0.0.1:3000 (usage: ${exposeUsage})`,

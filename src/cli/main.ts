@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { PosternError } from '../errors.js';
 import { UsageError } from './args.js';
+import { configCommand, configUsage } from './config.js';
 import { connectCommand, connectUsage } from './connect.js';
 import { demoCommand, demoUsage } from './demo.js';
 import { exposeCommand, exposeUsage } from './expose.js';
@@ -26,6 +27,11 @@ const COMMANDS: Record<
   keygen: { run: keygenCommand, usage: keygenUsage, summary: 'create an agent key (ed25519, mode 0600)' },
   id: { run: idCommand, usage: idUsage, summary: "print a key's label (its hostname)" },
   demo: { run: demoCommand, usage: demoUsage, summary: 'start a demo app, relay and agent in one process' },
+  config: {
+    run: configCommand,
+    usage: configUsage,
+    summary: 'check a config file (postern.yaml) and name the line of any mistake',
+  },
 };
 
 function help(): string {

@@ -5,39 +5,39 @@ import { createRelay } from '../relay/relay.js';
 /** The admin listener unless --admin says otherwise: loopback only. */
 const DEFAULT_ADMIN = '127.0.0.1:9090';
 
-import { integerFlag, jsonLine, parseCommandArgs, UsageError } from './args.js';
+import { integerFlag, jsonLine, type OptionSpec, UsageError } from './args.js';
+import { parseLayeredArgs } from './config-layers.js';
 import { onShutdownSignal } from './signals.js';
 
 export const relayUsage =
   'postern relay [--listen <connection string>]... [--domain <name>] [--tls-cert <file> --tls-key <file>] [--public-url <url>] [--json] [...]';
 
+/** The options of `postern relay`: flags, POSTERN_* variables and the config file's `relay:` keys. */
+export const RELAY_OPTIONS = {
+  listen: { type: 'string', multiple: true },
+  domain: { type: 'string' },
+  'base-path': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
+  'public-url': { type: 'string' },
+  'response-timeout': { type: 'string' },
+  'reconnect-wait': { type: 'string' },
+  'rate-limit': { type: 'string' },
+  'rate-burst': { type: 'string' },
+  'max-streams': { type: 'string' },
+  'max-body': { type: 'string' },
+  'drain-timeout': { type: 'string' },
+  'stall-timeout': { type: 'string' },
+  'registration-rate': { type: 'string' },
+  admin: { type: 'string' },
+  'admin-token': { type: 'string' },
+  'trusted-proxy': { type: 'string', multiple: true },
+  'log-level': { type: 'string' },
+  json: { type: 'boolean' },
+} as const satisfies OptionSpec;
+
 export async function relayCommand(argv: string[]): Promise<void> {
-  const { values } = parseCommandArgs(
-    argv,
-    {
-      listen: { type: 'string', multiple: true },
-      domain: { type: 'string' },
-      'base-path': { type: 'string' },
-      'tls-cert': { type: 'string' },
-      'tls-key': { type: 'string' },
-      'public-url': { type: 'string' },
-      'response-timeout': { type: 'string' },
-      'reconnect-wait': { type: 'string' },
-      'rate-limit': { type: 'string' },
-      'rate-burst': { type: 'string' },
-      'max-streams': { type: 'string' },
-      'max-body': { type: 'string' },
-      'drain-timeout': { type: 'string' },
-      'stall-timeout': { type: 'string' },
-      'registration-rate': { type: 'string' },
-      admin: { type: 'string' },
-      'admin-token': { type: 'string' },
-      'trusted-proxy': { type: 'string', multiple: true },
-      'log-level': { type: 'string' },
-      json: { type: 'boolean' },
-    },
-    false,
-  );
+  const { values } = parseLayeredArgs('relay', argv, RELAY_OPTIONS, false);
   const logLevel = (values['log-level'] ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel))
     throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);

@@ -1,0 +1,195 @@
+import { readFileSync } from 'node:fs';
+import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLMap } from 'yaml';
+import { type OptionSpec, parseCommandArgs, UsageError } from './args.js';
+
+type Value = string | boolean | string[];
+
+/** The top-level keys of a config file: one section a command. */
+export const CONFIG_SECTIONS = ['relay', 'expose'];
+
+/** Options a config file or the environment may not set: they only make sense on a command line. */
+const COMMAND_LINE_ONLY = new Set(['config', 'help']);
+
+/** Options whose value must be a whole number, checked where the value was written. */
+export const INTEGER_OPTIONS = new Set([
+  'response-timeout',
+  'reconnect-wait',
+  'rate-limit',
+  'rate-burst',
+  'max-streams',
+  'max-body',
+  'drain-timeout',
+  'stall-timeout',
+  'registration-rate',
+  'connections',
+  'port',
+]);
+
+/** Options with a closed set of values, checked where the value was written. */
+export const CHOICE_OPTIONS: Record<string, readonly string[]> = {
+  'log-level': ['debug', 'info', 'warn', 'error', 'silent'],
+  'host-header': ['preserve', 'rewrite'],
+};
+
+/** The environment variable of an option: POSTERN_ + its name in upper snake case. */
+export function envName(option: string): string {
+  return `POSTERN_${option.toUpperCase().replaceAll('-', '_')}`;
+}
+
+type ParsedValues<T extends OptionSpec> = ReturnType<typeof parseCommandArgs<T>>['values'];
+
+/**
+ * The command's options from three layers, highest first: command-line flags, `POSTERN_*`
+ * environment variables, then the `<command>:` section of the YAML file given with `--config`
+ * (docs/config.md). A list option set in a higher layer replaces the lower layers' list. For
+ * `expose`, the file's `services:` map (name: target) stands in for positional targets when the
+ * command line has none.
+ */
+export function parseLayeredArgs<T extends OptionSpec>(
+  command: string,
+  argv: string[],
+  spec: T,
+  allowPositionals: boolean,
+  env: NodeJS.ProcessEnv = process.env,
+): { values: ParsedValues<T>; positionals: string[] } {
+  const withConfig = { ...spec, config: { type: 'string' } } as const satisfies OptionSpec;
+  const cli = parseCommandArgs(argv, withConfig, allowPositionals);
+  const cliValues = cli.values as Record<string, Value | undefined>;
+  const configPath = (cliValues.config as string | undefined) ?? env[envName('config')];
+  const file =
+    configPath === undefined ? { values: {}, services: [] } : loadSection(configPath, command, spec);
+  const values: Record<string, Value | undefined> = { ...file.values };
+  for (const [name, option] of Object.entries(spec)) {
+    if (COMMAND_LINE_ONLY.has(name)) continue;
+    const raw = env[envName(name)];
+    if (raw === undefined || raw === '') continue;
+    values[name] = fromEnv(name, option, raw);
+  }
+  for (const [name, value] of Object.entries(cliValues)) {
+    if (value !== undefined && name !== 'config') values[name] = value;
+  }
+  const positionals = cli.positionals.length > 0 ? cli.positionals : file.services;
+  // Each layer was checked against `spec`, so the merged values have parseArgs' own shape.
+  return { values: values as ParsedValues<T>, positionals };
+}
+
+function fromEnv(name: string, option: OptionSpec[string], raw: string): Value {
+  const where = `environment variable ${envName(name)}`;
+  if (option.type === 'boolean') {
+    if (raw !== 'true' && raw !== 'false' && raw !== '1' && raw !== '0')
+      throw new UsageError(`${where} must be true or false (got "${raw}")`);
+    return raw === 'true' || raw === '1';
+  }
+  checkValue(name, raw, where);
+  return option.multiple ? raw.split(',').map((part) => part.trim()) : raw;
+}
+
+function checkValue(name: string, value: string, where: string): void {
+  if (INTEGER_OPTIONS.has(name) && !/^\d+$/.test(value))
+    throw new UsageError(`${where}: ${name} must be a whole number (got "${value}")`);
+  const choices = CHOICE_OPTIONS[name];
+  if (choices !== undefined && !choices.includes(value))
+    throw new UsageError(`${where}: ${name} must be one of ${choices.join(', ')} (got "${value}")`);
+}
+
+/** Reads and checks one command's section of a config file; every error names file:line:column. */
+export function loadSection(
+  path: string,
+  command: string,
+  spec: OptionSpec,
+): { values: Record<string, Value>; services: string[] } {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new UsageError(`cannot read config file ${path}: ${(error as NodeJS.ErrnoException).code}`);
+  }
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  const at = (node: Node | null | undefined): string => {
+    const pos = lines.linePos(node?.range?.[0] ?? 0);
+    return `${path}:${pos.line}:${pos.col}`;
+  };
+  const first = doc.errors[0];
+  if (first !== undefined) {
+    const pos = lines.linePos(first.pos[0]);
+    throw new UsageError(`${path}:${pos.line}:${pos.col}: ${first.message.split('\n')[0]}`);
+  }
+  const root = doc.contents;
+  if (root === null) return { values: {}, services: [] };
+  if (!isMap(root)) throw new UsageError(`${at(root)}: the file must be a map of commands (relay:, expose:)`);
+  for (const pair of (root as YAMLMap<unknown, unknown>).items) {
+    const key = pair.key as Node;
+    if (!isScalar(key) || !CONFIG_SECTIONS.includes(String(key.value)))
+      throw new UsageError(
+        `${at(key)}: unknown section "${isScalar(key) ? String(key.value) : '?'}" (sections: ${CONFIG_SECTIONS.join(', ')})`,
+      );
+  }
+  const section = root.get(command, true) as Node | undefined;
+  if (section === undefined || (isScalar(section) && section.value === null))
+    return { values: {}, services: [] };
+  if (!isMap(section)) throw new UsageError(`${at(section)}: "${command}:" must be a map of options`);
+  const values: Record<string, Value> = {};
+  const services: string[] = [];
+  const allowed = Object.keys(spec).filter((name) => !COMMAND_LINE_ONLY.has(name));
+  for (const pair of (section as YAMLMap<unknown, unknown>).items) {
+    const keyNode = pair.key as Node;
+    const name = isScalar(keyNode) ? String(keyNode.value) : '';
+    const valueNode = pair.value as Node | null;
+    if (command === 'expose' && name === 'services') {
+      services.push(...readServices(valueNode, at));
+      continue;
+    }
+    const option = spec[name];
+    if (option === undefined || COMMAND_LINE_ONLY.has(name)) {
+      const extra = command === 'expose' ? ', services' : '';
+      throw new UsageError(
+        `${at(keyNode)}: unknown option "${name}" for ${command} (allowed: ${allowed.join(', ')}${extra})`,
+      );
+    }
+    values[name] = readValue(name, option, valueNode, at);
+  }
+  return { values, services };
+}
+
+function readValue(
+  name: string,
+  option: OptionSpec[string],
+  node: Node | null,
+  at: (node: Node | null | undefined) => string,
+): Value {
+  const scalar = (one: Node | null): string => {
+    if (!isScalar(one) || one.value === null || typeof one.value === 'object')
+      throw new UsageError(`${at(one)}: ${name} must be a single value`);
+    if (option.type === 'string' && typeof one.value === 'boolean')
+      throw new UsageError(`${at(one)}: ${name} must be text or a number, not ${String(one.value)}`);
+    const text = String(one.value);
+    checkValue(name, text, at(one));
+    return text;
+  };
+  if (option.type === 'boolean') {
+    if (!isScalar(node) || typeof node.value !== 'boolean')
+      throw new UsageError(`${at(node)}: ${name} must be true or false`);
+    return node.value;
+  }
+  if (option.multiple) {
+    if (isSeq(node)) return node.items.map((item) => scalar(item as Node));
+    return [scalar(node)];
+  }
+  if (isSeq(node)) throw new UsageError(`${at(node)}: ${name} takes one value, not a list`);
+  return scalar(node);
+}
+
+/** `services:` as a map of name: target, turned into the `name=target` positionals of expose. */
+function readServices(node: Node | null, at: (node: Node | null | undefined) => string): string[] {
+  if (!isMap(node)) throw new UsageError(`${at(node)}: services must be a map of name: target`);
+  return (node as YAMLMap<unknown, unknown>).items.map((pair) => {
+    const key = pair.key as Node;
+    const value = pair.value as Node | null;
+    if (!isScalar(key) || !/^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/.test(String(key.value)))
+      throw new UsageError(`${at(key)}: a service name is 1-32 of a-z, 0-9 and "-"`);
+    if (!isScalar(value) || typeof value.value !== 'string')
+      throw new UsageError(`${at(value ?? key)}: the target of ${String(key.value)} must be a URL`);
+    return `${String(key.value)}=${value.value}`;
+  });
+}
