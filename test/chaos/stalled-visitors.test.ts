@@ -178,16 +178,19 @@ describe('chaos: 200 visitors stop reading mid-response (real relay, agent and t
     const quietOthersAt = Date.now();
 
     // The relay cuts every stalled visitor after the stall timeout (+ one sweep), not before.
-    const deadline = allStalledAt + STALL_TIMEOUT_MS * 1.25 + 10_000;
+    // Once all is quiet every stalled response is blocked, so each is cut within one timeout and a
+    // sweep from here; all 200 sockets must be gone (not "most": a straggler left open would read
+    // its whole response when it resumes).
+    const deadline = allStalledAt + filledAfterMs + STALL_TIMEOUT_MS * 1.25 + 5_000;
     let relayFds = await openFds(relayPid);
-    while (relayFds > baseline.relay.fds + 5 && Date.now() < deadline) {
+    while (relayFds > baseline.relay.fds + 2 && Date.now() < deadline) {
       await delay(50);
       relayFds = await openFds(relayPid);
     }
     const cutAfterMs = Date.now() - allStalledAt;
     sampling = false;
     await sampler;
-    assert.ok(relayFds <= baseline.relay.fds + 5, `relay fds ${relayFds}, baseline ${baseline.relay.fds}`);
+    assert.ok(relayFds <= baseline.relay.fds + 2, `relay fds ${relayFds}, baseline ${baseline.relay.fds}`);
     const early = fdSamples.filter((s) => s.at < firstStalledAt + STALL_TIMEOUT_MS);
     assert.ok(
       early.every((s) => s.fds >= baseline.relay.fds + STALLED),
