@@ -31,6 +31,8 @@ export const RELAY_OPTIONS = {
   'registration-rate': { type: 'string' },
   admin: { type: 'string' },
   'admin-token': { type: 'string' },
+  'allowed-keys': { type: 'string' },
+  'max-sessions-per-key': { type: 'string' },
   'trusted-proxy': { type: 'string', multiple: true },
   'log-level': { type: 'string' },
   json: { type: 'boolean' },
@@ -55,6 +57,8 @@ export async function relayCommand(argv: string[]): Promise<void> {
   const relay = await createRelay({
     admin: admin === 'off' ? undefined : admin,
     adminToken: values['admin-token'],
+    allowedKeysFile: values['allowed-keys'],
+    maxSessionsPerKey: integerFlag(values['max-sessions-per-key'], 'max-sessions-per-key'),
     // The default address may be taken (another relay on the machine); one asked for must work.
     adminOptional: values.admin === undefined,
     listen: values.listen ?? ['tcp://0.0.0.0:8080'],

@@ -13,9 +13,10 @@ import {
   MAX_SESSION_MESSAGE_BYTES,
   SESSION_UPGRADE_TOKEN,
 } from '../session/protocol.js';
-import { verifyRegistration } from '../session/registration.js';
+import { type VerifiedRegistration, verifyRegistration } from '../session/registration.js';
 import { webSocketStream } from '../transport/websocket-stream.js';
 import { AgentSession } from './agent-session.js';
+import type { KeyRefusal } from './allowed-keys.js';
 import type { RelayMetrics } from './metrics.js';
 import type { ResolvedRelayOptions } from './options.js';
 import type { KeyedTokenBuckets } from './token-bucket.js';
@@ -33,6 +34,8 @@ export interface AgentEndpointContext {
   sessionWebSockets: WebSocketServer;
   isClosing(): boolean;
   metrics: RelayMetrics;
+  /** The allowed-keys file and the per-key session limit: true, or why the key is refused. */
+  admitKey(registration: VerifiedRegistration): true | KeyRefusal;
 }
 
 /**
@@ -98,6 +101,15 @@ export function handleAgentUpgrade(
     refuse('relayBusy', 'too many registrations in the time window; try again later', {
       'retry-after': '5',
     });
+    return;
+  }
+  const keyAdmitted = ctx.admitKey(registration);
+  if (keyAdmitted !== true) {
+    refuse(
+      keyAdmitted.error,
+      keyAdmitted.reason,
+      keyAdmitted.error === 'tooManySessions' ? { 'retry-after': '10' } : {},
+    );
     return;
   }
   const admitted = ctx.options.admit(registration, remoteAddress);

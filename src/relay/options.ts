@@ -32,6 +32,14 @@ export interface RelayOptions {
   maxNonces?: number | undefined;
   /** Registrations per minute from one IP address (burst the same). Default 60. */
   registrationsPerMinutePerIp?: number | undefined;
+  /**
+   * Only keys listed in this file may register (docs/security.md#allowed-keys): a label or public
+   * key a line, with optional `names=` and `max-sessions=`. Checked for changes like the TLS files;
+   * sessions of keys taken out are closed. Default: every key is admitted.
+   */
+  allowedKeysFile?: string | undefined;
+  /** Sessions one key may hold at once (403 beyond), 0 = unlimited. Default 32. */
+  maxSessionsPerKey?: number | undefined;
   /** Decides whether a verified registration is admitted: true, or a reason to refuse (403). Default: admit all. */
   admit?: ((registration: VerifiedRegistration, remoteAddress: string) => true | string) | undefined;
   /** PING agents this often, ms. Default 10 000. */
@@ -94,9 +102,9 @@ export interface RelayOptions {
 }
 
 export type ResolvedRelayOptions = Defined<
-  Omit<RelayOptions, 'tlsCert' | 'tlsKey' | 'publicUrl' | 'admin' | 'adminToken'>
+  Omit<RelayOptions, 'tlsCert' | 'tlsKey' | 'publicUrl' | 'admin' | 'adminToken' | 'allowedKeysFile'>
 > &
-  Pick<RelayOptions, 'tlsCert' | 'tlsKey' | 'publicUrl' | 'admin' | 'adminToken'>;
+  Pick<RelayOptions, 'tlsCert' | 'tlsKey' | 'publicUrl' | 'admin' | 'adminToken' | 'allowedKeysFile'>;
 
 export const DEFAULT_RELAY_OPTIONS = {
   listen: ['tcp://127.0.0.1:0'],
@@ -105,6 +113,7 @@ export const DEFAULT_RELAY_OPTIONS = {
   domain: 'localhost',
   registrationWindowSeconds: 60,
   maxNonces: 100_000,
+  maxSessionsPerKey: 32,
   registrationsPerMinutePerIp: 60,
   keepaliveIntervalMs: 10_000,
   keepaliveTimeoutMs: 10_000,

@@ -4,14 +4,23 @@ import { BlockList, isIPv6, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { parseConnectionString } from '../connection-string/index.js';
+import { keyLabelFromX } from '../keys/label.js';
 import { type Logger, silentLogger } from '../log.js';
 import { NonceCache } from '../session/nonce-cache.js';
 import { AGENT_PATH } from '../session/protocol.js';
+import type { VerifiedRegistration } from '../session/registration.js';
 import { StallWatch } from '../stream/stall-watch.js';
 import { type BoundListener, describeListener, listenOn } from '../transport/listen.js';
 import { type AdminServer, startAdminServer } from './admin-server.js';
 import { createSessionWebSocketServer, handleAgentUpgrade } from './agent-endpoint.js';
 import type { AgentSession } from './agent-session.js';
+import {
+  type AllowedKeys,
+  checkAllowedKey,
+  type KeyRefusal,
+  loadAllowedKeys,
+  watchAllowedKeys,
+} from './allowed-keys.js';
 import { type ForwardContext, forwardHttpRequest } from './http-forward.js';
 import { RelayMetrics } from './metrics.js';
 import { type RelayOptions, type ResolvedRelayOptions, resolveRelayOptions } from './options.js';
@@ -83,6 +92,9 @@ class RelayServer extends EventEmitter implements Relay {
   readonly #sessionWebSockets = createSessionWebSocketServer();
   readonly metrics: RelayMetrics;
   #admin: AdminServer | undefined;
+  /** Undefined: every key is admitted (no allowed-keys file). */
+  #allowedKeys: AllowedKeys | undefined;
+  #stopWatchingAllowedKeys = (): void => {};
   #sweepTimer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
   #started = false;
@@ -176,12 +188,47 @@ class RelayServer extends EventEmitter implements Relay {
       );
       this.#listeners.push(listener);
     }
+    if (this.#opts.allowedKeysFile !== undefined) this.#watchAllowedKeys(this.#opts.allowedKeysFile);
     if (this.#opts.admin !== undefined) await this.#startAdmin(this.#opts.admin);
     this.#sweepTimer = setInterval(() => this.#registry.sweep(Date.now()), SWEEP_INTERVAL_MS);
     this.#sweepTimer.unref();
     this.#started = true;
     this.#forward.startedAt = Date.now();
     this.#log.info('relay listening', { listen: this.addresses, domain: this.#opts.domain });
+  }
+
+  #watchAllowedKeys(path: string): void {
+    this.#allowedKeys = loadAllowedKeys(path);
+    this.#stopWatchingAllowedKeys = watchAllowedKeys(
+      path,
+      this.#opts.tlsReloadIntervalMs,
+      (keys) => {
+        this.#allowedKeys = keys;
+        this.#log.info('allowed keys reloaded', { file: path, keys: keys.size });
+        // A key taken out (or narrowed) loses the sessions it may no longer hold.
+        for (const session of this.#sessions) {
+          const entry = keys.get(session.keyLabel);
+          const names = entry?.names;
+          if (
+            entry === undefined ||
+            (names !== undefined && session.services.some((s) => !names.has(s.name)))
+          ) {
+            session.log.info('key no longer allowed; closing its session', { file: path });
+            session.close();
+          }
+        }
+      },
+      (error) =>
+        this.#log.warn('allowed-keys file not reloaded; the old list stays', { error: error.message }),
+    );
+  }
+
+  #admitKey(registration: VerifiedRegistration): true | KeyRefusal {
+    const label = keyLabelFromX(registration.key);
+    let open = 0;
+    for (const session of this.#sessions)
+      if (session.keyLabel === label && session.state !== 'closed') open++;
+    return checkAllowedKey(this.#allowedKeys, registration, open, this.#opts.maxSessionsPerKey);
   }
 
   async #startAdmin(listen: string): Promise<void> {
@@ -288,6 +335,7 @@ class RelayServer extends EventEmitter implements Relay {
           sessionWebSockets: this.#sessionWebSockets,
           isClosing: () => this.#closing !== undefined,
           metrics: this.metrics,
+          admitKey: (registration) => this.#admitKey(registration),
         },
         req,
         socket,
@@ -350,6 +398,7 @@ class RelayServer extends EventEmitter implements Relay {
     this.#shutdown.abort();
     clearInterval(this.#sweepTimer);
     this.#forward.stalls.close();
+    this.#stopWatchingAllowedKeys();
     this.#registry.releaseWaiters();
     // net.Server.close() resolves only once every accepted connection is gone (agent sessions
     // among them), so stop accepting now and await it after the drain below.

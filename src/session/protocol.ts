@@ -122,6 +122,7 @@ export const ErrorCode = {
   replayedRegistration: ['registration_replayed', 401],
   notAdmitted: ['registration_not_admitted', 403],
   tooManyRegistrations: ['registration_rate_limited', 429],
+  tooManySessions: ['registration_too_many_sessions', 429],
   relayBusy: ['relay_busy', 503],
   shuttingDown: ['relay_shutting_down', 503],
 } as const satisfies Record<string, readonly [string, number]>;
