@@ -1,5 +1,6 @@
-import { readFileSync, type Stats, unwatchFile, watchFile } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { OptionError } from '../errors.js';
+import { watchFilesFor } from '../file-watch.js';
 import { keyLabelFromX, LABEL_LENGTH, SERVICE_NAME } from '../keys/label.js';
 import type { VerifiedRegistration } from '../session/registration.js';
 
@@ -114,19 +115,5 @@ export function watchAllowedKeys(
   onChange: (keys: AllowedKeys) => void,
   onError: (error: Error) => void,
 ): () => void {
-  const changed = (current: Stats, previous: Stats): void => {
-    if (
-      current.mtimeMs === previous.mtimeMs &&
-      current.ino === previous.ino &&
-      current.size === previous.size
-    )
-      return;
-    try {
-      onChange(loadAllowedKeys(path));
-    } catch (error) {
-      onError(error as Error);
-    }
-  };
-  watchFile(path, { interval: intervalMs, persistent: false }, changed);
-  return () => unwatchFile(path, changed);
+  return watchFilesFor([path], intervalMs, () => loadAllowedKeys(path), onChange, onError);
 }

@@ -1,6 +1,7 @@
-import { readFileSync, type Stats, unwatchFile, watchFile } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import { OptionError } from '../errors.js';
+import { watchFilesFor } from '../file-watch.js';
 
 /** How often the certificate and key files are checked for changes. */
 export const DEFAULT_TLS_RELOAD_INTERVAL_MS = 2_000;
@@ -46,24 +47,5 @@ export function watchTlsFiles(
   onChange: (pair: TlsPair) => void,
   onError: (error: Error) => void,
 ): () => void {
-  const changed = (current: Stats, previous: Stats): void => {
-    if (
-      current.mtimeMs === previous.mtimeMs &&
-      current.ino === previous.ino &&
-      current.size === previous.size
-    )
-      return;
-    try {
-      onChange(loadTlsFiles(files));
-    } catch (error) {
-      onError(error as Error);
-    }
-  };
-  const options = { interval: intervalMs, persistent: false };
-  watchFile(files.cert, options, changed);
-  watchFile(files.key, options, changed);
-  return () => {
-    unwatchFile(files.cert, changed);
-    unwatchFile(files.key, changed);
-  };
+  return watchFilesFor([files.cert, files.key], intervalMs, () => loadTlsFiles(files), onChange, onError);
 }
