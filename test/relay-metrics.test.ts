@@ -115,6 +115,31 @@ describe('relay admin listener: Prometheus /metrics, /healthz, /readyz', () => {
     assert.equal((await curlResponse([`http://${admin}/readyz`])).status, 200);
     assert.equal((await curlResponse([`http://${admin}/nope`])).status, 404);
   });
+
+  test('/api/status lists the tunnels with their agents; the dashboard page is self-contained', async () => {
+    const denied = await curlResponse([`http://${admin}/api/status`]);
+    assert.equal(denied.status, 401);
+    const res = await curl(['-H', 'Authorization: Bearer sekret', `http://${admin}/api/status`]);
+    const status = JSON.parse(res.stdout) as {
+      sessions: number;
+      draining: boolean;
+      tunnels: { name: string; kind: string; sessions: number; agents: { remoteAddress: string }[] }[];
+    };
+    assert.equal(status.sessions, 2);
+    assert.equal(status.draining, false);
+    const web = status.tunnels.find((t) => t.name === 'web');
+    assert.equal(web?.kind, 'http');
+    assert.equal(web?.agents.length, 2);
+    assert.equal(web?.agents[0]?.remoteAddress, '127.0.0.1');
+    assert.equal(status.tunnels.find((t) => t.name === 'echo')?.kind, 'tcp');
+
+    const page = await curlResponse([`http://${admin}/`]);
+    assert.equal(page.status, 200);
+    assert.match(page.headers['content-type'] ?? '', /^text\/html/);
+    assert.match(page.headers['content-security-policy'] ?? '', /default-src 'none'/);
+    assert.doesNotMatch(page.body, /(src|href)="https?:/, 'no external assets');
+    assert.doesNotMatch(page.body, /innerHTML/, 'data is shown as text, never parsed as HTML');
+  });
 });
 
 describe('relay admin listener while draining', () => {

@@ -1,6 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { DASHBOARD_PAGE } from './dashboard-page.js';
 import type { RelayMetrics } from './metrics.js';
 
 export interface AdminServerOptions {
@@ -11,6 +12,8 @@ export interface AdminServerOptions {
   metrics: RelayMetrics;
   /** False while the relay drains: /readyz answers 503 so load balancers stop sending visitors. */
   ready(): boolean;
+  /** What /api/status answers (and the dashboard shows). */
+  status(): Record<string, unknown>;
 }
 
 export interface AdminServer {
@@ -64,19 +67,33 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       else send(res, 503, 'draining\n');
       return;
     }
+    if (path === '/' || path === '/dashboard') {
+      // The page holds no data of its own: it fetches /api/status, with the token if one is set.
+      res.setHeader(
+        'content-security-policy',
+        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+      );
+      send(res, 200, DASHBOARD_PAGE, 'text/html; charset=utf-8');
+      return;
+    }
+    const guarded = path === '/metrics' || path === '/api/status';
+    if (guarded && options.token !== undefined && !tokenMatches(req.headers.authorization, options.token)) {
+      res.setHeader('www-authenticate', 'Bearer');
+      send(res, 401, 'admin token required (Authorization: Bearer <token>)\n');
+      return;
+    }
+    if (path === '/api/status') {
+      send(res, 200, `${JSON.stringify(options.status())}\n`, 'application/json');
+      return;
+    }
     if (path === '/metrics') {
-      if (options.token !== undefined && !tokenMatches(req.headers.authorization, options.token)) {
-        res.setHeader('www-authenticate', 'Bearer');
-        send(res, 401, 'admin token required (Authorization: Bearer <token>)\n');
-        return;
-      }
       options.metrics.registry.metrics().then(
         (text) => send(res, 200, text, options.metrics.registry.contentType),
         (error: Error) => send(res, 500, `metrics failed: ${error.message}\n`),
       );
       return;
     }
-    send(res, 404, 'not found: /metrics, /healthz, /readyz\n');
+    send(res, 404, 'not found: /, /api/status, /metrics, /healthz, /readyz\n');
   });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;

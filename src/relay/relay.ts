@@ -46,6 +46,8 @@ export interface TunnelInfo {
   sessions: number;
   activeStreams: number;
   url: string;
+  /** The agent sessions serving it. */
+  agents: { session: string; remoteAddress: string; activeStreams: number }[];
 }
 
 export interface Relay extends EventEmitter {
@@ -238,6 +240,14 @@ class RelayServer extends EventEmitter implements Relay {
         token: this.#opts.adminToken,
         metrics: this.metrics,
         ready: () => this.#started && this.#closing === undefined,
+        status: () => ({
+          listen: this.addresses,
+          domain: this.#opts.domain,
+          startedAt: new Date(this.#forward.startedAt).toISOString(),
+          draining: this.#closing !== undefined,
+          sessions: this.#sessions.size,
+          tunnels: this.tunnels(),
+        }),
       });
     } catch (error) {
       if (!this.#opts.adminOptional) throw new Error(`admin listener ${listen}: ${(error as Error).message}`);
@@ -264,6 +274,11 @@ class RelayServer extends EventEmitter implements Relay {
       sessions: t.sessions.length,
       activeStreams: t.activeStreams,
       url: this.urlFor(t.label),
+      agents: t.sessions.map((s) => ({
+        session: s.id,
+        remoteAddress: s.remoteAddress,
+        activeStreams: s.activeStreams,
+      })),
     }));
   }
 

@@ -1,0 +1,61 @@
+/**
+ * The relay dashboard: one self-contained page (no external assets, works offline) that polls
+ * /api/status every 2 s and shows the node and its tunnels. Everything shown goes through
+ * textContent, never innerHTML, so nothing from an agent can run script here.
+ */
+export const DASHBOARD_PAGE = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>postern relay</title>
+<style>
+  body { font: 14px system-ui, sans-serif; margin: 2rem; color: #222; }
+  h1 { font-size: 1.3rem; }
+  table { border-collapse: collapse; margin-top: 1rem; width: 100%; }
+  th, td { text-align: left; padding: .3rem .6rem; border-bottom: 1px solid #ddd; vertical-align: top; }
+  th { background: #f4f4f4; }
+  code { font-size: 12px; }
+  #error { color: #b00; }
+</style>
+</head>
+<body>
+<h1>postern relay</h1>
+<p id="node">loading…</p>
+<p id="error"></p>
+<table>
+  <thead><tr><th>tunnel</th><th>name</th><th>kind</th><th>sessions</th><th>open streams</th><th>agents</th></tr></thead>
+  <tbody id="tunnels"></tbody>
+</table>
+<script>
+  const token = new URLSearchParams(location.hash.slice(1)).get('token');
+  const cell = (row, text) => { const td = document.createElement('td'); td.textContent = String(text); row.appendChild(td); return td; };
+  async function refresh() {
+    try {
+      const res = await fetch('api/status', token ? { headers: { authorization: 'Bearer ' + token } } : {});
+      if (!res.ok) throw new Error(res.status + ' ' + (await res.text()).trim() + (res.status === 401 ? ' — open this page as …/#token=<admin token>' : ''));
+      const status = await res.json();
+      document.getElementById('error').textContent = '';
+      document.getElementById('node').textContent =
+        'listening on ' + status.listen.join(', ') + ' · tunnels at <label>.' + status.domain + ' · up since ' + status.startedAt +
+        ' · ' + status.sessions + ' agent sessions' + (status.draining ? ' · DRAINING' : '');
+      const body = document.getElementById('tunnels');
+      body.replaceChildren();
+      for (const t of status.tunnels) {
+        const row = document.createElement('tr');
+        const link = document.createElement('a');
+        link.href = t.url; link.textContent = t.label;
+        cell(row, '').appendChild(link);
+        cell(row, t.name); cell(row, t.kind); cell(row, t.sessions); cell(row, t.activeStreams);
+        cell(row, t.agents.map((a) => a.remoteAddress + ' (' + a.activeStreams + ' streams)').join(', ') || 'offline');
+        body.appendChild(row);
+      }
+    } catch (error) {
+      document.getElementById('error').textContent = 'cannot load status: ' + error.message;
+    }
+  }
+  refresh();
+  setInterval(refresh, 2000);
+</script>
+</body>
+</html>
+`;
