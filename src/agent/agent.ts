@@ -17,7 +17,8 @@ import { forwardUpgradeToTarget } from './upgrade-target.js';
 
 /**
  * A running agent. Events: 'connected' {connection, services}, 'disconnected' {connection, reason},
- * 'reconnecting' {connection, attempt, delayMs}, 'fatal' (a PosternError; the agent has stopped).
+ * 'reconnecting' {connection, attempt, delayMs}, 'fatal' (a PosternError; the agent has stopped),
+ * 'request' {service, method, path, status, durationMs} when an HTTP target has answered.
  */
 export interface Agent extends EventEmitter {
   /** Resolves with the services as the relay assigned them on the first registration; rejects on 'fatal'. */
@@ -106,7 +107,18 @@ class AgentRuntime extends EventEmitter implements Agent {
           stream.respond({ ':status': 426, [Header.error]: 'upgrade_required' }, { endStream: true });
         else forwardToTcpTarget(stream, service);
       } else if (headers[Header.upgrade] !== undefined) forwardUpgradeToTarget(stream, headers, service);
-      else forwardToHttpTarget(stream, headers, service);
+      else {
+        const started = performance.now();
+        forwardToHttpTarget(stream, headers, service, (status) =>
+          this.emit('request', {
+            service: service.name,
+            method: String(headers[':method']),
+            path: String(headers[':path']),
+            status,
+            durationMs: performance.now() - started,
+          }),
+        );
+      }
     });
   }
 

@@ -8,6 +8,7 @@ import type { AssignedService } from '../session/protocol.js';
 import { headerArgument, integerFlag, jsonLine, type OptionSpec, UsageError } from './args.js';
 import { parseLayeredArgs } from './config-layers.js';
 import { onShutdownSignal } from './signals.js';
+import { TerminalStatus } from './terminal-status.js';
 
 export const exposeUsage =
   'postern expose <[name=]target>... [--tcp] [--name <service>] [--relay <connection string>]... [--proxy http://[user:pass@]host:port] [--header "Name: value"]... [--relay-host <host>] [--key <file>] [--host-header preserve|rewrite] [--port <n>] [--json]';
@@ -29,6 +30,7 @@ export const EXPOSE_OPTIONS = {
   'drain-timeout': { type: 'string' },
   'log-level': { type: 'string' },
   json: { type: 'boolean' },
+  plain: { type: 'boolean' },
 } as const satisfies OptionSpec;
 
 /**
@@ -100,7 +102,34 @@ export async function exposeCommand(argv: string[]): Promise<void> {
     relayHost: values['relay-host'],
     logger: logger.child({ role: 'agent' }),
   });
-  const print = values.json ? jsonLine : (event: Record<string, unknown>) => printHuman(event, targetOf);
+  // On a terminal: one status screen redrawn in place; --plain or a pipe: lines; --json: the contract.
+  const status =
+    !values.json && !values.plain && process.stdout.isTTY
+      ? new TerminalStatus(
+          process.stdout,
+          targetOf,
+          integerFlag(values.connections, 'connections') ?? Math.max(2, relayAddresses.length),
+        )
+      : undefined;
+  if (status !== undefined) {
+    agent.on('connected', (event: { connection: number; services: AssignedService[] }) => {
+      status.ready(event.services);
+      status.connected(event.connection);
+    });
+    agent.on('disconnected', (event: { connection: number; reason: string }) =>
+      status.disconnected(event.connection, event.reason),
+    );
+    agent.on('request', (event: { method: string; path: string; status: number; durationMs: number }) =>
+      status.request(event),
+    );
+  }
+  const print = values.json
+    ? jsonLine
+    : status !== undefined
+      ? (event: Record<string, unknown>) => {
+          if (event.event === 'error') status.stop(`stopped: ${String(event.message)}`);
+        }
+      : (event: Record<string, unknown>) => printHuman(event, targetOf);
   let readySeen = false;
   // 'connected' reports a session that came back after a loss, not each session's first start.
   const everConnected = new Set<number>();

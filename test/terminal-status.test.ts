@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import { promisify } from 'node:util';
+import { curl } from './helpers/curl.js';
+import { type Origin, startOrigin } from './helpers/origin.js';
+import { CLI } from './helpers/processes.js';
+
+const run = promisify(execFile);
+
+describe('postern expose on a terminal (checked in a real tmux)', () => {
+  let origin: Origin;
+  let dir: string;
+  const session = `postern-status-${process.pid}`;
+  before(async () => {
+    origin = await startOrigin();
+    dir = await mkdtemp(join(tmpdir(), 'postern-tty-'));
+  });
+  after(async () => {
+    await run('tmux', ['kill-session', '-t', session]).catch(() => undefined);
+    await origin.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const screen = async (): Promise<string> =>
+    (await run('tmux', ['capture-pane', '-p', '-t', session])).stdout;
+  const untilScreen = async (pattern: RegExp): Promise<string> => {
+    let last = '';
+    for (let i = 0; i < 100; i++) {
+      last = await screen();
+      if (pattern.test(last)) return last;
+      await delay(100);
+    }
+    throw new Error(`the screen never showed ${pattern}:\n${last}`);
+  };
+
+  test('one screen redrawn in place: forwarding, session state, request figures and the last requests', async () => {
+    await run('tmux', [
+      'new-session',
+      '-d',
+      '-s',
+      session,
+      '-x',
+      '120',
+      '-y',
+      '30',
+      `XDG_CONFIG_HOME=${dir} ${process.execPath} ${CLI} expose ${origin.url}`,
+    ]);
+    const first = await untilScreen(/Session status {5}online \(2 of 2 sessions\)/);
+    const url = /Forwarding {9}(http:\/\/[a-z2-7]{52}\.localhost:\d+\/) -> http:\/\/127\.0\.0\.1:\d+/.exec(
+      first,
+    )?.[1];
+    assert.ok(url, first);
+    assert.match(first, /Requests {11}0 total/);
+    for (const path of ['one', 'two', 'three'])
+      assert.equal((await curl([`${url}echo/${path}`])).exitCode, 0);
+    const after = await untilScreen(/Requests {11}3 total/);
+    const lines = after.split('\n');
+    const listed = lines.filter((line) => /^GET \/echo\//.test(line));
+    assert.deepEqual(
+      listed.map((line) => line.split(/\s+/).slice(0, 3)),
+      [
+        ['GET', '/echo/three', '200'],
+        ['GET', '/echo/two', '200'],
+        ['GET', '/echo/one', '200'],
+      ],
+      'newest first, each with its status',
+    );
+    // Redrawn in place: the header appears once, not once per update.
+    assert.equal(lines.filter((line) => line.startsWith('postern ')).length, 1);
+  });
+});
