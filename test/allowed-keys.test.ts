@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { loadKeyFile } from '../src/keys/key-file.js';
+import { createAgent } from '../src/agent/agent.js';
+import { generateAgentKey, loadKeyFile } from '../src/keys/key-file.js';
 import { keyLabel, publicKeyX } from '../src/keys/label.js';
 import { parseAllowedKeys } from '../src/relay/allowed-keys.js';
+import { createRelay } from '../src/relay/relay.js';
 import { curlResponse } from './helpers/curl.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
 import { type CliProcess, startCli, startRelayProcess } from './helpers/processes.js';
@@ -137,5 +140,32 @@ describe('allowed keys: who may publish on a relay', () => {
       relay.stderr(),
       `postern relay: ${bad}:2: names= takes service names (1-32 of a-z, 0-9, -), got "Web"\n`,
     );
+  });
+
+  test('--max-tunnels: a registration that would add a tunnel waits (503 relay_busy, retried); more sessions of a known one do not', async () => {
+    const relay = await createRelay({ listen: ['tcp://127.0.0.1:0'], maxTunnels: 1 });
+    const address = relay.addresses[0] as string;
+    const keyA = generateAgentKey();
+    const agent = (key = generateAgentKey()) =>
+      createAgent({
+        relay: address,
+        key,
+        services: [{ target: origin.url }],
+        connections: 1,
+        reconnectInitialMs: 50,
+      });
+    const first = agent(keyA);
+    const other = agent();
+    const sameKey = agent(keyA);
+    try {
+      await first.ready;
+      const [refused] = (await once(other, 'disconnected')) as [{ reason: string }];
+      assert.match(refused.reason, /503.*holds its limit of 1 tunnels/);
+      await sameKey.ready;
+      assert.equal(relay.tunnels()[0]?.sessions, 2);
+    } finally {
+      await Promise.all([first.close(), other.close(), sameKey.close()]);
+      await relay.close();
+    }
   });
 });

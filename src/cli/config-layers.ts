@@ -22,6 +22,7 @@ export const INTEGER_OPTIONS = new Set([
   'stall-timeout',
   'registration-rate',
   'max-sessions-per-key',
+  'max-tunnels',
   'connections',
   'port',
 ]);

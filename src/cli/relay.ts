@@ -33,6 +33,7 @@ export const RELAY_OPTIONS = {
   'admin-token': { type: 'string' },
   'allowed-keys': { type: 'string' },
   'max-sessions-per-key': { type: 'string' },
+  'max-tunnels': { type: 'string' },
   'trusted-proxy': { type: 'string', multiple: true },
   'log-level': { type: 'string' },
   json: { type: 'boolean' },
@@ -59,6 +60,7 @@ export async function relayCommand(argv: string[]): Promise<void> {
     adminToken: values['admin-token'],
     allowedKeysFile: values['allowed-keys'],
     maxSessionsPerKey: integerFlag(values['max-sessions-per-key'], 'max-sessions-per-key'),
+    maxTunnels: integerFlag(values['max-tunnels'], 'max-tunnels'),
     // The default address may be taken (another relay on the machine); one asked for must work.
     adminOptional: values.admin === undefined,
     listen: values.listen ?? ['tcp://0.0.0.0:8080'],

@@ -108,7 +108,9 @@ export function handleAgentUpgrade(
     refuse(
       keyAdmitted.error,
       keyAdmitted.reason,
-      keyAdmitted.error === 'tooManySessions' ? { 'retry-after': '10' } : {},
+      keyAdmitted.error === 'notAdmitted'
+        ? {}
+        : { 'retry-after': keyAdmitted.error === 'relayBusy' ? '60' : '10' },
     );
     return;
   }

@@ -38,8 +38,13 @@ export interface RelayOptions {
    * sessions of keys taken out are closed. Default: every key is admitted.
    */
   allowedKeysFile?: string | undefined;
-  /** Sessions one key may hold at once (403 beyond), 0 = unlimited. Default 32. */
+  /** Sessions one key may hold at once (429 beyond), 0 = unlimited. Default 32. */
   maxSessionsPerKey?: number | undefined;
+  /**
+   * Tunnels this relay holds at most, online or kept for their retention (503 relay_busy for a
+   * registration that would add more), 0 = unlimited. Default 10 000.
+   */
+  maxTunnels?: number | undefined;
   /** Decides whether a verified registration is admitted: true, or a reason to refuse (403). Default: admit all. */
   admit?: ((registration: VerifiedRegistration, remoteAddress: string) => true | string) | undefined;
   /** PING agents this often, ms. Default 10 000. */
@@ -114,6 +119,7 @@ export const DEFAULT_RELAY_OPTIONS = {
   registrationWindowSeconds: 60,
   maxNonces: 100_000,
   maxSessionsPerKey: 32,
+  maxTunnels: 10_000,
   registrationsPerMinutePerIp: 60,
   keepaliveIntervalMs: 10_000,
   keepaliveTimeoutMs: 10_000,

@@ -4,7 +4,7 @@ import { BlockList, isIPv6, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { parseConnectionString } from '../connection-string/index.js';
-import { keyLabelFromX } from '../keys/label.js';
+import { keyLabelFromX, serviceLabel } from '../keys/label.js';
 import { type Logger, silentLogger } from '../log.js';
 import { NonceCache } from '../session/nonce-cache.js';
 import { AGENT_PATH } from '../session/protocol.js';
@@ -230,7 +230,18 @@ class RelayServer extends EventEmitter implements Relay {
     let open = 0;
     for (const session of this.#sessions)
       if (session.keyLabel === label && session.state !== 'closed') open++;
-    return checkAllowedKey(this.#allowedKeys, registration, open, this.#opts.maxSessionsPerKey);
+    const verdict = checkAllowedKey(this.#allowedKeys, registration, open, this.#opts.maxSessionsPerKey);
+    if (verdict !== true) return verdict;
+    const max = this.#opts.maxTunnels;
+    const added = registration.services.filter(
+      (s) => this.#registry.get(serviceLabel(label, s.name)) === undefined,
+    );
+    if (max > 0 && added.length > 0 && this.#registry.size + added.length > max)
+      return {
+        error: 'relayBusy',
+        reason: `this relay holds its limit of ${max} tunnels; try another relay or later`,
+      };
+    return true;
   }
 
   async #startAdmin(listen: string): Promise<void> {
