@@ -9,6 +9,7 @@ import { createRelay } from '../src/relay/relay.js';
 import { curlResponse } from './helpers/curl.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
 import { startTunnel } from './helpers/tunnel.js';
+import { until } from './helpers/wait.js';
 
 /** A loopback port with nobody listening: bind, note the port, close. */
 async function closedPort(): Promise<number> {
@@ -72,6 +73,43 @@ describe('errors visitors see', () => {
       }
     } finally {
       await relay.close();
+    }
+  });
+
+  test('429 too_many_streams past the per-address limit; behind a trusted proxy the forwarded address counts', async () => {
+    const tunnel = await startTunnel(origin.url, {
+      relay: { maxStreamsPerVisitorIp: 2, trustedProxies: ['127.0.0.2'] },
+    });
+    const url = `${tunnel.relayUrl}/${tunnel.service.label}`;
+    try {
+      const slow = [curlResponse([`${url}/slow?ms=1500`]), curlResponse([`${url}/slow?ms=1500`])];
+      await until(() => tunnel.relay.tunnels()[0]?.activeStreams === 2, 'two slow requests open');
+      const third = await curlResponse([`${url}/echo`]);
+      assert.equal(third.status, 429);
+      assert.equal(third.headers['postern-error'], 'too_many_streams');
+      assert.match(third.body, /^postern: 127\.0\.0\.1 has 2 streams open \(limit 2 an address\)/);
+      // From the trusted proxy's address (curl's source set to 127.0.0.2), the visitor it forwards
+      // is counted instead.
+      const other = await curlResponse([
+        '--interface',
+        '127.0.0.2',
+        '-H',
+        'X-Forwarded-For: 198.51.100.7',
+        `${url}/echo`,
+      ]);
+      assert.equal(other.status, 200);
+      const same = await curlResponse([
+        '--interface',
+        '127.0.0.2',
+        '-H',
+        'X-Forwarded-For: 127.0.0.1',
+        `${url}/echo`,
+      ]);
+      assert.equal(same.status, 429, 'the forwarded 127.0.0.1 is the visitor at its limit, not the proxy');
+      for (const res of await Promise.all(slow)) assert.equal(res.status, 200);
+      assert.equal((await curlResponse([`${url}/echo`])).status, 200, 'slots are given back');
+    } finally {
+      await tunnel.close();
     }
   });
 

@@ -23,6 +23,7 @@ export const INTEGER_OPTIONS = new Set([
   'registration-rate',
   'max-sessions-per-key',
   'max-tunnels',
+  'max-streams-per-ip',
   'connections',
   'port',
 ]);

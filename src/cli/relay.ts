@@ -34,6 +34,7 @@ export const RELAY_OPTIONS = {
   'allowed-keys': { type: 'string' },
   'max-sessions-per-key': { type: 'string' },
   'max-tunnels': { type: 'string' },
+  'max-streams-per-ip': { type: 'string' },
   'trusted-proxy': { type: 'string', multiple: true },
   'log-level': { type: 'string' },
   json: { type: 'boolean' },
@@ -61,6 +62,7 @@ export async function relayCommand(argv: string[]): Promise<void> {
     allowedKeysFile: values['allowed-keys'],
     maxSessionsPerKey: integerFlag(values['max-sessions-per-key'], 'max-sessions-per-key'),
     maxTunnels: integerFlag(values['max-tunnels'], 'max-tunnels'),
+    maxStreamsPerVisitorIp: integerFlag(values['max-streams-per-ip'], 'max-streams-per-ip'),
     // The default address may be taken (another relay on the machine); one asked for must work.
     adminOptional: values.admin === undefined,
     listen: values.listen ?? ['tcp://0.0.0.0:8080'],

@@ -14,7 +14,7 @@ import type { AgentSession } from './agent-session.js';
 import type { RelayMetrics } from './metrics.js';
 import type { ResolvedRelayOptions } from './options.js';
 import type { Tunnel, TunnelRegistry } from './registry.js';
-import { admitStream, findSession, streamHeaders } from './stream-admission.js';
+import { admitStream, findSession, streamHeaders, visitorAddressOf } from './stream-admission.js';
 import { sendVisitorError } from './visitor-error.js';
 
 export interface ForwardContext {
@@ -26,6 +26,8 @@ export interface ForwardContext {
   /** When the relay started listening (Date.now()), for the restart grace. */
   startedAt: number;
   metrics: RelayMetrics;
+  /** Open streams by visitor address (only addresses with some open). */
+  streamsByVisitor: Map<string, number>;
   /** Cuts visitors that stop taking bytes. */
   stalls: StallWatch;
   /** Ends WebSockets that visitors open to TCP services (their messages carry the bytes). */
@@ -42,6 +44,7 @@ export async function forwardHttpRequest(
   const admission = await admitStream(ctx, route, res, {
     declaredBodyBytes: Number(req.headers['content-length'] ?? 0),
     upgrade: undefined,
+    visitorAddress: visitorAddressOf(ctx, req),
   });
   if (!admission.ok) {
     if (admission.error !== undefined)

@@ -71,6 +71,12 @@ export interface RelayOptions {
   requestBurstPerTunnel?: number | undefined;
   /** Concurrent streams per tunnel; more get 429. Default 1 000. */
   maxConcurrentStreamsPerTunnel?: number | undefined;
+  /**
+   * Concurrent streams (requests, WebSockets, TCP connections) one visitor address may hold
+   * across all tunnels; more get 429. Behind a trusted proxy, the address it forwards. 0 =
+   * unlimited. Default 2 048 (twice a tunnel's limit: one address can fill at most two tunnels).
+   */
+  maxStreamsPerVisitorIp?: number | undefined;
   /** Largest request body in bytes, 0 = unlimited (bodies stream). Default 0. */
   maxRequestBodyBytes?: number | undefined;
   /** Largest visitor request head in bytes (431 beyond). Default 16 384. */
@@ -130,6 +136,7 @@ export const DEFAULT_RELAY_OPTIONS = {
   tunnelRetentionMs: 600_000,
   requestsPerSecondPerTunnel: 0,
   maxConcurrentStreamsPerTunnel: 1_000,
+  maxStreamsPerVisitorIp: 2_048,
   maxRequestBodyBytes: 0,
   maxHeaderSize: 16_384,
   headersTimeoutMs: 20_000,

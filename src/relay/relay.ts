@@ -135,6 +135,7 @@ class RelayServer extends EventEmitter implements Relay {
       shutdown: this.#shutdown.signal,
       startedAt: Date.now(),
       stalls: new StallWatch(opts.stallTimeoutMs),
+      streamsByVisitor: new Map(),
       webSockets: new WebSocketServer({
         noServer: true,
         clientTracking: false,

@@ -32,7 +32,7 @@ export async function admitStream(
   ctx: ForwardContext,
   route: Route,
   visitor: EventEmitter & { destroyed: boolean },
-  request: { declaredBodyBytes: number; upgrade: string | undefined },
+  request: { declaredBodyBytes: number; upgrade: string | undefined; visitorAddress: string },
 ): Promise<Admission> {
   const { options, registry } = ctx;
   const declaredBodyBytes = request.declaredBodyBytes;
@@ -83,8 +83,23 @@ export async function admitStream(
       headers: { 'retry-after': '1' },
     };
   }
+  const perAddress = ctx.streamsByVisitor.get(request.visitorAddress) ?? 0;
+  if (options.maxStreamsPerVisitorIp > 0 && perAddress >= options.maxStreamsPerVisitorIp) {
+    return {
+      ok: false,
+      error: 'tooManyStreams',
+      message: `${request.visitorAddress} has ${perAddress} streams open (limit ${options.maxStreamsPerVisitorIp} an address)`,
+      headers: { 'retry-after': '1' },
+    };
+  }
   tunnel.activeStreams++;
-  visitor.once('close', () => tunnel.activeStreams--);
+  ctx.streamsByVisitor.set(request.visitorAddress, perAddress + 1);
+  visitor.once('close', () => {
+    tunnel.activeStreams--;
+    const left = (ctx.streamsByVisitor.get(request.visitorAddress) ?? 1) - 1;
+    if (left > 0) ctx.streamsByVisitor.set(request.visitorAddress, left);
+    else ctx.streamsByVisitor.delete(request.visitorAddress);
+  });
 
   const session = await findSession(ctx, tunnel, visitor);
   if (visitor.destroyed) return { ok: false, error: undefined };
@@ -97,6 +112,24 @@ export async function admitStream(
     };
   }
   return { ok: true, tunnel, session };
+}
+
+/**
+ * The visitor's address for per-address limits: the socket's peer, or — when the peer is a trusted
+ * proxy — the rightmost X-Forwarded-For entry that is not one (the address that proxy saw).
+ */
+export function visitorAddressOf(ctx: ForwardContext, req: IncomingMessage): string {
+  const peer = req.socket.remoteAddress ?? '';
+  if (!ctx.isTrustedProxy(peer)) return peer;
+  const forwarded = String(req.headers['x-forwarded-for'] ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean);
+  for (let i = forwarded.length - 1; i >= 0; i--) {
+    const address = forwarded[i] as string;
+    if (!ctx.isTrustedProxy(address)) return address;
+  }
+  return peer;
 }
 
 /**

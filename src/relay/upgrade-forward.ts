@@ -7,7 +7,7 @@ import { Header } from '../session/protocol.js';
 import { resetStream } from '../session/reset-stream.js';
 import { joinDuplex } from '../stream/join-duplex.js';
 import type { ForwardContext } from './http-forward.js';
-import { admitStream, streamHeaders } from './stream-admission.js';
+import { admitStream, streamHeaders, visitorAddressOf } from './stream-admission.js';
 import { writeRawError } from './visitor-error.js';
 
 /**
@@ -27,7 +27,11 @@ export async function forwardUpgrade(
   const { options } = ctx;
   socket.pause();
   const token = String(req.headers.upgrade).toLowerCase();
-  const admission = await admitStream(ctx, route, socket, { declaredBodyBytes: 0, upgrade: token });
+  const admission = await admitStream(ctx, route, socket, {
+    declaredBodyBytes: 0,
+    upgrade: token,
+    visitorAddress: visitorAddressOf(ctx, req),
+  });
   if (!admission.ok) {
     if (admission.error !== undefined)
       writeRawError(socket, admission.error, admission.message, admission.headers);

@@ -132,6 +132,9 @@ describe('chaos: scale', () => {
     const { relay, port } = await startRelayProcess([
       '--max-streams',
       String(IDLE_CONNECTIONS),
+      // All 10 000 come from 127.0.0.1.
+      '--max-streams-per-ip',
+      '0',
       '--log-level',
       'error',
     ]);
