@@ -9,7 +9,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { readdir } from 'node:fs/promises';
 import { request } from 'node:http';
-import { createServer, connect as netConnect, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +17,7 @@ import { WebSocket } from 'ws';
 import { connect } from '../src/client/connect.js';
 import type { AssignedService } from '../src/session/protocol.js';
 import { startTcpEcho, startWebSocketEcho } from '../test/helpers/echo.js';
+import { startFaultProxy } from '../test/helpers/fault-proxy.js';
 import { sha256OfPattern, startOrigin } from '../test/helpers/origin.js';
 
 const { values } = parseArgs({
@@ -53,30 +53,6 @@ async function statsOf(child: ChildProcess): Promise<Stats> {
   const [message] = (await once(child, 'message')) as [{ stats: Omit<Stats, 'fds'> }];
   const fds = (await readdir(`/proc/${child.pid}/fd`)).length;
   return { ...message.stats, fds };
-}
-
-/** A TCP hop in front of the relay that can cut every connection through it (the agent's sessions). */
-async function startCutter(targetPort: number): Promise<{ port: number; cutAll(): void; close(): void }> {
-  const open = new Set<Socket>();
-  const server = createServer((client) => {
-    const upstream = netConnect({ host: '127.0.0.1', port: targetPort });
-    for (const socket of [client, upstream]) {
-      open.add(socket);
-      socket.on('error', () => {});
-      socket.once('close', () => open.delete(socket));
-    }
-    client.pipe(upstream).pipe(client);
-    client.once('close', () => upstream.destroy());
-    upstream.once('close', () => client.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    port: (server.address() as { port: number }).port,
-    cutAll: () => {
-      for (const socket of open) socket.destroy();
-    },
-    close: () => server.close(),
-  };
 }
 
 function httpCall(port: number, path: string, body?: Buffer): Promise<{ status: number; body: Buffer }> {
@@ -143,7 +119,8 @@ async function main(): Promise<void> {
   const wsTarget = await startWebSocketEcho();
   const relay = await startNode(['relay']);
   const relayPort = Number(String(relay.ready).split(':').pop());
-  const cutter = await startCutter(relayPort);
+  // The tests' fault proxy between agent and relay: resetAll() cuts both agent sessions.
+  const cutter = await startFaultProxy(relayPort);
   const agent = await startNode([
     'agent',
     `tcp://127.0.0.1:${cutter.port}`,
@@ -205,7 +182,7 @@ async function main(): Promise<void> {
   while (Date.now() < deadline) {
     await delay(Math.min(sampleMs, Math.max(0, deadline - Date.now())));
     if (Date.now() >= nextCut) {
-      cutter.cutAll();
+      cutter.resetAll();
       cuts++;
       nextCut += CUT_EVERY_MS;
     }
@@ -251,7 +228,7 @@ async function main(): Promise<void> {
   }
   relay.child.kill();
   agent.child.kill();
-  cutter.close();
+  await cutter.close();
   await Promise.all([origin.close(), tcpTarget.close(), wsTarget.close()]);
   process.stdout.write(failed ? '\nsoak: FAILED\n' : '\nsoak: ok\n');
   process.exit(failed ? 1 : 0);

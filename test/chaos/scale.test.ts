@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 import { after, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { openFds, rssBytes, startCli, startRelayProcess } from '../helpers/processes.js';
+import { openFds, processFigures, startCli, startRelayProcess } from '../helpers/processes.js';
 import { until } from '../helpers/wait.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -29,10 +29,6 @@ function startScript(
     lines.push(JSON.parse(line) as Record<string, unknown>),
   );
   return { child, lines };
-}
-
-async function figures(pid: number): Promise<{ rss: number; fds: number }> {
-  return { rss: await rssBytes(pid), fds: await openFds(pid) };
 }
 
 const mb = (n: number): string => `${(n / MiB).toFixed(0)} MiB`;
@@ -85,7 +81,7 @@ describe('chaos: scale', () => {
     cleanup.push(() => relay.stop('SIGKILL'));
     const relayPid = relay.child.pid as number;
     await delay(200);
-    const empty = await figures(relayPid);
+    const empty = await processFigures(relayPid);
     const started = Date.now();
     const agents = startScript('agents-process.js', [`tcp://127.0.0.1:${port}`, String(AGENTS), '1']);
     cleanup.push(() => agents.child.kill('SIGKILL'));
@@ -101,7 +97,7 @@ describe('chaos: scale', () => {
     );
     const registeredMs = Date.now() - started;
     await delay(500);
-    const loaded = await figures(relayPid);
+    const loaded = await processFigures(relayPid);
 
     const list = [...labels];
     for (let i = 0; i < list.length; i += 50) {
@@ -154,7 +150,7 @@ describe('chaos: scale', () => {
     const relayPid = relay.child.pid as number;
     const agentPid = agent.child.pid as number;
     await delay(200);
-    const before = { relay: await figures(relayPid), agent: await figures(agentPid) };
+    const before = { relay: await processFigures(relayPid), agent: await processFigures(agentPid) };
 
     const started = Date.now();
     const sockets: Socket[] = [];
@@ -170,7 +166,7 @@ describe('chaos: scale', () => {
       for (const socket of sockets) socket.destroy();
     });
     await delay(1_000);
-    const open = { relay: await figures(relayPid), agent: await figures(agentPid) };
+    const open = { relay: await processFigures(relayPid), agent: await processFigures(agentPid) };
 
     // Every connection is alive after idling and carries its own bytes.
     const echoStarted = Date.now();

@@ -11,7 +11,7 @@ import { sha256OfPattern } from '../helpers/origin.js';
 import {
   type CliProcess,
   openFds,
-  rssBytes,
+  processFigures,
   startCli,
   startExposeProcess,
   startRelayProcess,
@@ -83,10 +83,6 @@ async function untilQuiet(pids: number[], timeoutMs: number): Promise<number> {
     if (after.every((ticks, i) => ticks - (before[i] ?? 0) <= 1)) return Date.now();
     if (Date.now() > deadline) throw new Error(`still busy after ${timeoutMs} ms`);
   }
-}
-
-async function processFigures(pid: number): Promise<{ rss: number; fds: number }> {
-  return { rss: await rssBytes(pid), fds: await openFds(pid) };
 }
 
 describe('chaos: 200 visitors stop reading mid-response (real relay, agent and target processes)', () => {

@@ -144,3 +144,8 @@ export async function startExposeProcess(
   const ready = await agent.nextEvent((e) => e.event === 'ready');
   return { agent, label: (ready.services as { label: string }[])[0]?.label as string };
 }
+
+/** A process's resident memory and open descriptors, from /proc. */
+export async function processFigures(pid: number): Promise<{ rss: number; fds: number }> {
+  return { rss: await rssBytes(pid), fds: await openFds(pid) };
+}
