@@ -3,10 +3,12 @@ import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
+import { hashPassword, sha256Base64url } from '../src/agent/visitor-access.js';
 import { preflightHandshake } from '../src/client/preflight-handshake.js';
 import { PosternError } from '../src/errors.js';
 import { generateAgentKey } from '../src/keys/key-file.js';
-import { AGENT_PATH, ErrorCode } from '../src/session/protocol.js';
+import { parseAccess } from '../src/session/access.js';
+import { AGENT_PATH, ErrorCode, Header } from '../src/session/protocol.js';
 import { verifyRegistration } from '../src/session/registration.js';
 import { signedRegistration } from './helpers/registration.js';
 
@@ -52,6 +54,77 @@ describe('fuzz: the registration verifier', () => {
         },
       ),
       { numRuns: 2000 },
+    );
+  });
+});
+
+describe('fuzz: visitor access rules in the registration', () => {
+  const key = generateAgentKey();
+  const rules = {
+    default: {
+      basic: [`bob:${hashPassword('pw', 10)}`],
+      bearer: [sha256Base64url('token-0123456789abcdef')],
+      headers: [`x-team:${sha256Base64url('blue')}`],
+      allow: ['10.0.0.0/8', '::1'],
+      deny: ['10.9.0.0/16'],
+    },
+  };
+  const access = JSON.stringify(rules);
+  const guarded = {
+    ...signedRegistration(key, 'relay.test:443', { now: NOW, access }),
+    host: 'relay.test:443',
+  };
+  const open = { ...signedRegistration(key, 'relay.test:443', { now: NOW }), host: 'relay.test:443' };
+  const verify = (headers: Record<string, string>) =>
+    verifyRegistration({ method: 'GET', path: AGENT_PATH, headers, now: NOW, windowSeconds: 60 });
+
+  test('signed rules verify and come out as sent; taken away or added on the way, the signature fails', () => {
+    const result = verify(guarded);
+    assert.ok(result.ok);
+    assert.deepEqual(result.registration.access, rules);
+    const stripped: Record<string, string> = { ...guarded };
+    delete stripped[Header.access];
+    const errorOf = (r: ReturnType<typeof verify>) => (r.ok ? 'verified' : r.error);
+    assert.equal(errorOf(verify(stripped)), 'badSignature');
+    assert.equal(errorOf(verify({ ...open, [Header.access]: access })), 'badSignature');
+  });
+
+  test('the rules changed in any way: always refused, never an exception', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 300 }), (value) => {
+        fc.pre(value !== access);
+        const result = verify({ ...guarded, [Header.access]: value });
+        assert.equal(result.ok, false);
+        if (!result.ok) assert.ok(KNOWN_CODES.has(result.error), result.error);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  test('the rules parser: any JSON value or text either parses or gives a reason, never throws', () => {
+    const names = new Set(['default', 'web']);
+    const entry = fc.oneof(
+      fc.string({ maxLength: 60 }),
+      fc.constantFrom('10.0.0.0/8', '::1/129', '1.2.3.4/33', `bob:${hashPassword('x', 10)}`, 'x-a:abc'),
+    );
+    const rulesValue = fc.dictionary(
+      fc.constantFrom('basic', 'bearer', 'headers', 'allow', 'deny', 'other', '__proto__'),
+      fc.oneof(fc.array(entry, { maxLength: 70 }), fc.jsonValue()),
+    );
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.string({ maxLength: 200 }),
+          fc.jsonValue().map((v) => JSON.stringify(v)),
+          fc.dictionary(fc.constantFrom('default', 'web', 'ghost'), rulesValue).map((v) => JSON.stringify(v)),
+        ),
+        (text) => {
+          const parsed = parseAccess(text, names);
+          if (typeof parsed === 'string') assert.ok(parsed.length > 0);
+          else for (const name of Object.keys(parsed)) assert.ok(names.has(name));
+        },
+      ),
+      { numRuns: 3000 },
     );
   });
 });

@@ -14,6 +14,7 @@ import { SessionSlot } from './session-slot.js';
 import { resolveServices, type TargetService } from './targets.js';
 import { forwardToTcpTarget } from './tcp-target.js';
 import { forwardUpgradeToTarget } from './upgrade-target.js';
+import { accessHeaderFor } from './visitor-access.js';
 
 /**
  * A running agent. Events: 'connected' {connection, services}, 'disconnected' {connection, reason},
@@ -77,6 +78,7 @@ class AgentRuntime extends EventEmitter implements Agent {
     });
     const extraHeaders = Object.fromEntries((options.headers ?? []).map(normalizePreflightHeader));
     const byName = new Map(this.#services.map((s) => [s.name, s]));
+    const access = accessHeaderFor(this.#services);
     for (let i = 0; i < this.#opts.connections; i++) {
       this.#slots.push(
         new SessionSlot(i, {
@@ -87,6 +89,7 @@ class AgentRuntime extends EventEmitter implements Agent {
           log: this.#log.child({ connection: i }),
           events: this,
           extraHeaders,
+          access,
           serve: (session) => this.#serve(session, byName),
         }),
       );

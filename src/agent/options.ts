@@ -2,6 +2,7 @@ import type { PreflightHeader } from '../client/preflight-headers.js';
 import type { Defined } from '../defined.js';
 import type { AgentKey } from '../keys/key-file.js';
 import type { Logger } from '../log.js';
+import type { VisitorAccessOptions } from './visitor-access.js';
 
 export interface ServiceOptions {
   /** Service name, DNS-label friendly; 'default' takes the key's own label. Default 'default'. */
@@ -15,6 +16,8 @@ export interface ServiceOptions {
   kind?: 'http' | 'tcp' | undefined;
   /** 'preserve' passes the visitor's Host; 'rewrite' sets it to the target's host:port. Default 'preserve'. */
   hostHeader?: 'preserve' | 'rewrite' | undefined;
+  /** Who may visit: Basic users, bearer tokens, required headers, IP allow/deny. Default: everyone. */
+  access?: VisitorAccessOptions | undefined;
 }
 
 /** Options of `createAgent()`. DEFAULT_AGENT_OPTIONS holds the defaults. */

@@ -33,6 +33,8 @@ export interface SlotContext {
   events: EventEmitter;
   /** Custom headers for the upgrade request (validated), e.g. a reverse proxy's token. */
   extraHeaders: Record<string, string>;
+  /** The signed `Postern-Access` value (visitor access rules), if any service has rules. */
+  access: string | undefined;
   /** Serves one session's streams. */
   serve(session: ServerHttp2Session): void;
 }
@@ -126,6 +128,7 @@ export class SessionSlot {
       method: 'GET',
       path: relay.path,
       host,
+      access: this.#ctx.access,
     });
     // Custom headers first: the registration's own can never be replaced by them.
     const headers = { ...this.#ctx.extraHeaders, ...registration };
@@ -161,6 +164,15 @@ export class SessionSlot {
       this.#pendingSocket = undefined;
     }
     const services = parseAssigned(upgraded.headers[Header.assigned]);
+    const unguarded = unenforcedAccess(this.#ctx.access, services);
+    if (unguarded !== undefined) {
+      upgraded.socket.destroy();
+      throw new RegistrationRejectedError(
+        502,
+        `the relay did not confirm the access rules of service "${unguarded}"; it stays unpublished rather than open`,
+        true,
+      );
+    }
     // The session socket must not linger half-closed when the relay goes away (DESIGN §3.4 b).
     upgraded.socket.on('end', () => upgraded.socket.destroy());
     const session = performServerHandshake(upgraded.socket, {
@@ -221,6 +233,13 @@ function sessionEnded(session: ServerHttp2Session): Promise<string> {
     session.once('error', (error: Error) => resolve(error.message));
     session.once('close', () => resolve('session closed'));
   });
+}
+
+/** A service with access rules the relay's answer does not list as enforced, if any. */
+function unenforcedAccess(access: string | undefined, services: AssignedService[]): string | undefined {
+  if (access === undefined) return undefined;
+  const declared = Object.keys(JSON.parse(access) as Record<string, unknown>);
+  return declared.find((name) => !services.some((s) => s.name === name && (s.access?.length ?? 0) > 0));
 }
 
 function parseAssigned(value: string | string[] | undefined): AssignedService[] {

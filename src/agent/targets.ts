@@ -10,9 +10,11 @@ import {
 } from '../connection-string/index.js';
 import { OptionError } from '../errors.js';
 import { DEFAULT_SERVICE, SERVICE_NAME } from '../keys/label.js';
+import type { AccessRules } from '../session/access.js';
 import type { ServiceKind } from '../session/protocol.js';
 import type { StallWatch } from '../stream/stall-watch.js';
 import type { ServiceOptions } from './options.js';
+import { accessRulesFor } from './visitor-access.js';
 
 /** A service as the agent runs it: its declared target and the pooled connections to it. */
 export interface TargetService {
@@ -30,6 +32,8 @@ export interface TargetService {
   connectTimeoutMs: number;
   /** Cuts target connections that stop taking bytes (shared by all services). */
   stalls: StallWatch;
+  /** The visitor access rules sent to the relay (hashed), if any. */
+  access: AccessRules | undefined;
 }
 
 export interface TargetTlsOptions {
@@ -95,6 +99,7 @@ export function resolveServices(
       tlsOptions,
       connectTimeoutMs: limits.connectTimeoutMs,
       stalls: limits.stalls,
+      access: service.access === undefined ? undefined : accessRulesFor(name, service.access),
     };
   });
 }

@@ -21,6 +21,7 @@ export const INTEGER_OPTIONS = new Set([
   'drain-timeout',
   'stall-timeout',
   'registration-rate',
+  'password-rate',
   'max-sessions-per-key',
   'max-tunnels',
   'max-streams-per-ip',

@@ -1,5 +1,6 @@
 import { createAgent } from '../agent/agent.js';
 import type { ServiceOptions } from '../agent/options.js';
+import type { VisitorAccessOptions } from '../agent/visitor-access.js';
 import { defaultKeyPath, loadKeyFile, loadOrCreateKeyFile } from '../keys/key-file.js';
 import { keyLabel } from '../keys/label.js';
 import { createJsonLogger, LOG_LEVELS, type LogLevel } from '../log.js';
@@ -22,6 +23,11 @@ export const EXPOSE_OPTIONS = {
   'relay-host': { type: 'string' },
   key: { type: 'string' },
   'host-header': { type: 'string' },
+  'basic-auth': { type: 'string', multiple: true },
+  'bearer-token': { type: 'string', multiple: true },
+  'require-header': { type: 'string', multiple: true },
+  'allow-ip': { type: 'string', multiple: true },
+  'deny-ip': { type: 'string', multiple: true },
   tcp: { type: 'boolean' },
   port: { type: 'string' },
   connections: { type: 'string' },
@@ -67,6 +73,16 @@ export async function exposeCommand(argv: string[]): Promise<void> {
       kind: values.tcp ? 'tcp' : undefined,
     };
   });
+  // Visitor access flags apply to every service of this command; the relay enforces them.
+  const access: VisitorAccessOptions = {
+    basicAuth: values['basic-auth'],
+    bearerTokens: values['bearer-token'],
+    requireHeaders: values['require-header'],
+    allowIps: values['allow-ip'],
+    denyIps: values['deny-ip'],
+  };
+  if (Object.values(access).some((list) => list !== undefined))
+    for (const service of services) service.access = access;
   const targetOf = new Map(services.map((s) => [s.name ?? 'default', s.target]));
 
   const keyPath = values.key ?? defaultKeyPath();
@@ -160,15 +176,23 @@ export async function exposeCommand(argv: string[]): Promise<void> {
 }
 
 /** A service as the ready line shows it: name, kind, label, url, and for TCP services `connect`. */
-function readyService({ name, kind, label, url, connect }: AssignedService): Record<string, string> {
-  return connect === undefined ? { name, kind, label, url } : { name, kind, label, url, connect };
+function readyService({ name, kind, label, url, connect, access }: AssignedService): Record<string, unknown> {
+  return {
+    name,
+    kind,
+    label,
+    url,
+    ...(connect === undefined ? {} : { connect }),
+    ...(access === undefined ? {} : { access }),
+  };
 }
 
 function printHuman(event: Record<string, unknown>, targetOf: Map<string, string>): void {
   switch (event.event) {
     case 'ready':
       for (const s of event.services as AssignedService[]) {
-        process.stdout.write(`Forwarding ${s.connect ?? s.url} -> ${targetOf.get(s.name) ?? ''}\n`);
+        const guarded = s.access === undefined ? '' : ` (visitors need: ${s.access.join(', ')})`;
+        process.stdout.write(`Forwarding ${s.connect ?? s.url} -> ${targetOf.get(s.name) ?? ''}${guarded}\n`);
       }
       break;
     case 'disconnected':

@@ -5,6 +5,7 @@ import { configCommand, configUsage } from './config.js';
 import { connectCommand, connectUsage } from './connect.js';
 import { demoCommand, demoUsage } from './demo.js';
 import { exposeCommand, exposeUsage } from './expose.js';
+import { hashPasswordCommand, hashPasswordUsage } from './hash-password.js';
 import { idCommand, idUsage } from './id.js';
 import { keygenCommand, keygenUsage } from './keygen.js';
 import { relayCommand, relayUsage } from './relay.js';
@@ -26,6 +27,11 @@ const COMMANDS: Record<
   relay: { run: relayCommand, usage: relayUsage, summary: 'run the public relay' },
   keygen: { run: keygenCommand, usage: keygenUsage, summary: 'create an agent key (ed25519, mode 0600)' },
   id: { run: idCommand, usage: idUsage, summary: "print a key's label (its hostname)" },
+  'hash-password': {
+    run: hashPasswordCommand,
+    usage: hashPasswordUsage,
+    summary: 'hash a Basic password read from stdin, for --basic-auth user:$scrypt$…',
+  },
   demo: { run: demoCommand, usage: demoUsage, summary: 'start a demo app, relay and agent in one process' },
   config: {
     run: configCommand,
@@ -35,7 +41,7 @@ const COMMANDS: Record<
 };
 
 function help(): string {
-  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`);
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(14)} ${c.summary}`);
   return `usage: postern <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nSee docs/cli.md for every option.\n`;
 }
 

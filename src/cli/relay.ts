@@ -29,6 +29,7 @@ export const RELAY_OPTIONS = {
   'drain-timeout': { type: 'string' },
   'stall-timeout': { type: 'string' },
   'registration-rate': { type: 'string' },
+  'password-rate': { type: 'string' },
   admin: { type: 'string' },
   'admin-token': { type: 'string' },
   'allowed-keys': { type: 'string' },
@@ -80,6 +81,7 @@ export async function relayCommand(argv: string[]): Promise<void> {
     drainTimeoutMs: integerFlag(values['drain-timeout'], 'drain-timeout'),
     stallTimeoutMs: integerFlag(values['stall-timeout'], 'stall-timeout'),
     registrationsPerMinutePerIp: integerFlag(values['registration-rate'], 'registration-rate'),
+    passwordAttemptsPerMinutePerIp: integerFlag(values['password-rate'], 'password-rate'),
     trustedProxies: values['trusted-proxy'],
     logger: createJsonLogger(logLevel, (line) => process.stderr.write(line)),
   });

@@ -38,6 +38,11 @@ export async function connect(
   const cs =
     typeof connectionString === 'string' ? parseConnectionString(connectionString) : connectionString;
   const headers = (options.headers ?? []).map(normalizePreflightHeader);
+  // user:password@ in the connection string is HTTP Basic on the preflight, as curl does for URLs.
+  if (cs.username !== undefined && !headers.some(([name]) => name.toLowerCase() === 'authorization')) {
+    const credentials = Buffer.from(`${cs.username}:${cs.password ?? ''}`, 'utf8').toString('base64');
+    headers.push(['Authorization', `Basic ${credentials}`]);
+  }
   const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS;
   const handshakeTimeoutMs = options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
   if (cs.transport === 'ws' || cs.transport === 'wss')

@@ -20,6 +20,7 @@ import type { KeyRefusal } from './allowed-keys.js';
 import type { RelayMetrics } from './metrics.js';
 import type { ResolvedRelayOptions } from './options.js';
 import type { KeyedTokenBuckets } from './token-bucket.js';
+import { VisitorAccess } from './visitor-access.js';
 import { writeRawError } from './visitor-error.js';
 
 export interface AgentEndpointContext {
@@ -121,12 +122,18 @@ export function handleAgentUpgrade(
   }
 
   const keyLabel = keyLabelFromX(registration.key);
+  const access = new Map<string, VisitorAccess>();
+  for (const [name, rules] of Object.entries(registration.access)) access.set(name, new VisitorAccess(rules));
   const services: AssignedService[] = registration.services.map((s) => {
     const label = serviceLabel(keyLabel, s.name);
     const url = ctx.urlFor(label);
-    return s.kind === 'tcp' ? { ...s, label, url, connect: connectStringFor(url) } : { ...s, label, url };
+    const assigned: AssignedService = { ...s, label, url };
+    if (s.kind === 'tcp') assigned.connect = connectStringFor(url);
+    const kinds = access.get(s.name)?.kinds;
+    if (kinds !== undefined && kinds.length > 0) assigned.access = [...kinds];
+    return assigned;
   });
-  const facts = { keyLabel, services, remoteAddress };
+  const facts = { keyLabel, services, remoteAddress, access };
   if (upgradeToken === 'websocket') {
     // ws answers the handshake (or a 400 for a bad one) and takes care of `head` itself.
     assignedHeaders.set(req, `${Header.assigned}: ${JSON.stringify(services)}`);
@@ -177,7 +184,12 @@ export function createSessionWebSocketServer(): WebSocketServer {
 function startSession(
   ctx: AgentEndpointContext,
   socket: Duplex,
-  facts: { keyLabel: string; services: AssignedService[]; remoteAddress: string },
+  facts: {
+    keyLabel: string;
+    services: AssignedService[];
+    remoteAddress: string;
+    access: ReadonlyMap<string, VisitorAccess>;
+  },
 ): void {
   if ('setNoDelay' in socket && typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
   const id = randomUUID();
@@ -185,6 +197,7 @@ function startSession(
     id,
     keyLabel: facts.keyLabel,
     services: facts.services,
+    access: facts.access,
     remoteAddress: facts.remoteAddress,
     socket,
     streamWindowBytes: ctx.options.streamWindowBytes,

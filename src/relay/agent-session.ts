@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../log.js';
 import { startKeepalive } from '../session/keepalive.js';
 import type { AssignedService } from '../session/protocol.js';
+import type { VisitorAccess } from './visitor-access.js';
 
 export type AgentSessionState = 'ready' | 'draining' | 'closed';
 
@@ -24,6 +25,8 @@ export class AgentSession extends EventEmitter {
   readonly id: string;
   readonly keyLabel: string;
   readonly services: readonly AssignedService[];
+  /** Visitor access rules by service name (services without rules are open). */
+  readonly access: ReadonlyMap<string, VisitorAccess>;
   readonly remoteAddress: string;
   readonly log: Logger;
   #state: AgentSessionState = 'ready';
@@ -35,6 +38,7 @@ export class AgentSession extends EventEmitter {
     id: string;
     keyLabel: string;
     services: readonly AssignedService[];
+    access?: ReadonlyMap<string, VisitorAccess>;
     remoteAddress: string;
     socket: Duplex;
     streamWindowBytes: number;
@@ -46,6 +50,7 @@ export class AgentSession extends EventEmitter {
     this.id = options.id;
     this.keyLabel = options.keyLabel;
     this.services = options.services;
+    this.access = options.access ?? new Map();
     this.remoteAddress = options.remoteAddress;
     this.log = options.log;
     this.#socket = options.socket;

@@ -15,6 +15,7 @@ import type { RelayMetrics } from './metrics.js';
 import type { ResolvedRelayOptions } from './options.js';
 import type { Tunnel, TunnelRegistry } from './registry.js';
 import { admitStream, findSession, streamHeaders, visitorAddressOf } from './stream-admission.js';
+import type { AccessContext } from './visitor-access.js';
 import { sendVisitorError } from './visitor-error.js';
 
 export interface ForwardContext {
@@ -32,6 +33,8 @@ export interface ForwardContext {
   stalls: StallWatch;
   /** Ends WebSockets that visitors open to TCP services (their messages carry the bytes). */
   webSockets: WebSocketServer;
+  /** Shared by every tunnel's visitor access checks. */
+  access: AccessContext;
 }
 
 /** Forwards one visitor request to the tunnel `label` as one h2 stream (DESIGN §4). */
@@ -45,6 +48,7 @@ export async function forwardHttpRequest(
     declaredBodyBytes: Number(req.headers['content-length'] ?? 0),
     upgrade: undefined,
     visitorAddress: visitorAddressOf(ctx, req),
+    headers: req.headers,
   });
   if (!admission.ok) {
     if (admission.error !== undefined)
@@ -52,6 +56,8 @@ export async function forwardHttpRequest(
     return;
   }
   const { tunnel, session } = admission;
+  // The credentials the relay checked are its own business; the target never sees them.
+  for (const name of admission.consumed) delete req.headers[name];
   openAgentStream(ctx, req, res, route, tunnel, session, 0);
 }
 

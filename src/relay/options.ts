@@ -33,6 +33,12 @@ export interface RelayOptions {
   /** Registrations per minute from one IP address (burst the same). Default 60. */
   registrationsPerMinutePerIp?: number | undefined;
   /**
+   * Password checks (HTTP Basic on tunnels that require it; each a salted scrypt) per minute from
+   * one visitor address, burst the same; 429 access_rate_limited beyond. Credentials that passed
+   * are remembered and not counted. 0 = unlimited. Default 30.
+   */
+  passwordAttemptsPerMinutePerIp?: number | undefined;
+  /**
    * Only keys listed in this file may register (docs/security.md#allowed-keys): a label or public
    * key a line, with optional `names=` and `max-sessions=`. Checked for changes like the TLS files;
    * sessions of keys taken out are closed. Default: every key is admitted.
@@ -127,6 +133,7 @@ export const DEFAULT_RELAY_OPTIONS = {
   maxSessionsPerKey: 32,
   maxTunnels: 10_000,
   registrationsPerMinutePerIp: 60,
+  passwordAttemptsPerMinutePerIp: 30,
   keepaliveIntervalMs: 10_000,
   keepaliveTimeoutMs: 10_000,
   responseTimeoutMs: 30_000,

@@ -1,6 +1,7 @@
 import type { AssignedService, ServiceKind } from '../session/protocol.js';
 import type { AgentSession } from './agent-session.js';
 import { TokenBucket } from './token-bucket.js';
+import type { VisitorAccess } from './visitor-access.js';
 
 /** One published service, reachable at its label, served by one or more sessions of one key. */
 export interface Tunnel {
@@ -11,6 +12,8 @@ export interface Tunnel {
   sessions: AgentSession[];
   activeStreams: number;
   bucket: TokenBucket | undefined;
+  /** Who may visit, as the latest registration declared it; undefined = everyone. */
+  access: VisitorAccess | undefined;
   /** When the last session went away (for retention), or undefined while online. */
   offlineSince: number | undefined;
   waiters: Set<(session: AgentSession | undefined) => void>;
@@ -68,11 +71,14 @@ export class TunnelRegistry {
                 now,
               )
             : undefined,
+        access: undefined,
         offlineSince: undefined,
         waiters: tunnel?.waiters ?? new Set(),
       };
       this.#tunnels.set(service.label, tunnel);
     }
+    // The newest registration's rules apply: an agent restarted with other rules gets them at once.
+    tunnel.access = session.access.get(service.name);
     tunnel.sessions.push(session);
     tunnel.offlineSince = undefined;
     for (const wake of tunnel.waiters) wake(session);

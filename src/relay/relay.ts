@@ -24,6 +24,7 @@ import {
 import { type ForwardContext, forwardHttpRequest } from './http-forward.js';
 import { RelayMetrics } from './metrics.js';
 import { type RelayOptions, type ResolvedRelayOptions, resolveRelayOptions } from './options.js';
+import { PasswordCheck } from './password-check.js';
 import { TunnelRegistry } from './registry.js';
 import { routeRequest } from './routing.js';
 import { KeyedTokenBuckets } from './token-bucket.js';
@@ -36,8 +37,10 @@ const MAX_WEBSOCKET_MESSAGE_BYTES = 64 << 20;
 const DRAIN_POLL_MS = 20;
 /** How often tunnels past their retention are forgotten, ms. */
 const SWEEP_INTERVAL_MS = 30_000;
-/** Registration rate limiter remembers this many IP addresses at most. */
+/** Registration and password-attempt limiters remember this many IP addresses at most each. */
 const MAX_TRACKED_REGISTRATION_IPS = 100_000;
+/** Password checks that may wait for one of the two running (beyond: 503 relay_busy). */
+const MAX_QUEUED_PASSWORD_CHECKS = 256;
 
 export interface TunnelInfo {
   label: string;
@@ -46,6 +49,8 @@ export interface TunnelInfo {
   sessions: number;
   activeStreams: number;
   url: string;
+  /** The visitor checks in force ('basic', 'bearer', 'header', 'ip'); empty = open. */
+  access: string[];
   /** The agent sessions serving it. */
   agents: { session: string; remoteAddress: string; activeStreams: number }[];
 }
@@ -141,6 +146,17 @@ class RelayServer extends EventEmitter implements Relay {
         clientTracking: false,
         maxPayload: MAX_WEBSOCKET_MESSAGE_BYTES,
       }),
+      access: {
+        passwords: new PasswordCheck(MAX_QUEUED_PASSWORD_CHECKS),
+        passwordAttempts:
+          opts.passwordAttemptsPerMinutePerIp > 0
+            ? new KeyedTokenBuckets(
+                opts.passwordAttemptsPerMinutePerIp / 60,
+                opts.passwordAttemptsPerMinutePerIp,
+                MAX_TRACKED_REGISTRATION_IPS,
+              )
+            : undefined,
+      },
     };
     this.#http = createServer({
       maxHeaderSize: opts.maxHeaderSize,
@@ -286,6 +302,7 @@ class RelayServer extends EventEmitter implements Relay {
       sessions: t.sessions.length,
       activeStreams: t.activeStreams,
       url: this.urlFor(t.label),
+      access: [...(t.access?.kinds ?? [])],
       agents: t.sessions.map((s) => ({
         session: s.id,
         remoteAddress: s.remoteAddress,

@@ -1,5 +1,5 @@
 import type { EventEmitter } from 'node:events';
-import type { IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
 import { addForwardingHeaders, endToEndHeaders } from '../http/headers.js';
 import { LABEL_LENGTH } from '../keys/label.js';
 import { type ErrorCodeName, Header } from '../session/protocol.js';
@@ -17,7 +17,8 @@ export interface Route {
 }
 
 export type Admission =
-  | { ok: true; tunnel: Tunnel; session: AgentSession }
+  /** `consumed`: request headers the relay's access check used up (not to be forwarded). */
+  | { ok: true; tunnel: Tunnel; session: AgentSession; consumed: readonly string[] }
   | { ok: false; error: ErrorCodeName; message: string; headers?: Record<string, string> }
   /** The visitor left while waiting; nothing to answer. */
   | { ok: false; error: undefined };
@@ -32,7 +33,12 @@ export async function admitStream(
   ctx: ForwardContext,
   route: Route,
   visitor: EventEmitter & { destroyed: boolean },
-  request: { declaredBodyBytes: number; upgrade: string | undefined; visitorAddress: string },
+  request: {
+    declaredBodyBytes: number;
+    upgrade: string | undefined;
+    visitorAddress: string;
+    headers: IncomingHttpHeaders;
+  },
 ): Promise<Admission> {
   const { options, registry } = ctx;
   const declaredBodyBytes = request.declaredBodyBytes;
@@ -65,6 +71,14 @@ export async function admitStream(
       message: `request body over the limit of ${options.maxRequestBodyBytes} bytes`,
       headers: { connection: 'close' },
     };
+  }
+  // Access comes before every limit: a visitor who may not use the tunnel spends none of its budget.
+  let consumed: readonly string[] = [];
+  if (tunnel.access !== undefined) {
+    const verdict = await tunnel.access.check(request.headers, request.visitorAddress, ctx.access);
+    if (visitor.destroyed) return { ok: false, error: undefined };
+    if (!verdict.ok) return verdict;
+    consumed = verdict.consumed;
   }
   const waitMs = tunnel.bucket?.take(Date.now()) ?? 0;
   if (waitMs > 0) {
@@ -111,7 +125,7 @@ export async function admitStream(
       headers: { 'retry-after': OFFLINE_RETRY_AFTER_S },
     };
   }
-  return { ok: true, tunnel, session };
+  return { ok: true, tunnel, session, consumed };
 }
 
 /**

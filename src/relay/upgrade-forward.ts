@@ -31,6 +31,7 @@ export async function forwardUpgrade(
     declaredBodyBytes: 0,
     upgrade: token,
     visitorAddress: visitorAddressOf(ctx, req),
+    headers: req.headers,
   });
   if (!admission.ok) {
     if (admission.error !== undefined)
@@ -38,6 +39,7 @@ export async function forwardUpgrade(
     return;
   }
   const { tunnel, session } = admission;
+  for (const name of admission.consumed) delete req.headers[name];
   // A WebSocket to a TCP service is ended here: its binary messages carry the service's bytes
   // (clients that can only speak WebSocket, connect('ws://…')). The agent just sees a preflight.
   const endWebSocketHere = tunnel.kind === 'tcp' && token === 'websocket';

@@ -34,6 +34,11 @@ export const Header = {
   nonce: 'postern-nonce',
   /** Agent → relay: the services requested, `name=kind` joined by commas (`default=http`). */
   services: 'postern-services',
+  /**
+   * Agent → relay, optional: visitor access rules by service (JSON, see access.ts). Signed with
+   * the rest, so no one on the way can loosen them.
+   */
+  access: 'postern-access',
   /** Agent → relay: ed25519 signature of signedString(), base64url. */
   signature: 'postern-signature',
   /** Relay → agent (101): JSON array of AssignedService. */
@@ -68,6 +73,8 @@ export interface AssignedService extends RequestedService {
   url: string;
   /** TCP services: the connection string a client dials (`tcp://<label>.<domain>:<port>?http_preflight=true`). */
   connect?: string;
+  /** The visitor checks the relay enforces for it ('basic', 'bearer', 'header', 'ip'), when any. */
+  access?: string[];
 }
 
 /** The host part of a Host header, lowercased, without port or trailing dot. */
@@ -80,6 +87,8 @@ export function hostName(hostHeader: string): string {
 /**
  * What the agent signs: every registration field plus the request line and the Host name, one per
  * line. The Host's port is left out because proxies in front of a relay (nginx's `$host`) drop it.
+ * Access rules, when sent, add a last line `access:<value>`: a registration signed without them
+ * cannot have them added, and one signed with them cannot have them taken away.
  */
 export function signedString(fields: {
   method: string;
@@ -89,8 +98,9 @@ export function signedString(fields: {
   timestamp: string;
   nonce: string;
   services: string;
+  access?: string | undefined;
 }): string {
-  return [
+  const lines = [
     SIGNED_STRING_TAG,
     fields.method.toUpperCase(),
     fields.path,
@@ -99,7 +109,9 @@ export function signedString(fields: {
     fields.timestamp,
     fields.nonce,
     fields.services,
-  ].join('\n');
+  ];
+  if (fields.access !== undefined) lines.push(`access:${fields.access}`);
+  return lines.join('\n');
 }
 
 /** Error codes visitors and agents see in `Postern-Error`, with the status each goes with. */
@@ -124,6 +136,9 @@ export const ErrorCode = {
   tooManyRegistrations: ['registration_rate_limited', 429],
   tooManySessions: ['registration_too_many_sessions', 429],
   relayBusy: ['relay_busy', 503],
+  unauthorized: ['access_unauthorized', 401],
+  accessDenied: ['access_denied', 403],
+  authRateLimited: ['access_rate_limited', 429],
   shuttingDown: ['relay_shutting_down', 503],
 } as const satisfies Record<string, readonly [string, number]>;
 export type ErrorCodeName = keyof typeof ErrorCode;

@@ -1,6 +1,7 @@
 import { type KeyObject, randomBytes, sign, verify } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { publicKeyFromX, publicKeyX, SERVICE_NAME } from '../keys/label.js';
+import { type AccessDeclaration, parseAccess } from './access.js';
 import {
   type ErrorCodeName,
   Header,
@@ -27,6 +28,8 @@ export function signRegistration(options: {
   method: string;
   path: string;
   host: string;
+  /** Visitor access rules as formatAccess() wrote them; absent when every service is open. */
+  access?: string | undefined;
   now?: number;
 }): Record<string, string> {
   const key = publicKeyX(options.publicKey);
@@ -41,9 +44,10 @@ export function signRegistration(options: {
     timestamp,
     nonce,
     services,
+    access: options.access,
   });
   const signature = sign(null, Buffer.from(text, 'utf8'), options.privateKey).toString('base64url');
-  return {
+  const headers: Record<string, string> = {
     [Header.version]: PROTOCOL_VERSION,
     [Header.key]: key,
     [Header.timestamp]: timestamp,
@@ -51,6 +55,8 @@ export function signRegistration(options: {
     [Header.services]: services,
     [Header.signature]: signature,
   };
+  if (options.access !== undefined) headers[Header.access] = options.access;
+  return headers;
 }
 
 export interface VerifiedRegistration {
@@ -59,6 +65,8 @@ export interface VerifiedRegistration {
   nonce: string;
   timestampSeconds: number;
   services: RequestedService[];
+  /** Visitor access rules by service name ({} when none were sent). */
+  access: AccessDeclaration;
 }
 
 export type VerifyResult =
@@ -107,6 +115,12 @@ export function verifyRegistration(request: {
   if (servicesText === undefined) return malformed(`missing ${Header.services}`);
   const services = parseServices(servicesText);
   if (typeof services === 'string') return malformed(services);
+  const accessText = h[Header.access] === undefined ? undefined : single(h, Header.access);
+  if (h[Header.access] !== undefined && accessText === undefined)
+    return malformed(`${Header.access} must be sent once`);
+  const access =
+    accessText === undefined ? {} : parseAccess(accessText, new Set(services.map((s) => s.name)));
+  if (typeof access === 'string') return malformed(access);
   const signature = single(h, Header.signature);
   if (signature === undefined || signature.length !== 86 || !BASE64URL.test(signature)) {
     return malformed(`${Header.signature} must be a 64-byte ed25519 signature in base64url`);
@@ -126,6 +140,7 @@ export function verifyRegistration(request: {
     timestamp,
     nonce,
     services: servicesText,
+    access: accessText,
   });
   if (!verify(null, Buffer.from(text, 'utf8'), publicKey, Buffer.from(signature, 'base64url'))) {
     return { ok: false, error: 'badSignature', reason: 'signature does not match the registration' };
@@ -139,7 +154,7 @@ export function verifyRegistration(request: {
       reason: `timestamp is ${Math.round(skew)} s away from the relay's clock (allowed: ${request.windowSeconds} s); check the agent's clock`,
     };
   }
-  return { ok: true, registration: { key, nonce, timestampSeconds, services } };
+  return { ok: true, registration: { key, nonce, timestampSeconds, services, access } };
 }
 
 /** Parses `name=kind,…`; returns the reason as a string when malformed. */

@@ -6,7 +6,7 @@ import { signRegistration } from '../../src/session/registration.js';
 export function signedRegistration(
   key: AgentKey,
   host: string,
-  options: { services?: RequestedService[]; now?: number } = {},
+  options: { services?: RequestedService[]; now?: number; access?: string } = {},
 ): Record<string, string> {
   return signRegistration({
     privateKey: key.privateKey,
@@ -16,5 +16,6 @@ export function signedRegistration(
     path: AGENT_PATH,
     host,
     ...(options.now === undefined ? {} : { now: options.now }),
+    ...(options.access === undefined ? {} : { access: options.access }),
   });
 }
