@@ -20,6 +20,7 @@ export const INTEGER_OPTIONS = new Set([
   'max-body',
   'drain-timeout',
   'stall-timeout',
+  'head-timeout',
   'registration-rate',
   'password-rate',
   'max-sessions-per-key',

@@ -161,11 +161,18 @@ class RelayServer extends EventEmitter implements Relay {
     this.#http = createServer({
       maxHeaderSize: opts.maxHeaderSize,
       headersTimeout: opts.headersTimeoutMs,
+      // Node checks the head timeout only this often (30 s by default): a slowloris visitor would
+      // hold its connection up to that much longer than the timeout says.
+      connectionsCheckingInterval: Math.max(250, Math.min(30_000, Math.floor(opts.headersTimeoutMs / 4))),
       // Bodies stream for as long as they take; the head timeout above guards against slowloris.
       requestTimeout: 0,
       keepAliveTimeout: opts.keepAliveTimeoutMs,
       noDelay: true,
     });
+    // This server never listens itself (our listeners hand it their sockets), but Node starts the
+    // connection tracking behind headersTimeout (slowloris) and closeIdleConnections() only on
+    // 'listening'. Without it neither works — found by test/attacks.test.ts.
+    this.#http.emit('listening');
     this.#http.on('request', (req, res) => this.#onRequest(req, res));
     this.#http.on('checkContinue', (req, res) => this.#onRequest(req, res));
     this.#http.on('upgrade', (req, socket, head) => this.#onUpgrade(req, socket, head));
@@ -317,7 +324,15 @@ class RelayServer extends EventEmitter implements Relay {
       return;
     }
     this.#visitorSockets.add(socket);
+    // Node's head timeout starts with the first byte; a connection that never sends one would be
+    // held for ever (found by test/attacks.test.ts). Bytes read are counted, not listened for: the
+    // HTTP parser reads the socket's handle directly.
+    const silent = setTimeout(() => {
+      if (socket.bytesRead === 0) socket.destroy();
+    }, this.#opts.headersTimeoutMs);
+    silent.unref();
     socket.once('close', () => {
+      clearTimeout(silent);
       this.#visitorSockets.delete(socket);
       this.metrics.visitorClosed(socket.bytesRead, socket.bytesWritten);
     });
@@ -458,6 +473,7 @@ class RelayServer extends EventEmitter implements Relay {
     for (const listener of this.#listeners) listener.destroyConnections();
     while (this.#sessions.size > 0 || this.#visitorSockets.size > 0) await sleep(DRAIN_POLL_MS);
     await listenersClosed;
+    this.#http.close(); // stops the connection-tracking timer
     await this.#admin?.close();
     if (this.#started) this.#log.info('relay closed');
   }
