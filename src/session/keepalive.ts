@@ -13,8 +13,14 @@ export interface KeepaliveOptions {
  * has come from the peer for `timeoutMs`: a half-open TCP connection never says so by itself. Any
  * byte counts, because on a slow, busy link a PING answer queues behind megabytes of data while
  * the peer's own PINGs and WINDOW_UPDATEs still arrive. Found dead within timeoutMs plus a quarter
- * of it. Returns a function that stops the timers.
+ * of it. Bytes alone do not keep a session alive for ever, though: when nghttp2 ends a session over
+ * a protocol error (a frame over the size limit, say) it sends GOAWAY but Node's session never
+ * closes, answers nothing and ignores all input, so a PING unanswered for UNANSWERED_PING_MS (or
+ * three timeouts, if longer) is dead too. Returns a function that stops the timers.
  */
+/** A PING unanswered this long kills the session even while bytes arrive (at least). */
+const UNANSWERED_PING_MS = 30_000;
+
 export function startKeepalive(
   session: Http2Session,
   options: KeepaliveOptions,
@@ -24,6 +30,9 @@ export function startKeepalive(
   let lastHeardAt = Date.now();
   let lastBytesRead = bytesRead();
   let lastPingAt = Date.now();
+  /** When the oldest PING still unanswered was sent; undefined when all were answered. */
+  let unansweredSince: number | undefined;
+  const unansweredLimitMs = Math.max(UNANSWERED_PING_MS, 3 * options.timeoutMs);
   const tickMs = Math.max(1, Math.min(options.intervalMs, Math.floor(options.timeoutMs / 4)));
   const timer = setInterval(() => {
     if (session.destroyed || session.closed) return;
@@ -38,12 +47,22 @@ export function startKeepalive(
       onDead(`nothing heard from the peer for ${options.timeoutMs} ms`);
       return;
     }
+    if (unansweredSince !== undefined && now - unansweredSince >= unansweredLimitMs) {
+      stop();
+      onDead(`no PING answered for ${unansweredLimitMs} ms while bytes still arrive`);
+      return;
+    }
     if (now - lastPingAt >= options.intervalMs) {
       lastPingAt = now;
+      const sentAt = now;
       // false when too many PINGs are unanswered (maxOutstandingPings): the next tick tries again.
-      session.ping((error) => {
-        if (!error) lastHeardAt = Date.now();
+      const sent = session.ping((error) => {
+        if (error) return;
+        lastHeardAt = Date.now();
+        // An answer to this PING answers every older one too (the peer answers in order).
+        if (unansweredSince !== undefined && unansweredSince <= sentAt) unansweredSince = undefined;
       });
+      if (sent) unansweredSince ??= sentAt;
     }
   }, tickMs);
   timer.unref();
