@@ -11,6 +11,7 @@ import {
   type AssignedService,
   ErrorCode,
   Header,
+  MAX_HEADER_PAIRS,
   MAX_SESSION_MESSAGE_BYTES,
   type RequestedService,
   SESSION_UPGRADE_TOKEN,
@@ -182,6 +183,9 @@ export class SessionSlot {
         enablePush: false,
       },
       maxSessionMemory: 64,
+      // As many as the relay's HTTP/1.1 parser passes on (Node keeps 2 000), not h2's default 128:
+      // a visitor request with 200 headers must not turn into a 502.
+      maxHeaderListPairs: MAX_HEADER_PAIRS,
     });
     session.on('error', (error) => this.#ctx.log.debug('session error', { error: error.message }));
     try {

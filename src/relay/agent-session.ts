@@ -9,7 +9,7 @@ import {
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log.js';
 import { startKeepalive } from '../session/keepalive.js';
-import type { AssignedService } from '../session/protocol.js';
+import { type AssignedService, MAX_HEADER_PAIRS } from '../session/protocol.js';
 import type { VisitorAccess } from './visitor-access.js';
 
 export type AgentSessionState = 'ready' | 'draining' | 'closed';
@@ -61,6 +61,7 @@ export class AgentSession extends EventEmitter {
       createConnection: () => options.socket,
       settings: { initialWindowSize: options.streamWindowBytes, enablePush: false },
       maxSessionMemory: 64,
+      maxHeaderListPairs: MAX_HEADER_PAIRS,
     });
     this.#h2.once('connect', () => this.#h2.setLocalWindowSize(options.connectionWindowBytes));
     this.#h2.on('error', (error) => this.log.debug('agent session error', { error: error.message }));

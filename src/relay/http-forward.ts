@@ -144,6 +144,15 @@ function openAgentStream(
     clearTimeout(timer);
     if (res.headersSent || res.destroyed) return;
     const status = Number(responseHeaders[':status']);
+    if (!Number.isInteger(status) || status < 200 || status > 599) {
+      resetStream(stream, 'invalid status');
+      sendVisitorError(
+        res,
+        'agentFailed',
+        `the agent sent an invalid status (${String(responseHeaders[':status'])})`,
+      );
+      return;
+    }
     try {
       res.writeHead(status, endToEndHeaders(responseHeaders));
     } catch (error) {

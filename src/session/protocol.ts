@@ -21,6 +21,11 @@ export const SESSION_UPGRADE_TOKEN = 'postern-session/1';
  */
 export const MAX_SESSION_MESSAGE_BYTES = 1 << 20;
 export const PROTOCOL_VERSION = '1';
+/**
+ * Header fields one h2 request or response may carry, both ways: what Node's HTTP/1.1 parser keeps
+ * (2 000) plus room for pseudo-headers and the forwarding headers the relay adds.
+ */
+export const MAX_HEADER_PAIRS = 2_048;
 export const SIGNED_STRING_TAG = 'POSTERN-REGISTRATION-V1';
 
 export const Header = {
