@@ -20,7 +20,10 @@ export class ConnectionStringError extends PosternError {
   readonly position: number;
 
   constructor(input: string, position: number, reason: string) {
-    super('POSTERN_BAD_CONNECTION_STRING', `bad connection string "${redactSecrets(input)}": ${reason}`);
+    super(
+      'POSTERN_BAD_CONNECTION_STRING',
+      `bad connection string "${printable(redactSecrets(input))}": ${reason}`,
+    );
     this.name = 'ConnectionStringError';
     this.input = input;
     this.position = position;
@@ -81,4 +84,17 @@ export class OptionError extends PosternError {
     super('POSTERN_BAD_OPTION', message);
     this.name = 'OptionError';
   }
+}
+
+/**
+ * `text` with control characters written as escapes (`\r`, `\n`, `\x00`), so a message that quotes
+ * input stays one line and cannot forge log lines or headers.
+ */
+export function printable(text: string): string {
+  return text.replace(/[\x00-\x1f\x7f]/g, (c) => {
+    if (c === '\r') return '\\r';
+    if (c === '\n') return '\\n';
+    if (c === '\t') return '\\t';
+    return `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
+  });
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { PosternError } from '../errors.js';
+import { PosternError, printable } from '../errors.js';
 import { UsageError } from './args.js';
 import { configCommand, configUsage } from './config.js';
 import { connectCommand, connectUsage } from './connect.js';
@@ -64,7 +64,8 @@ export async function main(argv: string[]): Promise<void> {
     }
     await command.run(args);
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
+    // One line whatever the error quotes: control characters are escaped.
+    const message = printable(error instanceof Error ? error.message : String(error));
     process.stderr.write(`postern ${name}: ${message}\n`);
     if (verbose) {
       let cause = error instanceof Error ? error.cause : undefined;
