@@ -277,6 +277,30 @@ describe('attacks on a public relay: the relay survives and a well-behaved tunne
     });
   }
 
+  /** curl as a visitor from 127.0.0.2 to `label` on the relay, with `args` before the URL. */
+  const curlVisitor = (label: string, args: string[], path: string): ReturnType<typeof curlResponse> =>
+    curlResponse([
+      '--interface',
+      '127.0.0.2',
+      '-H',
+      `Host: ${label}.localhost`,
+      ...args,
+      `http://127.0.0.1:${port}${path}`,
+    ]);
+
+  /** `postern expose <origin> --json` as a process on this relay with `keyFile` and `flags`. */
+  const exposeWith = (keyFile: string, flags: string[]): CliProcess =>
+    startCli([
+      'expose',
+      origin.url,
+      '--relay',
+      `tcp://127.0.0.1:${port}`,
+      '--key',
+      keyFile,
+      '--json',
+      ...flags,
+    ]);
+
   // --- Connection strings (the CLI: exit 1, one line naming what and where) ---
   for (const [text, what] of [
     ['tcp://relay.example', 'no port'],
@@ -787,15 +811,7 @@ describe('attacks on a public relay: the relay survives and a well-behaved tunne
     '413 body_too_large before any byte goes on',
     async () => {
       const before = uploadsCompleted;
-      const r = await curlResponse([
-        '--interface',
-        '127.0.0.2',
-        '-H',
-        `Host: ${goodLabel}.localhost`,
-        '--data-binary',
-        `@${bigFile(home)}`,
-        `http://127.0.0.1:${port}/upload`,
-      ]);
+      const r = await curlVisitor(goodLabel, ['--data-binary', `@${bigFile(home)}`], '/upload');
       assert.equal(r.status, 413);
       assert.equal(uploadsCompleted, before);
       return `${r.status} ${r.headers['postern-error']}; target got no upload`;
@@ -807,17 +823,11 @@ describe('attacks on a public relay: the relay survives and a well-behaved tunne
     '413 or cut at the cap; the target sees the upload aborted',
     async () => {
       const before = uploadsCompleted;
-      const r = await curlResponse([
-        '--interface',
-        '127.0.0.2',
-        '-H',
-        `Host: ${goodLabel}.localhost`,
-        '-H',
-        'Transfer-Encoding: chunked',
-        '--data-binary',
-        `@${bigFile(home)}`,
-        `http://127.0.0.1:${port}/upload`,
-      ]);
+      const r = await curlVisitor(
+        goodLabel,
+        ['-H', 'Transfer-Encoding: chunked', '--data-binary', `@${bigFile(home)}`],
+        '/upload',
+      );
       await delay(200);
       assert.equal(uploadsCompleted, before, 'the target never saw a whole body');
       return `${r.status || `curl exit ${r.exitCode}`}${r.headers['postern-error'] ? ` ${r.headers['postern-error']}` : ''}; target saw it aborted`;
@@ -863,17 +873,11 @@ describe('attacks on a public relay: the relay survives and a well-behaved tunne
     'visitor sends Postern-Service / Postern-Upgrade headers to pick another service',
     'dropped at the relay; the tunnel’s own target answers',
     async () => {
-      const r = await curlResponse([
-        '--interface',
-        '127.0.0.2',
-        '-H',
-        `Host: ${goodLabel}.localhost`,
-        '-H',
-        'Postern-Service: other',
-        '-H',
-        'Postern-Upgrade: tcp',
-        `http://127.0.0.1:${port}/echo`,
-      ]);
+      const r = await curlVisitor(
+        goodLabel,
+        ['-H', 'Postern-Service: other', '-H', 'Postern-Upgrade: tcp'],
+        '/echo',
+      );
       assert.equal(r.status, 200);
       const seen = (JSON.parse(r.body) as { headers: Record<string, string> }).headers;
       assert.equal(Object.keys(seen).filter((h) => h.startsWith('postern-')).length, 0);
@@ -924,15 +928,7 @@ describe('attacks on a public relay: the relay survives and a well-behaved tunne
       const keyFile = join(home, 'loose.key');
       writeKeyFile(keyFile, generateAgentKey());
       chmodSync(keyFile, 0o644);
-      const cli = startCli([
-        'expose',
-        origin.url,
-        '--relay',
-        `tcp://127.0.0.1:${port}`,
-        '--key',
-        keyFile,
-        '--json',
-      ]);
+      const cli = exposeWith(keyFile, []);
       const code = await cli.exited;
       assert.equal(code, 1);
       assert.match(cli.stderr(), /loose\.key/);
@@ -946,14 +942,7 @@ describe('attacks on a public relay: the relay survives and a well-behaved tunne
     async () => {
       const keyFile = join(home, 'secrets.key');
       writeKeyFile(keyFile, generateAgentKey());
-      const agent = startCli([
-        'expose',
-        origin.url,
-        '--relay',
-        `tcp://127.0.0.1:${port}`,
-        '--key',
-        keyFile,
-        '--json',
+      const agent = exposeWith(keyFile, [
         '--log-level',
         'debug',
         '--basic-auth',
