@@ -1002,7 +1002,7 @@ describe('attacks on a public relay: the relay survives and a well-behaved tunne
         return figures.fds <= baseline.fds + 2;
       },
       'the relay to release every descriptor',
-      // Sessions nghttp2 ended over a protocol error linger until no PING is answered for 30 s.
+      // Sessions nghttp2 ended over a protocol error linger until the keepalive hears nothing (12.5 s).
       45_000,
     );
     const growth = (figures.rss - baseline.rss) / (1 << 20);

@@ -71,6 +71,15 @@ describe('HTTP through the tunnel with curl', () => {
     assert.equal(headers['postern-service'], undefined, "a visitor cannot set Postern's own headers");
   });
 
+  test('a request with 300 headers reaches the target whole (h2 allows more than its default 128 pairs)', async () => {
+    const many = Array.from({ length: 300 }, (_, i) => ['-H', `x-many-${i}: ${i}`]).flat();
+    const response = await curlResponse([...many, hostUrl('/echo')]);
+    assert.equal(response.status, 200);
+    const seen = (JSON.parse(response.body) as { headers: Record<string, string> }).headers;
+    assert.equal(Object.keys(seen).filter((name) => name.startsWith('x-many-')).length, 300);
+    assert.equal(seen['x-many-299'], '299');
+  });
+
   test('path routing adds X-Forwarded-Prefix', async () => {
     const res = await curlResponse([pathUrl('/echo')]);
     assert.equal(JSON.parse(res.body).headers['x-forwarded-prefix'], `/${tunnel.service.label}`);

@@ -5,6 +5,8 @@ export interface KeepaliveOptions {
   intervalMs: number;
   /** Close the session when nothing at all was heard from the peer for this long. */
   timeoutMs: number;
+  /** Close it when a PING stays unanswered this long, bytes or not. Default: 30 s or 3 × timeoutMs. */
+  unansweredPingMs?: number;
 }
 
 /**
@@ -13,10 +15,10 @@ export interface KeepaliveOptions {
  * has come from the peer for `timeoutMs`: a half-open TCP connection never says so by itself. Any
  * byte counts, because on a slow, busy link a PING answer queues behind megabytes of data while
  * the peer's own PINGs and WINDOW_UPDATEs still arrive. Found dead within timeoutMs plus a quarter
- * of it. Bytes alone do not keep a session alive for ever, though: when nghttp2 ends a session over
- * a protocol error (a frame over the size limit, say) it sends GOAWAY but Node's session never
- * closes, answers nothing and ignores all input, so a PING unanswered for UNANSWERED_PING_MS (or
- * three timeouts, if longer) is dead too. Returns a function that stops the timers.
+ * of it. (A session nghttp2 ended over a protocol error — GOAWAY sent, yet Node 20 never closes it —
+ * stops reading its socket, so it is found this way.) Bytes alone do not keep a session alive for
+ * ever, though: a peer that keeps sending frames but never answers a PING for UNANSWERED_PING_MS
+ * (or three timeouts, if longer) is dead too. Returns a function that stops the timers.
  */
 /** A PING unanswered this long kills the session even while bytes arrive (at least). */
 const UNANSWERED_PING_MS = 30_000;
@@ -32,7 +34,7 @@ export function startKeepalive(
   let lastPingAt = Date.now();
   /** When the oldest PING still unanswered was sent; undefined when all were answered. */
   let unansweredSince: number | undefined;
-  const unansweredLimitMs = Math.max(UNANSWERED_PING_MS, 3 * options.timeoutMs);
+  const unansweredLimitMs = options.unansweredPingMs ?? Math.max(UNANSWERED_PING_MS, 3 * options.timeoutMs);
   const tickMs = Math.max(1, Math.min(options.intervalMs, Math.floor(options.timeoutMs / 4)));
   const timer = setInterval(() => {
     if (session.destroyed || session.closed) return;
