@@ -23,7 +23,8 @@ describe('the postern command', () => {
     const cli = startCli(['expose', origin.url, '--json'], { XDG_CONFIG_HOME: home });
     try {
       const ready = await cli.nextEvent(() => true);
-      assert.deepEqual(Object.keys(ready), ['event', 'services']);
+      assert.deepEqual(Object.keys(ready), ['event', 'services', 'inspector']);
+      assert.match(String(ready.inspector), /^http:\/\/127\.0\.0\.1:\d+$/);
       assert.equal(ready.event, 'ready');
       const [service] = ready.services as Record<string, string>[];
       assert.deepEqual(Object.keys(service ?? {}), ['name', 'kind', 'label', 'url']);

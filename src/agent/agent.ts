@@ -10,6 +10,7 @@ import { StallWatch } from '../stream/stall-watch.js';
 import { forwardToHttpTarget } from './http-target.js';
 import { type AgentOptions, DEFAULT_AGENT_OPTIONS, type ResolvedAgentOptions } from './options.js';
 import { agentRelayAddress } from './relay-address.js';
+import { type ReplayRequest, replayToTarget } from './replay.js';
 import { SessionSlot } from './session-slot.js';
 import { resolveServices, type TargetService } from './targets.js';
 import { forwardToTcpTarget } from './tcp-target.js';
@@ -24,6 +25,11 @@ import { accessHeaderFor } from './visitor-access.js';
 export interface Agent extends EventEmitter {
   /** Resolves with the services as the relay assigned them on the first registration; rejects on 'fatal'. */
   readonly ready: Promise<AssignedService[]>;
+  /**
+   * Sends a captured HTTP request to its service's target again (the inspector's replay); resolves
+   * when the response has ended, with its capture id (when an observer records) and status.
+   */
+  replay(request: ReplayRequest): Promise<{ id: string | undefined; status: number }>;
   /** GOAWAY to the relay, lets open streams finish (drainTimeoutMs), closes every socket. */
   close(): Promise<void>;
 }
@@ -65,6 +71,7 @@ class AgentRuntime extends EventEmitter implements Agent {
       maxIdleTargetSockets: this.#opts.maxIdleTargetSockets,
       connectTimeoutMs: this.#opts.targetConnectTimeoutMs,
       stalls: this.#stalls,
+      observer: options.observer,
     });
     this.ready = new Promise<AssignedService[]>((resolve, reject) => {
       this.once('connected', (event: { services: AssignedService[] }) => resolve(event.services));
@@ -108,7 +115,7 @@ class AgentRuntime extends EventEmitter implements Agent {
         // Only a preflight reaches a TCP service; the relay answers plain requests with 426 itself.
         if (headers[Header.upgrade] === undefined)
           stream.respond({ ':status': 426, [Header.error]: 'upgrade_required' }, { endStream: true });
-        else forwardToTcpTarget(stream, service);
+        else forwardToTcpTarget(stream, headers, service);
       } else if (headers[Header.upgrade] !== undefined) forwardUpgradeToTarget(stream, headers, service);
       else {
         const started = performance.now();
@@ -123,6 +130,15 @@ class AgentRuntime extends EventEmitter implements Agent {
         );
       }
     });
+  }
+
+  replay(request: ReplayRequest): Promise<{ id: string | undefined; status: number }> {
+    const service = this.#services.find((s) => s.name === request.service);
+    if (service === undefined || service.kind !== 'http')
+      return Promise.reject(
+        new OptionError(`the agent has no HTTP service "${request.service}" to replay to`),
+      );
+    return replayToTarget(service, request, this.#opts.targetConnectTimeoutMs * 3);
   }
 
   close(): Promise<void> {

@@ -8,6 +8,7 @@ import { forwardBody } from '../stream/forward-body.js';
 import { StallError } from '../stream/stall-watch.js';
 import { localhostLookup } from '../transport/localhost-lookup.js';
 import type { TargetService } from './targets.js';
+import { type ExchangeRecord, headerPairs, outgoingPairs, visitorOf } from './traffic-observer.js';
 
 /**
  * Serves one h2 stream from the relay by sending it to the service's HTTP target, streaming the
@@ -26,6 +27,14 @@ export function forwardToHttpTarget(
     service.hostHeader === 'rewrite'
       ? service.targetAuthority
       : String(headers[':authority'] ?? service.targetAuthority);
+  const record = service.observer?.open({
+    kind: 'http',
+    service: service.name,
+    method,
+    path: String(headers[':path'] ?? '/'),
+    headers: outgoingPairs(outgoing),
+    visitor: visitorOf(headers['x-forwarded-for']),
+  });
   const target = service.target;
   const options = {
     agent: service.pool,
@@ -40,7 +49,8 @@ export function forwardToHttpTarget(
   try {
     req = target.transport === 'https' ? httpsRequest(options) : httpRequest(options);
   } catch (error) {
-    respondError(stream, `invalid request for the target: ${(error as Error).message}`);
+    respondError(stream, `invalid request for the target: ${(error as Error).message}`, undefined, record);
+    record?.end();
     return;
   }
   req.on('continue', () => {
@@ -56,30 +66,42 @@ export function forwardToHttpTarget(
     socket.once('connect', () => clearTimeout(timer));
     socket.once('close', () => clearTimeout(timer));
   });
+  let failure: string | undefined;
   req.once('response', (res: IncomingMessage) =>
-    relayResponse(stream, res, (status, ok) => {
-      finished = ok;
-      onDone?.(status);
-    }),
+    relayResponse(
+      stream,
+      res,
+      (status, error) => {
+        finished = error === undefined;
+        failure ??= error;
+        onDone?.(status);
+      },
+      record,
+    ),
   );
   req.once('error', (error: NodeJS.ErrnoException) => {
-    if (stream.headersSent) resetStream(stream, `target failed mid-response: ${error.code ?? error.message}`);
-    else respondTargetUnreachable(stream, service, error);
+    if (stream.headersSent) {
+      failure ??= `target failed mid-response: ${error.code ?? error.message}`;
+      resetStream(stream, failure);
+    } else respondTargetUnreachable(stream, service, error, record);
   });
   let finished = false;
   stream.once('close', () => {
     // A finished exchange leaves the target connection in the keep-alive pool; only one cut
     // short (the visitor left, the relay reset) is torn down.
     if (!finished) req.destroy();
+    record?.end(failure ?? (stream.rstCode ? `the stream was reset (code ${stream.rstCode})` : undefined));
   });
   service.stalls.watch(req, 'the target');
   forwardBody(stream, req);
+  if (record !== undefined) stream.on('data', (chunk: Buffer) => record.fromVisitor(chunk));
 }
 
 function relayResponse(
   stream: ServerHttp2Stream,
   res: IncomingMessage,
-  onDone: (status: number, ok: boolean) => void,
+  onDone: (status: number, error?: string) => void,
+  record: ExchangeRecord | undefined,
 ): void {
   if (stream.destroyed) {
     res.destroy();
@@ -92,8 +114,17 @@ function relayResponse(
     stream.respond({ ...headers, ':status': status }, { waitForTrailers: hasTrailers });
   } catch (error) {
     res.destroy();
-    respondError(stream, `the target sent a response HTTP/2 cannot carry (${(error as Error).message})`);
+    respondError(
+      stream,
+      `the target sent a response HTTP/2 cannot carry (${(error as Error).message})`,
+      undefined,
+      record,
+    );
     return;
+  }
+  if (record !== undefined) {
+    record.response(status, headerPairs(res.rawHeaders));
+    res.on('data', (chunk: Buffer) => record.toVisitor(chunk));
   }
   if (hasTrailers) {
     stream.once('wantTrailers', () => {
@@ -106,7 +137,7 @@ function relayResponse(
   }
   forwardBody(res, stream, (error) => {
     if (error) resetStream(stream, `target response failed: ${error.message}`);
-    onDone(status, !error);
+    onDone(status, error && `target response failed: ${error.message}`);
   });
 }
 
@@ -114,16 +145,19 @@ function respondError(
   stream: ServerHttp2Stream,
   message: string,
   [code, status]: (typeof ErrorCode)[keyof typeof ErrorCode] = ErrorCode.targetUnreachable,
+  record?: ExchangeRecord,
 ): void {
   if (stream.destroyed || stream.headersSent) return;
   const body = `postern: ${message}\n`;
-  stream.respond({
-    ':status': status,
+  const headers = {
     'content-type': 'text/plain; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
+    'content-length': String(Buffer.byteLength(body)),
     [Header.error]: code,
-  });
+  };
+  stream.respond({ ':status': status, ...headers });
   stream.end(body);
+  record?.response(status, Object.entries(headers));
+  record?.toVisitor(Buffer.from(body));
 }
 
 /**
@@ -134,10 +168,16 @@ export function respondTargetUnreachable(
   stream: ServerHttp2Stream,
   service: TargetService,
   error: NodeJS.ErrnoException,
+  record?: ExchangeRecord,
 ): void {
   if (error instanceof StallError) {
-    respondError(stream, `${service.targetText}: ${error.message}`, ErrorCode.targetStalled);
+    respondError(stream, `${service.targetText}: ${error.message}`, ErrorCode.targetStalled, record);
     return;
   }
-  respondError(stream, `the agent could not reach ${service.targetText} (${error.code ?? error.message})`);
+  respondError(
+    stream,
+    `the agent could not reach ${service.targetText} (${error.code ?? error.message})`,
+    undefined,
+    record,
+  );
 }

@@ -2,6 +2,7 @@ import type { PreflightHeader } from '../client/preflight-headers.js';
 import type { Defined } from '../defined.js';
 import type { AgentKey } from '../keys/key-file.js';
 import type { Logger } from '../log.js';
+import type { TrafficObserver } from './traffic-observer.js';
 import type { VisitorAccessOptions } from './visitor-access.js';
 
 export interface ServiceOptions {
@@ -75,6 +76,8 @@ export interface AgentOptions {
   /** On close(), open streams get this long to finish, ms. Default 10 000. */
   drainTimeoutMs?: number | undefined;
   logger?: Logger | undefined;
+  /** Told about every exchange the agent forwards (the inspector's CaptureStore). Default none. */
+  observer?: TrafficObserver | undefined;
 }
 
 export const DEFAULT_AGENT_OPTIONS = {
@@ -95,5 +98,7 @@ export const DEFAULT_AGENT_OPTIONS = {
 } as const;
 
 /** Options after defaults; `proxy`, `relayHost` and `headers` stay optional: absent means "the default behaviour". */
-export type ResolvedAgentOptions = Defined<Omit<AgentOptions, 'proxy' | 'relayHost' | 'headers'>> &
-  Pick<AgentOptions, 'proxy' | 'relayHost' | 'headers'>;
+export type ResolvedAgentOptions = Defined<
+  Omit<AgentOptions, 'proxy' | 'relayHost' | 'headers' | 'observer'>
+> &
+  Pick<AgentOptions, 'proxy' | 'relayHost' | 'headers' | 'observer'>;

@@ -14,6 +14,7 @@ import type { AccessRules } from '../session/access.js';
 import type { ServiceKind } from '../session/protocol.js';
 import type { StallWatch } from '../stream/stall-watch.js';
 import type { ServiceOptions } from './options.js';
+import type { TrafficObserver } from './traffic-observer.js';
 import { accessRulesFor } from './visitor-access.js';
 
 /** A service as the agent runs it: its declared target and the pooled connections to it. */
@@ -34,6 +35,8 @@ export interface TargetService {
   stalls: StallWatch;
   /** The visitor access rules sent to the relay (hashed), if any. */
   access: AccessRules | undefined;
+  /** Told about every exchange (the inspector), if any. */
+  observer: TrafficObserver | undefined;
 }
 
 export interface TargetTlsOptions {
@@ -47,7 +50,12 @@ export interface TargetTlsOptions {
  */
 export function resolveServices(
   services: ServiceOptions[],
-  limits: { maxIdleTargetSockets: number; connectTimeoutMs: number; stalls: StallWatch },
+  limits: {
+    maxIdleTargetSockets: number;
+    connectTimeoutMs: number;
+    stalls: StallWatch;
+    observer: TrafficObserver | undefined;
+  },
 ): TargetService[] {
   if (services.length === 0) throw new OptionError('an agent needs at least one service to expose');
   const seen = new Set<string>();
@@ -100,6 +108,7 @@ export function resolveServices(
       connectTimeoutMs: limits.connectTimeoutMs,
       stalls: limits.stalls,
       access: service.access === undefined ? undefined : accessRulesFor(name, service.access),
+      observer: limits.observer,
     };
   });
 }

@@ -1,10 +1,11 @@
-import type { ServerHttp2Stream } from 'node:http2';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { connect, type Socket } from 'node:net';
 import { Header } from '../session/protocol.js';
 import { joinDuplex } from '../stream/join-duplex.js';
 import { localhostLookup } from '../transport/localhost-lookup.js';
 import { respondTargetUnreachable } from './http-target.js';
 import type { TargetService } from './targets.js';
+import { visitorOf } from './traffic-observer.js';
 
 /**
  * Serves a preflight stream for a TCP service (DESIGN §4): connects to the declared target and,
@@ -12,7 +13,19 @@ import type { TargetService } from './targets.js';
  * visitor its 101; then joins the stream and the socket. A target that cannot be reached answers
  * 502 `target_unreachable`, and the visitor never sees a 101.
  */
-export function forwardToTcpTarget(stream: ServerHttp2Stream, service: TargetService): void {
+export function forwardToTcpTarget(
+  stream: ServerHttp2Stream,
+  headers: IncomingHttpHeaders,
+  service: TargetService,
+): void {
+  const record = service.observer?.open({
+    kind: 'tcp',
+    service: service.name,
+    method: '',
+    path: service.targetText,
+    headers: [],
+    visitor: visitorOf(headers['x-forwarded-for']),
+  });
   // Bytes the client sent early wait in the stream (bounded by HTTP/2 flow control) until the
   // target is connected.
   stream.pause();
@@ -27,7 +40,8 @@ export function forwardToTcpTarget(stream: ServerHttp2Stream, service: TargetSer
   );
   const onError = (error: NodeJS.ErrnoException): void => {
     clearTimeout(timer);
-    if (!stream.headersSent) respondTargetUnreachable(stream, service, error);
+    if (!stream.headersSent) respondTargetUnreachable(stream, service, error, record);
+    record?.end();
   };
   socket.once('error', onError);
   socket.once('connect', () => {
@@ -38,14 +52,20 @@ export function forwardToTcpTarget(stream: ServerHttp2Stream, service: TargetSer
       return;
     }
     stream.respond({ ':status': 200, [Header.status]: '101' });
+    record?.response(101, []);
     stream.resume();
     service.stalls.watch(socket, 'the target');
-    joinDuplex(stream, socket);
+    joinDuplex(stream, socket, (error) => record?.end(error?.message));
+    if (record !== undefined) {
+      stream.on('data', (chunk: Buffer) => record.fromVisitor(chunk));
+      socket.on('data', (chunk: Buffer) => record.toVisitor(chunk));
+    }
   });
   stream.once('close', () => {
     if (!stream.headersSent) {
       clearTimeout(timer);
       socket.destroy();
+      record?.end('the visitor left before the target was connected');
     }
   });
 }

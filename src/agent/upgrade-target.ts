@@ -10,6 +10,7 @@ import { joinDuplex } from '../stream/join-duplex.js';
 import { localhostLookup } from '../transport/localhost-lookup.js';
 import { respondTargetUnreachable } from './http-target.js';
 import type { TargetService } from './targets.js';
+import { headerPairs, outgoingPairs, visitorOf } from './traffic-observer.js';
 
 /**
  * Serves an upgrade stream (a visitor's WebSocket): repeats the upgrade to the service's HTTP target
@@ -30,6 +31,14 @@ export function forwardUpgradeToTarget(
       : String(headers[':authority'] ?? service.targetAuthority);
   outgoing.connection = 'Upgrade';
   outgoing.upgrade = token;
+  const record = service.observer?.open({
+    kind: 'websocket',
+    service: service.name,
+    method: String(headers[':method'] ?? 'GET'),
+    path: String(headers[':path'] ?? '/'),
+    headers: outgoingPairs(outgoing),
+    visitor: visitorOf(headers['x-forwarded-for']),
+  });
   const target = service.target;
   const options = {
     agent: false as const,
@@ -60,23 +69,40 @@ export function forwardUpgradeToTarget(
       resetStream(stream, `the target's 101 cannot be carried: ${(error as Error).message}`);
       return;
     }
-    if (head.length > 0) stream.write(head);
+    record?.response(101, headerPairs(res.rawHeaders));
+    if (head.length > 0) {
+      stream.write(head);
+      record?.toVisitor(head);
+    }
     stream.resume();
     service.stalls.watch(socket, 'the target');
-    joinDuplex(stream, socket);
+    joinDuplex(stream, socket, (error) => record?.end(error?.message));
+    if (record !== undefined) {
+      stream.on('data', (chunk: Buffer) => record.fromVisitor(chunk));
+      socket.on('data', (chunk: Buffer) => record.toVisitor(chunk));
+    }
   });
   req.once('response', (res: IncomingMessage) => {
     req.setTimeout(0);
-    stream.respond({ ...endToEndHeaders(res.headers), ':status': res.statusCode ?? 502 });
-    forwardBody(res, stream);
+    const status = res.statusCode ?? 502;
+    stream.respond({ ...endToEndHeaders(res.headers), ':status': status });
+    record?.response(status, headerPairs(res.rawHeaders));
+    forwardBody(res, stream, (error) => record?.end(error?.message));
+    if (record !== undefined) res.on('data', (chunk: Buffer) => record.toVisitor(chunk));
   });
   req.once('timeout', () => req.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })));
   req.once('error', (error: NodeJS.ErrnoException) => {
     if (stream.headersSent) resetStream(stream, `target failed: ${error.code ?? error.message}`);
-    else respondTargetUnreachable(stream, service, error);
+    else {
+      respondTargetUnreachable(stream, service, error, record);
+      record?.end();
+    }
   });
   stream.once('close', () => {
-    if (!stream.headersSent) req.destroy();
+    if (!stream.headersSent) {
+      req.destroy();
+      record?.end('the visitor left before the target answered');
+    }
   });
   req.end();
 }

@@ -28,6 +28,8 @@ export const INTEGER_OPTIONS = new Set([
   'max-streams-per-ip',
   'connections',
   'port',
+  'inspect-entries',
+  'inspect-body',
 ]);
 
 /** Options with a closed set of values, checked where the value was written. */

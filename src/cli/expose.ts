@@ -1,6 +1,9 @@
 import { createAgent } from '../agent/agent.js';
 import type { ServiceOptions } from '../agent/options.js';
 import type { VisitorAccessOptions } from '../agent/visitor-access.js';
+import { PosternError } from '../errors.js';
+import { CaptureStore, DEFAULT_CAPTURE_LIMITS } from '../inspector/capture-store.js';
+import { DEFAULT_INSPECT_ADDRESS, type Inspector, startInspector } from '../inspector/inspector-server.js';
 import { defaultKeyPath, loadKeyFile, loadOrCreateKeyFile } from '../keys/key-file.js';
 import { keyLabel } from '../keys/label.js';
 import { createJsonLogger, LOG_LEVELS, type LogLevel } from '../log.js';
@@ -12,7 +15,7 @@ import { onShutdownSignal } from './signals.js';
 import { TerminalStatus } from './terminal-status.js';
 
 export const exposeUsage =
-  'postern expose <[name=]target>... [--tcp] [--name <service>] [--relay <connection string>]... [--proxy http://[user:pass@]host:port] [--header "Name: value"]... [--relay-host <host>] [--key <file>] [--host-header preserve|rewrite] [--port <n>] [--json]';
+  'postern expose <[name=]target>... [--tcp] [--name <service>] [--relay <connection string>]... [--proxy http://[user:pass@]host:port] [--header "Name: value"]... [--relay-host <host>] [--key <file>] [--host-header preserve|rewrite] [--port <n>] [--inspect <host:port> | --no-inspect] [--json]';
 
 /** The options of `postern expose`: flags, POSTERN_* variables and the config file's `expose:` keys. */
 export const EXPOSE_OPTIONS = {
@@ -35,6 +38,10 @@ export const EXPOSE_OPTIONS = {
   'max-streams': { type: 'string' },
   'drain-timeout': { type: 'string' },
   'log-level': { type: 'string' },
+  inspect: { type: 'string' },
+  'no-inspect': { type: 'boolean' },
+  'inspect-entries': { type: 'string' },
+  'inspect-body': { type: 'string' },
   json: { type: 'boolean' },
   plain: { type: 'boolean' },
 } as const satisfies OptionSpec;
@@ -105,7 +112,37 @@ export async function exposeCommand(argv: string[]): Promise<void> {
     });
     relayAddresses = [relay.addresses[0] as string];
   }
+  // --no-inspect wins over an --inspect address from any layer (e.g. POSTERN_INSPECT in the environment).
+  const captures = values['no-inspect']
+    ? undefined
+    : new CaptureStore({
+        entries: integerFlag(values['inspect-entries'], 'inspect-entries') ?? DEFAULT_CAPTURE_LIMITS.entries,
+        bodyBytes: integerFlag(values['inspect-body'], 'inspect-body') ?? DEFAULT_CAPTURE_LIMITS.bodyBytes,
+      });
+  if (captures !== undefined && captures.limits.entries < 1)
+    throw new UsageError('--inspect-entries must be at least 1 (or use --no-inspect)');
+  let assigned: AssignedService[] = [];
+  let inspector: Inspector | undefined;
+  if (captures !== undefined) {
+    try {
+      inspector = await startInspector({
+        store: captures,
+        replay: (request) => agent.replay(request),
+        listen: values.inspect ?? DEFAULT_INSPECT_ADDRESS,
+        // The default port may be taken by another expose: take the next free one, as ngrok does.
+        searchPorts: values.inspect === undefined,
+        status: () => ({ services: assigned.map(readyService) }),
+      });
+    } catch (error) {
+      await relay?.close();
+      throw new PosternError(
+        'POSTERN_INSPECT_LISTEN',
+        `${(error as Error).message}; choose another with --inspect or use --no-inspect`,
+      );
+    }
+  }
   const agent = createAgent({
+    observer: captures,
     relay: relayAddresses,
     key,
     services,
@@ -118,6 +155,9 @@ export async function exposeCommand(argv: string[]): Promise<void> {
     relayHost: values['relay-host'],
     logger: logger.child({ role: 'agent' }),
   });
+  agent.on('connected', (event: { services: AssignedService[] }) => {
+    assigned = event.services;
+  });
   // On a terminal: one status screen redrawn in place; --plain or a pipe: lines; --json: the contract.
   const status =
     !values.json && !values.plain && process.stdout.isTTY
@@ -125,6 +165,7 @@ export async function exposeCommand(argv: string[]): Promise<void> {
           process.stdout,
           targetOf,
           integerFlag(values.connections, 'connections') ?? Math.max(2, relayAddresses.length),
+          inspector?.url,
         )
       : undefined;
   if (status !== undefined) {
@@ -152,7 +193,11 @@ export async function exposeCommand(argv: string[]): Promise<void> {
   agent.on('connected', (event: { connection: number; services: AssignedService[] }) => {
     if (!readySeen) {
       readySeen = true;
-      print({ event: 'ready', services: event.services.map(readyService) });
+      print({
+        event: 'ready',
+        services: event.services.map(readyService),
+        ...(inspector === undefined ? {} : { inspector: inspector.url }),
+      });
     } else if (everConnected.has(event.connection)) {
       print({ event: 'connected', connection: event.connection });
     }
@@ -170,6 +215,7 @@ export async function exposeCommand(argv: string[]): Promise<void> {
   });
   const shutdown = async (): Promise<void> => {
     await agent.close();
+    await inspector?.close();
     await relay?.close();
   };
   onShutdownSignal(shutdown);
@@ -194,6 +240,7 @@ function printHuman(event: Record<string, unknown>, targetOf: Map<string, string
         const guarded = s.access === undefined ? '' : ` (visitors need: ${s.access.join(', ')})`;
         process.stdout.write(`Forwarding ${s.connect ?? s.url} -> ${targetOf.get(s.name) ?? ''}${guarded}\n`);
       }
+      if (event.inspector !== undefined) process.stdout.write(`Inspector  ${String(event.inspector)}\n`);
       break;
     case 'disconnected':
       process.stderr.write(`postern: lost the relay session (${String(event.reason)})\n`);

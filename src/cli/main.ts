@@ -9,6 +9,7 @@ import { hashPasswordCommand, hashPasswordUsage } from './hash-password.js';
 import { idCommand, idUsage } from './id.js';
 import { keygenCommand, keygenUsage } from './keygen.js';
 import { relayCommand, relayUsage } from './relay.js';
+import { replayCommand, replayUsage } from './replay.js';
 
 const COMMANDS: Record<
   string,
@@ -25,6 +26,11 @@ const COMMANDS: Record<
     summary: 'reach a TCP service through the HTTP Upgrade preflight (local listener or stdin/stdout)',
   },
   relay: { run: relayCommand, usage: relayUsage, summary: 'run the public relay' },
+  replay: {
+    run: replayCommand,
+    usage: replayUsage,
+    summary: "send a captured request again, as is or edited (through a running expose's inspector)",
+  },
   keygen: { run: keygenCommand, usage: keygenUsage, summary: 'create an agent key (ed25519, mode 0600)' },
   id: { run: idCommand, usage: idUsage, summary: "print a key's label (its hostname)" },
   'hash-password': {

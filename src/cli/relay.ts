@@ -1,5 +1,5 @@
+import { parseHostPort } from '../http/host-port.js';
 import { createJsonLogger, LOG_LEVELS, type LogLevel } from '../log.js';
-import { parseHostPort } from '../relay/admin-server.js';
 import { createRelay } from '../relay/relay.js';
 
 /** The admin listener unless --admin says otherwise: loopback only. */

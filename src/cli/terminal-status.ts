@@ -32,9 +32,16 @@ export class TerminalStatus {
   #note = '';
   #timer: NodeJS.Timeout | undefined;
   #dirty = true;
+  readonly #inspector: string | undefined;
 
-  constructor(out: NodeJS.WriteStream, targets: Map<string, string>, connections: number) {
+  constructor(
+    out: NodeJS.WriteStream,
+    targets: Map<string, string>,
+    connections: number,
+    inspector: string | undefined,
+  ) {
     this.#out = out;
+    this.#inspector = inspector;
     this.#targets = targets;
     for (let i = 0; i < connections; i++) this.#sessions.set(i, 'connecting');
     this.#timer = setInterval(() => this.#draw(), REDRAW_MS);
@@ -101,6 +108,7 @@ export class TerminalStatus {
         : this.#services.map((s, i) =>
             row(i === 0 ? 'Forwarding' : '', `${s.connect ?? s.url} -> ${this.#targets.get(s.name) ?? ''}`),
           )),
+      ...(this.#inspector === undefined ? [] : [row('Web Interface', this.#inspector)]),
       row(
         'Requests',
         `${this.#total} total · ${(recent.length / (RATE_WINDOW_MS / 1000)).toFixed(1)}/s · p50 ${pct(0.5)} · p90 ${pct(0.9)} (last ${sorted.length})`,

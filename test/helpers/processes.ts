@@ -22,7 +22,8 @@ export interface CliProcess {
 /** Starts `postern <args>` as a real process with --json output parsed line by line. */
 export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): CliProcess {
   const child = spawn(process.execPath, [CLI, ...args], {
-    env: { ...process.env, ...env },
+    // Every expose's inspector on a free port, never the fixed default 4040.
+    env: { POSTERN_INSPECT: '127.0.0.1:0', ...process.env, ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   const events: Record<string, unknown>[] = [];

@@ -1,0 +1,168 @@
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Browser, Page } from 'playwright-core';
+import { WebSocket, WebSocketServer } from 'ws';
+import { localhostLookup } from '../src/transport/localhost-lookup.js';
+import { artifactDir, launchChromium } from './helpers/browser.js';
+import { curlResponse } from './helpers/curl.js';
+import { type CliProcess, startCli } from './helpers/processes.js';
+import { until } from './helpers/wait.js';
+
+const SCRIPT_BODY = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">';
+
+/** An origin that remembers every request body, answers JSON, serves a hostile page, and echoes WebSocket messages. */
+async function startAppOrigin() {
+  const seen: { method: string; url: string; body: string }[] = [];
+  const server = createServer((req: IncomingMessage, res) => {
+    const parts: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => parts.push(chunk));
+    req.on('end', () => {
+      const body = Buffer.concat(parts).toString('utf8');
+      seen.push({ method: req.method ?? '', url: req.url ?? '', body });
+      if (req.url === '/page') {
+        res.writeHead(200, { 'content-type': 'text/html' });
+        res.end(SCRIPT_BODY);
+        return;
+      }
+      res.writeHead(201, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ received: body.length, order: seen.length }));
+    });
+  });
+  new WebSocketServer({ server }).on('connection', (ws) =>
+    ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })),
+  );
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    seen,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+describe('the inspector in a real browser (Debian chromium, playwright-core)', () => {
+  let origin: Awaited<ReturnType<typeof startAppOrigin>>;
+  let cli: CliProcess;
+  let browser: Browser;
+  let page: Page;
+  let tunnelUrl: string;
+  let inspectorUrl: string;
+  const shots = artifactDir('inspector');
+  const shot = (name: string) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+  const row = (text: string) => page.locator('#rows tr', { hasText: text });
+
+  before(async () => {
+    origin = await startAppOrigin();
+    cli = startCli(['expose', origin.url, '--json', '--inspect', '127.0.0.1:0']);
+    const ready = await cli.nextEvent((e) => e.event === 'ready');
+    tunnelUrl = (ready.services as { url: string }[])[0]?.url as string;
+    inspectorUrl = ready.inspector as string;
+    assert.match(inspectorUrl, /^http:\/\/127\.0\.0\.1:\d+$/);
+    browser = await launchChromium();
+    page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  });
+  after(async () => {
+    await browser?.close();
+    await cli?.stop();
+    await origin?.close();
+  });
+
+  test('a curl POST shows up live with its JSON body pretty-printed, and Replay sends it to the origin again', async () => {
+    await page.goto(inspectorUrl);
+    await page.locator('#live.on').waitFor();
+    const posted = await curlResponse([
+      '-X',
+      'POST',
+      '-H',
+      'content-type: application/json',
+      '--data',
+      '{"item":"tea","qty":2}',
+      `${tunnelUrl}orders?from=curl`,
+    ]);
+    assert.equal(posted.status, 201);
+    // Live: the row arrives without a reload.
+    await row('POST /orders?from=curl').first().waitFor();
+    await row('POST /orders?from=curl').first().click();
+    await page.locator('#title', { hasText: 'POST /orders?from=curl' }).waitFor();
+    const bodies = page.locator('#detail pre.body');
+    assert.equal(await bodies.nth(0).textContent(), '{\n  "item": "tea",\n  "qty": 2\n}');
+    assert.match((await bodies.nth(1).textContent()) ?? '', /"order": 1/);
+    await shot('1-request');
+
+    assert.equal(origin.seen.filter((r) => r.url === '/orders?from=curl').length, 1);
+    await page.locator('#replay').click();
+    await page.locator('#replay-result', { hasText: /replayed as #\d+: 201/ }).waitFor();
+    const orders = origin.seen.filter((r) => r.url === '/orders?from=curl');
+    assert.equal(orders.length, 2, 'the origin saw a second request');
+    assert.equal(orders[1]?.body, '{"item":"tea","qty":2}');
+    await row('replay of #').first().waitFor();
+    await shot('2-replayed');
+  });
+
+  test('Edit & replay sends the edited body; the search finds requests by body text', async () => {
+    await row('POST /orders?from=curl').last().click();
+    await page.locator('#edit-replay').click();
+    await page.locator('form.edit textarea[name=body]').fill('{"item":"coffee"}');
+    await page.locator('form.edit button[type=submit]').click();
+    await page.locator('#replay-result', { hasText: /replayed as #\d+: 201/ }).waitFor();
+    assert.equal(origin.seen.at(-1)?.body, '{"item":"coffee"}');
+
+    await page.locator('#search').fill('coffee');
+    await until(
+      async () => (await page.locator('#rows tr').count()) === 1,
+      'only the edited replay to match',
+    );
+    await shot('3-search');
+    await page.locator('#search').fill('');
+    await until(async () => (await page.locator('#rows tr').count()) === 3, 'all three requests back');
+  });
+
+  test('WebSocket messages are shown both ways', async () => {
+    const wsUrl = tunnelUrl.replace(/^http/, 'ws');
+    const ws = new WebSocket(`${wsUrl}chat`, { lookup: localhostLookup });
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    const echoed = new Promise<string>((resolve) => ws.once('message', (data) => resolve(String(data))));
+    ws.send('hello inspector');
+    assert.equal(await echoed, 'hello inspector');
+    ws.send(Buffer.from([0, 1, 2, 255]));
+    await new Promise((resolve) => ws.once('message', resolve));
+    ws.close(1000, 'bye');
+    await new Promise((resolve) => ws.once('close', resolve));
+
+    await row('GET /chat').first().click();
+    const messages = page.locator('table.messages tr.msg-in, table.messages tr.msg-out');
+    await until(async () => (await messages.count()) >= 6, 'text, binary and close frames both ways');
+    const texts = await page.locator('table.messages td.text').allTextContents();
+    assert.equal(texts.filter((t) => t === 'hello inspector').length, 2, 'the message out and its echo');
+    assert.ok(
+      texts.some((t) => t.includes('00 01 02 ff')),
+      'the binary message as hex',
+    );
+    assert.equal(await page.locator('table.messages tr.msg-in td', { hasText: 'close' }).count(), 1);
+    await shot('4-websocket');
+  });
+
+  test('a captured <script> body is shown as text and never runs', async () => {
+    const res = await curlResponse([`${tunnelUrl}page`]);
+    assert.equal(res.body, SCRIPT_BODY);
+    const dialogs: string[] = [];
+    page.on('dialog', (dialog) => {
+      dialogs.push(dialog.message());
+      void dialog.dismiss();
+    });
+    await row('GET /page').first().click();
+    const body = page.locator('#detail pre.body').last();
+    await body.waitFor();
+    assert.equal(await body.textContent(), SCRIPT_BODY);
+    assert.equal(await page.locator('#detail img').count(), 0, 'no element was made from the body');
+    assert.equal(await page.evaluate(() => (globalThis as { __pwned?: number }).__pwned), undefined);
+    assert.deepEqual(dialogs, []);
+    await shot('5-script-body');
+  });
+});
