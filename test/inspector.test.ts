@@ -226,7 +226,11 @@ describe('the inspector API', () => {
     const answer = JSON.parse(edited.body);
     assert.equal(answer.status, 200);
     const echoed = JSON.parse(store.get(answer.id)?.response.bytes().toString() ?? '{}');
-    assert.deepEqual([echoed.size, echoed.headers['content-length']], [5, '5'], 'the new body, its length set anew');
+    assert.deepEqual(
+      [echoed.size, echoed.headers['content-length']],
+      [5, '5'],
+      'the new body, its length set anew',
+    );
     assert.equal(store.get(answer.id)?.replayOf, id);
   });
 

@@ -35,6 +35,7 @@ export const INTEGER_OPTIONS = new Set([
 /** Options with a closed set of values, checked where the value was written. */
 export const CHOICE_OPTIONS: Record<string, readonly string[]> = {
   'log-level': ['debug', 'info', 'warn', 'error', 'silent'],
+  'log-format': ['auto', 'json', 'pretty'],
   'host-header': ['preserve', 'rewrite'],
 };
 

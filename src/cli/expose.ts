@@ -6,11 +6,11 @@ import { CaptureStore, DEFAULT_CAPTURE_LIMITS } from '../inspector/capture-store
 import { DEFAULT_INSPECT_ADDRESS, type Inspector, startInspector } from '../inspector/inspector-server.js';
 import { defaultKeyPath, loadKeyFile, loadOrCreateKeyFile } from '../keys/key-file.js';
 import { keyLabel } from '../keys/label.js';
-import { createJsonLogger, LOG_LEVELS, type LogLevel } from '../log.js';
 import { createRelay, type Relay } from '../relay/relay.js';
 import type { AssignedService } from '../session/protocol.js';
 import { headerArgument, integerFlag, jsonLine, type OptionSpec, UsageError } from './args.js';
 import { parseLayeredArgs } from './config-layers.js';
+import { loggerFromFlags } from './logger-flags.js';
 import { onShutdownSignal } from './signals.js';
 import { TerminalStatus } from './terminal-status.js';
 
@@ -38,6 +38,7 @@ export const EXPOSE_OPTIONS = {
   'max-streams': { type: 'string' },
   'drain-timeout': { type: 'string' },
   'log-level': { type: 'string' },
+  'log-format': { type: 'string' },
   inspect: { type: 'string' },
   'no-inspect': { type: 'boolean' },
   'inspect-entries': { type: 'string' },
@@ -66,10 +67,7 @@ export async function exposeCommand(argv: string[]): Promise<void> {
   }
   if (values.relay !== undefined && values.port !== undefined)
     throw new UsageError('--port is for the embedded relay; it cannot go with --relay');
-  const logLevel = (values['log-level'] ?? 'warn') as LogLevel;
-  if (!LOG_LEVELS.includes(logLevel))
-    throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
-  const logger = createJsonLogger(logLevel, (line) => process.stderr.write(line));
+  const logger = loggerFromFlags(values, 'warn');
   // Each target is `URL` or `name=URL` (several services on one agent, e.g. web and redis).
   const services: ServiceOptions[] = positionals.map((positional) => {
     const named = /^([a-z0-9][a-z0-9-]*)=(.+)$/.exec(positional);

@@ -1,5 +1,4 @@
 import { parseHostPort } from '../http/host-port.js';
-import { createJsonLogger, LOG_LEVELS, type LogLevel } from '../log.js';
 import { createRelay } from '../relay/relay.js';
 
 /** The admin listener unless --admin says otherwise: loopback only. */
@@ -7,6 +6,7 @@ const DEFAULT_ADMIN = '127.0.0.1:9090';
 
 import { integerFlag, jsonLine, type OptionSpec, UsageError } from './args.js';
 import { parseLayeredArgs } from './config-layers.js';
+import { loggerFromFlags } from './logger-flags.js';
 import { onShutdownSignal } from './signals.js';
 
 export const relayUsage =
@@ -39,14 +39,13 @@ export const RELAY_OPTIONS = {
   'max-streams-per-ip': { type: 'string' },
   'trusted-proxy': { type: 'string', multiple: true },
   'log-level': { type: 'string' },
+  'log-format': { type: 'string' },
   json: { type: 'boolean' },
 } as const satisfies OptionSpec;
 
 export async function relayCommand(argv: string[]): Promise<void> {
   const { values } = parseLayeredArgs('relay', argv, RELAY_OPTIONS, false);
-  const logLevel = (values['log-level'] ?? 'info') as LogLevel;
-  if (!LOG_LEVELS.includes(logLevel))
-    throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  const logger = loggerFromFlags(values, 'info');
   if (values['public-url'] !== undefined && !URL.canParse(values['public-url'])) {
     throw new UsageError(`--public-url "${values['public-url']}" is not a URL`);
   }
@@ -85,7 +84,7 @@ export async function relayCommand(argv: string[]): Promise<void> {
     registrationsPerMinutePerIp: integerFlag(values['registration-rate'], 'registration-rate'),
     passwordAttemptsPerMinutePerIp: integerFlag(values['password-rate'], 'password-rate'),
     trustedProxies: values['trusted-proxy'],
-    logger: createJsonLogger(logLevel, (line) => process.stderr.write(line)),
+    logger,
   });
   if (values.json) {
     jsonLine({

@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { createAgent } from '../src/agent/agent.js';
+import { generateAgentKey } from '../src/keys/key-file.js';
+import { createJsonLogger } from '../src/log.js';
+import { startOrigin } from './helpers/origin.js';
+import { startCli } from './helpers/processes.js';
+import { readyWithin } from './helpers/tunnel.js';
+
+describe('logs', () => {
+  test('JSON lines carry the fields of every parent logger; levels below the threshold are dropped', () => {
+    const lines: string[] = [];
+    const log = createJsonLogger('info', (line) => lines.push(line)).child({ role: 'relay' });
+    log.child({ session: 's1' }).info('agent session registered', { services: ['web'] });
+    log.debug('dropped');
+    assert.equal(lines.length, 1);
+    const record = JSON.parse(lines[0] as string);
+    assert.deepEqual(
+      { ...record, time: undefined },
+      {
+        time: undefined,
+        level: 'info',
+        msg: 'agent session registered',
+        role: 'relay',
+        session: 's1',
+        services: ['web'],
+      },
+    );
+  });
+
+  test('pretty lines: time, level, message, key=value; a value with control characters stays on its line', () => {
+    const lines: string[] = [];
+    createJsonLogger('debug', (line) => lines.push(line), { role: 'agent' }, 'plain').warn('lost the relay', {
+      reason: 'peer said "bye"\r\nX-Injected: 1',
+      attempt: 3,
+    });
+    assert.equal(lines.length, 1);
+    assert.match(
+      lines[0] as string,
+      /^\d\d:\d\d:\d\d\.\d{3} WARN  lost the relay {2}role=agent reason="peer said \\"bye\\"\\r\\nX-Injected: 1" attempt=3\n$/,
+    );
+  });
+
+  test('postern relay: JSON when stderr is not a terminal; --log-format pretty; each agent session logs under a child naming it', async () => {
+    const origin = await startOrigin();
+    const relay = startCli(['relay', '--listen', 'tcp://127.0.0.1:0', '--admin', '127.0.0.1:0', '--json']);
+    const pretty = startCli([
+      'relay',
+      '--listen',
+      'tcp://127.0.0.1:0',
+      '--admin',
+      '127.0.0.1:0',
+      '--log-format',
+      'pretty',
+    ]);
+    try {
+      const listening = await relay.nextEvent((e) => e.event === 'listening');
+      const address = (listening.listen as string[])[0] as string;
+      const agent = createAgent({
+        relay: address,
+        key: generateAgentKey(),
+        services: [{ target: origin.url }],
+      });
+      const [service] = await readyWithin(agent);
+      await agent.close();
+      const records = relay
+        .stderr()
+        .trim()
+        .split('\n')
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      const registered = records.find((r) => r.msg === 'agent session registered');
+      assert.equal(registered?.key, service?.label);
+      assert.match(String(registered?.session), /^[0-9a-f-]{36}$/);
+      await pretty.nextEvent(() => true).catch(() => undefined);
+      assert.match(
+        pretty.stderr(),
+        /^\d\d:\d\d:\d\d\.\d{3} INFO {2}relay listening {2}listen=\["tcp:\/\/127\.0\.0\.1:\d+"\]/m,
+      );
+      const bad = startCli(['relay', '--log-format', 'fancy']);
+      assert.equal(await bad.exited, 2);
+      assert.equal(bad.stderr(), 'postern relay: --log-format must be one of auto, json, pretty\n');
+    } finally {
+      await relay.stop();
+      await pretty.stop();
+      await origin.close();
+    }
+  });
+});
