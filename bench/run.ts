@@ -291,9 +291,42 @@ async function main(): Promise<void> {
       });
     }
 
-    say('the same download and upload over each session transport (median of 3)');
+    say('the inspector off (--no-inspect): small GET and download');
     await agent.stop();
     stops.shift();
+    const quiet = startCli([
+      'expose',
+      `http://127.0.0.1:${origin.port}`,
+      '--relay',
+      relayAddress,
+      '--key',
+      keyFile,
+      '--json',
+      '--no-inspect',
+    ]);
+    await quiet.nextEvent((e) => e.event === 'ready');
+    await wrk(`${tunnel}/small`, tunnelHost);
+    const smallQuiet = await wrk(`${tunnel}/small`, tunnelHost);
+    const downQuiet = median(await repeat(3, download(tunnel, hostArgs)));
+    await quiet.stop();
+    rows.push({
+      scenario: 'small GET, 50 connections: inspector on vs --no-inspect',
+      unit: 'req/s',
+      direct: smallQuiet.rps,
+      postern: smallTunnel.rps,
+      ratio: smallTunnel.rps / smallQuiet.rps,
+      note: 'direct column = --no-inspect',
+    });
+    rows.push({
+      scenario: `${settings.bulkMiB} MiB download: inspector on vs --no-inspect`,
+      unit: 'MB/s',
+      direct: downQuiet / 1e6,
+      postern: downTunnel / 1e6,
+      ratio: downTunnel / downQuiet,
+      note: 'direct column = --no-inspect',
+    });
+
+    say('the same download and upload over each session transport (median of 3)');
     for (const [name, address] of [
       ['tcp:// raw upgrade', relayAddress],
       ['ws://', `ws://127.0.0.1:${relayPort}`],

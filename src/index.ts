@@ -1,5 +1,7 @@
 export { type Agent, createAgent } from './agent/agent.js';
 export { type AgentOptions, DEFAULT_AGENT_OPTIONS, type ServiceOptions } from './agent/options.js';
+export type { ReplayRequest } from './agent/replay.js';
+export type { ExchangeRecord, ObservedExchange, TrafficObserver } from './agent/traffic-observer.js';
 export { Client, type ConnectOptions, connect } from './client/connect.js';
 export { PreflightFailedError, PreflightRefusedError } from './client/preflight-handshake.js';
 export { BadHeaderError, type PreflightHeader } from './client/preflight-headers.js';
@@ -17,6 +19,13 @@ export {
   PosternError,
   RegistrationRejectedError,
 } from './errors.js';
+export {
+  type Capture,
+  type CaptureLimits,
+  CaptureStore,
+  DEFAULT_CAPTURE_LIMITS,
+} from './inspector/capture-store.js';
+export { type Inspector, type InspectorOptions, startInspector } from './inspector/inspector-server.js';
 export { type AgentKey, generateAgentKey, loadKeyFile, writeKeyFile } from './keys/key-file.js';
 export { keyLabel, serviceLabel } from './keys/label.js';
 export type { Logger } from './log.js';

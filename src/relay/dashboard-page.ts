@@ -23,12 +23,15 @@ export const DASHBOARD_PAGE = `<!doctype html>
 <p id="node">loading…</p>
 <p id="error"></p>
 <table>
-  <thead><tr><th>tunnel</th><th>name</th><th>kind</th><th>sessions</th><th>open streams</th><th>agents</th></tr></thead>
+  <thead><tr><th>tunnel</th><th>name</th><th>kind</th><th>sessions</th><th>open streams</th><th>streams/s</th><th>streams in all</th><th>agents</th></tr></thead>
   <tbody id="tunnels"></tbody>
 </table>
 <script>
   const token = new URLSearchParams(location.hash.slice(1)).get('token');
   const cell = (row, text) => { const td = document.createElement('td'); td.textContent = String(text); row.appendChild(td); return td; };
+  // Rates come from the change in each tunnel's streamsTotal between two polls.
+  let previous = new Map();
+  let previousAt = 0;
   async function refresh() {
     try {
       const res = await fetch('api/status', token ? { headers: { authorization: 'Bearer ' + token } } : {});
@@ -40,15 +43,23 @@ export const DASHBOARD_PAGE = `<!doctype html>
         ' · ' + status.sessions + ' agent sessions' + (status.draining ? ' · DRAINING' : '');
       const body = document.getElementById('tunnels');
       body.replaceChildren();
+      const now = performance.now();
+      const seconds = (now - previousAt) / 1000;
+      const totals = new Map();
       for (const t of status.tunnels) {
+        totals.set(t.label, t.streamsTotal);
+        const before = previous.get(t.label);
         const row = document.createElement('tr');
         const link = document.createElement('a');
         link.href = t.url; link.textContent = t.label;
         cell(row, '').appendChild(link);
         cell(row, t.name); cell(row, t.kind); cell(row, t.sessions); cell(row, t.activeStreams);
+        cell(row, before === undefined ? '…' : ((t.streamsTotal - before) / seconds).toFixed(1)); cell(row, t.streamsTotal);
         cell(row, t.agents.map((a) => a.remoteAddress + ' (' + a.activeStreams + ' streams)').join(', ') || 'offline');
         body.appendChild(row);
       }
+      previous = totals;
+      previousAt = now;
     } catch (error) {
       document.getElementById('error').textContent = 'cannot load status: ' + error.message;
     }

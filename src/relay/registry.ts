@@ -11,6 +11,8 @@ export interface Tunnel {
   keyLabel: string;
   sessions: AgentSession[];
   activeStreams: number;
+  /** Streams admitted since the tunnel was first seen (the dashboard's rate). */
+  streamsTotal: number;
   bucket: TokenBucket | undefined;
   /** Who may visit, as the latest registration declared it; undefined = everyone. */
   access: VisitorAccess | undefined;
@@ -63,6 +65,7 @@ export class TunnelRegistry {
         keyLabel: session.keyLabel,
         sessions: [],
         activeStreams: 0,
+        streamsTotal: 0,
         bucket:
           this.#limits.requestsPerSecondPerTunnel > 0
             ? new TokenBucket(

@@ -48,6 +48,8 @@ export interface TunnelInfo {
   kind: string;
   sessions: number;
   activeStreams: number;
+  /** Streams (requests, WebSocket and TCP connections) admitted since the tunnel was first seen. */
+  streamsTotal: number;
   url: string;
   /** The visitor checks in force ('basic', 'bearer', 'header', 'ip'); empty = open. */
   access: string[];
@@ -308,6 +310,7 @@ class RelayServer extends EventEmitter implements Relay {
       kind: t.kind,
       sessions: t.sessions.length,
       activeStreams: t.activeStreams,
+      streamsTotal: t.streamsTotal,
       url: this.urlFor(t.label),
       access: [...(t.access?.kinds ?? [])],
       agents: t.sessions.map((s) => ({

@@ -107,6 +107,7 @@ export async function admitStream(
     };
   }
   tunnel.activeStreams++;
+  tunnel.streamsTotal++;
   ctx.streamsByVisitor.set(request.visitorAddress, perAddress + 1);
   visitor.once('close', () => {
     tunnel.activeStreams--;
