@@ -38,6 +38,10 @@ export const RELAY_OPTIONS = {
   'max-tunnels': { type: 'string' },
   'max-streams-per-ip': { type: 'string' },
   'trusted-proxy': { type: 'string', multiple: true },
+  redis: { type: 'string' },
+  'node-id': { type: 'string' },
+  advertise: { type: 'string' },
+  'cluster-secret': { type: 'string' },
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
   json: { type: 'boolean' },
@@ -84,6 +88,10 @@ export async function relayCommand(argv: string[]): Promise<void> {
     registrationsPerMinutePerIp: integerFlag(values['registration-rate'], 'registration-rate'),
     passwordAttemptsPerMinutePerIp: integerFlag(values['password-rate'], 'password-rate'),
     trustedProxies: values['trusted-proxy'],
+    redis: values.redis,
+    nodeId: values['node-id'],
+    advertise: values.advertise,
+    clusterSecret: values['cluster-secret'],
     logger,
   });
   if (values.json) {
@@ -92,6 +100,7 @@ export async function relayCommand(argv: string[]): Promise<void> {
       listen: relay.addresses,
       domain: relay.domain,
       admin: relay.adminAddress ?? null,
+      ...(relay.node === undefined ? {} : { node: relay.node }),
     });
     relay.on('session', (s) =>
       jsonLine({ event: 'session', key: s.keyLabel, services: s.services, remoteAddress: s.remoteAddress }),

@@ -37,6 +37,11 @@ export interface AgentEndpointContext {
   metrics: RelayMetrics;
   /** The allowed-keys file and the per-key session limit: true, or why the key is refused. */
   admitKey(registration: VerifiedRegistration): true | KeyRefusal;
+  /**
+   * Cluster mode: claims the nonce cluster-wide; false when another node saw it, undefined when
+   * the cluster cannot be asked (this node's own cache has decided then).
+   */
+  claimNonce?: (nonce: string, ttlMs: number) => Promise<boolean | undefined>;
 }
 
 /**
@@ -104,6 +109,31 @@ export function handleAgentUpgrade(
     });
     return;
   }
+  if (ctx.claimNonce === undefined) {
+    admitRegistration(ctx, req, socket, head, registration, upgradeToken, refuse);
+    return;
+  }
+  // A registration replayed on another node is caught by the nonce the cluster shares. Meanwhile
+  // bytes behind the head wait in the socket's buffer (nothing reads it yet).
+  void ctx
+    .claimNonce(`${registration.key}:${registration.nonce}`, 2 * ctx.options.registrationWindowSeconds * 1000)
+    .then((claimed) => {
+      if (socket.destroyed) return;
+      if (claimed === false) refuse('replayedRegistration', 'this registration nonce was already used');
+      else admitRegistration(ctx, req, socket, head, registration, upgradeToken, refuse);
+    });
+}
+
+function admitRegistration(
+  ctx: AgentEndpointContext,
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  registration: VerifiedRegistration,
+  upgradeToken: string,
+  refuse: (error: ErrorCodeName, message: string, headers?: Record<string, string>) => void,
+): void {
+  const remoteAddress = req.socket.remoteAddress ?? '';
   const keyAdmitted = ctx.admitKey(registration);
   if (keyAdmitted !== true) {
     refuse(

@@ -6,11 +6,12 @@ import {
 } from 'node:http2';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { WebSocketServer } from 'ws';
+import type { ClusterContext } from '../cluster/cluster-context.js';
+import type { StreamPeer } from '../cluster/node-links.js';
 import { endToEndHeaders } from '../http/headers.js';
 import { resetStream } from '../session/reset-stream.js';
 import { forwardBody } from '../stream/forward-body.js';
 import type { StallWatch } from '../stream/stall-watch.js';
-import type { AgentSession } from './agent-session.js';
 import type { RelayMetrics } from './metrics.js';
 import type { ResolvedRelayOptions } from './options.js';
 import type { Tunnel, TunnelRegistry } from './registry.js';
@@ -35,6 +36,8 @@ export interface ForwardContext {
   webSockets: WebSocketServer;
   /** Shared by every tunnel's visitor access checks. */
   access: AccessContext;
+  /** Set in cluster mode: where tunnels held by other nodes are found and reached. */
+  cluster: ClusterContext | undefined;
 }
 
 /** Forwards one visitor request to the tunnel `label` as one h2 stream (DESIGN §4). */
@@ -76,7 +79,7 @@ function mayResend(
   method: string,
   hasBody: boolean,
   stream: ClientHttp2Stream,
-  session: AgentSession,
+  session: StreamPeer,
 ): boolean {
   if (hasBody) return false;
   if (stream.rstCode === h2.NGHTTP2_REFUSED_STREAM) return true;
@@ -89,7 +92,7 @@ function openAgentStream(
   res: ServerResponse,
   route: { label: string; path: string; prefix: string },
   tunnel: Tunnel,
-  session: AgentSession,
+  session: StreamPeer,
   attempt: number,
 ): void {
   const { options } = ctx;

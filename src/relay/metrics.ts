@@ -20,6 +20,7 @@ export class RelayMetrics {
   readonly #activeStreams: Gauge<'kind'>;
   readonly #registrations: Counter<'result'>;
   readonly #visitorBytes: Counter<'direction'>;
+  readonly #forwarded: Counter<'kind'>;
 
   constructor(state: RelayState) {
     const registers = [this.registry];
@@ -79,7 +80,14 @@ export class RelayMetrics {
       labelNames: ['direction'],
       registers,
     });
+    this.#forwarded = new Counter({
+      name: 'postern_forwarded_streams_total',
+      help: 'Streams this node sent to another cluster node holding the tunnel, by kind (cluster mode).',
+      labelNames: ['kind'],
+      registers,
+    });
     for (const kind of ['http', 'websocket', 'tcp'] as const) {
+      this.#forwarded.inc({ kind }, 0);
       this.#streams.inc({ kind }, 0);
       this.#activeStreams.set({ kind }, 0);
     }
@@ -97,6 +105,11 @@ export class RelayMetrics {
     this.#streams.inc({ kind });
     this.#activeStreams.inc({ kind });
     return () => this.#activeStreams.dec({ kind });
+  }
+
+  /** A visitor stream went to another cluster node. */
+  forwarded(kind: StreamKind): void {
+    this.#forwarded.inc({ kind });
   }
 
   registration(result: string): void {

@@ -114,14 +114,35 @@ export interface RelayOptions {
   adminToken?: string | undefined;
   /** When the admin address cannot be bound, log a warning and run without it (else: fail to start). Default false. */
   adminOptional?: boolean | undefined;
+  /**
+   * Cluster mode (docs/cluster.md): the Redis several relay nodes share, `redis://[user:pass@]host:port[/db]`,
+   * `rediss://…` or `redis+unix:///path/redis.sock` … Default none: a single node.
+   */
+  redis?: string | undefined;
+  /** This node's id in the cluster (letters, digits, . _ -). Default: hostname-pid. */
+  nodeId?: string | undefined;
+  /** Where other nodes reach this one, tcp://host:port. Default: the first tcp:// listener as bound. */
+  advertise?: string | undefined;
+  /** The secret every node of the cluster shares (at least 16 characters); required with `redis`. */
+  clusterSecret?: string | undefined;
   /** Where the relay logs. Default: silent. */
   logger?: Logger | undefined;
 }
 
-export type ResolvedRelayOptions = Defined<
-  Omit<RelayOptions, 'tlsCert' | 'tlsKey' | 'publicUrl' | 'admin' | 'adminToken' | 'allowedKeysFile'>
-> &
-  Pick<RelayOptions, 'tlsCert' | 'tlsKey' | 'publicUrl' | 'admin' | 'adminToken' | 'allowedKeysFile'>;
+type OptionalRelayOption =
+  | 'tlsCert'
+  | 'tlsKey'
+  | 'publicUrl'
+  | 'admin'
+  | 'adminToken'
+  | 'allowedKeysFile'
+  | 'redis'
+  | 'nodeId'
+  | 'advertise'
+  | 'clusterSecret';
+
+export type ResolvedRelayOptions = Defined<Omit<RelayOptions, OptionalRelayOption>> &
+  Pick<RelayOptions, OptionalRelayOption>;
 
 export const DEFAULT_RELAY_OPTIONS = {
   listen: ['tcp://127.0.0.1:0'],

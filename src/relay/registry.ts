@@ -1,3 +1,4 @@
+import type { StreamPeer } from '../cluster/node-links.js';
 import type { AssignedService, ServiceKind } from '../session/protocol.js';
 import type { AgentSession } from './agent-session.js';
 import { TokenBucket } from './token-bucket.js';
@@ -18,6 +19,8 @@ export interface Tunnel {
   access: VisitorAccess | undefined;
   /** When the last session went away (for retention), or undefined while online. */
   offlineSince: number | undefined;
+  /** Set for a tunnel held by another cluster node: the node its streams go to. */
+  remote?: StreamPeer;
   waiters: Set<(session: AgentSession | undefined) => void>;
 }
 

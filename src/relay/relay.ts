@@ -1,9 +1,15 @@
 import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { BlockList, isIPv6, type Socket } from 'node:net';
+import { hostname } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
+import { ClusterDirectory } from '../cluster/directory.js';
+import { MIN_CLUSTER_SECRET_LENGTH, NODE_PATH } from '../cluster/node-auth.js';
+import { NODE_ID, NodeEndpoint } from '../cluster/node-endpoint.js';
+import { NodeLinks } from '../cluster/node-links.js';
 import { parseConnectionString } from '../connection-string/index.js';
+import { OptionError } from '../errors.js';
 import { keyLabelFromX, serviceLabel } from '../keys/label.js';
 import { type Logger, silentLogger } from '../log.js';
 import { NonceCache } from '../session/nonce-cache.js';
@@ -60,6 +66,8 @@ export interface TunnelInfo {
 export interface Relay extends EventEmitter {
   /** The listeners as bound, e.g. ['tcp://127.0.0.1:41234']. */
   readonly addresses: string[];
+  /** In cluster mode: this node's id and the address other nodes dial. */
+  readonly node: { id: string; advertise: string } | undefined;
   /** The admin listener as bound ('127.0.0.1:9090'), if it runs. */
   readonly adminAddress: string | undefined;
   /** The Prometheus metrics the admin listener serves (docs/operations.md). */
@@ -107,6 +115,7 @@ class RelayServer extends EventEmitter implements Relay {
   #sweepTimer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
   #started = false;
+  #cluster: { directory: ClusterDirectory; links: NodeLinks; endpoint: NodeEndpoint } | undefined;
 
   constructor(opts: ResolvedRelayOptions) {
     super();
@@ -159,6 +168,7 @@ class RelayServer extends EventEmitter implements Relay {
               )
             : undefined,
       },
+      cluster: undefined,
     };
     this.#http = createServer({
       maxHeaderSize: opts.maxHeaderSize,
@@ -184,6 +194,10 @@ class RelayServer extends EventEmitter implements Relay {
       else if (error.code === 'ECONNRESET' || !socket.writable) socket.destroy();
       else writeRawError(socket, 'badRequest', `malformed request (${error.code ?? 'parse error'})`);
     });
+  }
+
+  get node(): { id: string; advertise: string } | undefined {
+    return this.#cluster?.directory.node;
   }
 
   get adminAddress(): string | undefined {
@@ -216,6 +230,7 @@ class RelayServer extends EventEmitter implements Relay {
       );
       this.#listeners.push(listener);
     }
+    if (this.#opts.redis !== undefined) await this.#joinCluster(this.#opts.redis);
     if (this.#opts.allowedKeysFile !== undefined) this.#watchAllowedKeys(this.#opts.allowedKeysFile);
     if (this.#opts.admin !== undefined) await this.#startAdmin(this.#opts.admin);
     this.#sweepTimer = setInterval(() => this.#registry.sweep(Date.now()), SWEEP_INTERVAL_MS);
@@ -223,6 +238,54 @@ class RelayServer extends EventEmitter implements Relay {
     this.#started = true;
     this.#forward.startedAt = Date.now();
     this.#log.info('relay listening', { listen: this.addresses, domain: this.#opts.domain });
+  }
+
+  /**
+   * Cluster mode (DESIGN §6, docs/cluster.md): this node's record and tunnel leases in Redis, links
+   * to the other nodes for tunnels held there, and the endpoint they dial. A Redis that cannot be
+   * reached at start is not fatal: the node serves its own agents and joins when Redis answers.
+   */
+  async #joinCluster(redis: string): Promise<void> {
+    const secret = this.#opts.clusterSecret ?? '';
+    if (secret.length < MIN_CLUSTER_SECRET_LENGTH)
+      throw new OptionError(
+        `cluster mode needs a cluster secret of at least ${MIN_CLUSTER_SECRET_LENGTH} characters (--cluster-secret)`,
+      );
+    const id = this.#opts.nodeId ?? `${hostname()}-${process.pid}`;
+    if (!NODE_ID.test(id))
+      throw new OptionError(`node id "${id}" must be 1-63 of letters, digits, ".", "_" and "-"`);
+    const advertise = this.#opts.advertise ?? this.addresses.find((a) => a.startsWith('tcp://'));
+    const target = advertise === undefined ? undefined : parseConnectionString(advertise);
+    if (target === undefined || target.transport !== 'tcp')
+      throw new OptionError(
+        'cluster mode needs --advertise tcp://host:port, the address other nodes reach this one at',
+      );
+    if (['0.0.0.0', '::'].includes(target.host))
+      throw new OptionError(`--advertise ${advertise}: give an address other nodes can dial, not a wildcard`);
+    const node = {
+      id,
+      advertise: `tcp://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`,
+    };
+    const log = this.#log.child({ node: id });
+    const directory = new ClusterDirectory(redis, node, log);
+    const links = new NodeLinks({
+      self: node,
+      secret,
+      basePath: this.#opts.basePath,
+      log,
+      keepalive: { intervalMs: this.#opts.keepaliveIntervalMs, timeoutMs: this.#opts.keepaliveTimeoutMs },
+    });
+    const endpoint = new NodeEndpoint(this.#forward, secret, log);
+    this.#cluster = { directory, links, endpoint };
+    this.#forward.cluster = { directory, links, forwarded: (kind) => this.metrics.forwarded(kind) };
+    try {
+      await directory.start();
+    } catch (error) {
+      log.warn('cluster: Redis unreachable at start; serving local tunnels until it answers', {
+        error: (error as Error).message,
+      });
+    }
+    log.info('cluster node joined', { advertise: node.advertise });
   }
 
   #watchAllowedKeys(path: string): void {
@@ -276,13 +339,24 @@ class RelayServer extends EventEmitter implements Relay {
         listen,
         token: this.#opts.adminToken,
         metrics: this.metrics,
-        ready: () => this.#started && this.#closing === undefined,
+        // In cluster mode a node that cannot reach Redis cannot serve tunnels held elsewhere.
+        ready: () =>
+          this.#started && this.#closing === undefined && (this.#cluster?.directory.reachable ?? true),
         status: () => ({
           listen: this.addresses,
           domain: this.#opts.domain,
           startedAt: new Date(this.#forward.startedAt).toISOString(),
           draining: this.#closing !== undefined,
           sessions: this.#sessions.size,
+          ...(this.#cluster === undefined
+            ? {}
+            : {
+                cluster: {
+                  node: this.#cluster.directory.node.id,
+                  advertise: this.#cluster.directory.node.advertise,
+                  redis: this.#cluster.directory.reachable ? 'reachable' : 'unreachable',
+                },
+              }),
           tunnels: this.tunnels(),
         }),
       });
@@ -385,6 +459,12 @@ class RelayServer extends EventEmitter implements Relay {
       writeRawError(socket, 'unknownTunnel', `this relay serves only under ${this.#opts.basePath}/`);
       return;
     }
+    if (inner.split('?')[0] === NODE_PATH) {
+      if (this.#cluster === undefined || this.#closing !== undefined)
+        writeRawError(socket, 'nodeRefused', 'this relay is not a cluster node (or is shutting down)');
+      else this.#cluster.endpoint.handleUpgrade(req, socket, head);
+      return;
+    }
     if (inner.split('?')[0] === AGENT_PATH) {
       handleAgentUpgrade(
         {
@@ -398,6 +478,12 @@ class RelayServer extends EventEmitter implements Relay {
           isClosing: () => this.#closing !== undefined,
           metrics: this.metrics,
           admitKey: (registration) => this.#admitKey(registration),
+          ...(this.#cluster === undefined
+            ? {}
+            : {
+                claimNonce: (nonce: string, ttlMs: number) =>
+                  (this.#cluster as { directory: ClusterDirectory }).directory.claimNonce(nonce, ttlMs),
+              }),
         },
         req,
         socket,
@@ -439,9 +525,17 @@ class RelayServer extends EventEmitter implements Relay {
 
   #addSession(session: AgentSession): void {
     this.#sessions.add(session);
-    for (const service of session.services) this.#registry.attach(session, service, Date.now());
+    for (const service of session.services) {
+      this.#registry.attach(session, service, Date.now());
+      this.#cluster?.directory.hold(service.label, service.kind, service.name);
+    }
     session.on('state', (state) => {
-      if (state === 'draining' || state === 'closed') this.#registry.detach(session, Date.now());
+      if (state === 'draining' || state === 'closed') {
+        this.#registry.detach(session, Date.now());
+        for (const service of session.services)
+          if (this.#registry.get(service.label)?.sessions.length === 0)
+            this.#cluster?.directory.release(service.label);
+      }
       if (state === 'closed') {
         this.#sessions.delete(session);
         session.log.info('agent session closed');
@@ -466,6 +560,7 @@ class RelayServer extends EventEmitter implements Relay {
     // among them), so stop accepting now and await it after the drain below.
     const listenersClosed = Promise.all(this.#listeners.map((l) => l.close()));
     for (const session of this.#sessions) session.close();
+    this.#cluster?.endpoint.close();
     const deadline = Date.now() + this.#opts.drainTimeoutMs;
     while ((this.#sessions.size > 0 || this.#visitorSockets.size > 0) && Date.now() < deadline) {
       this.#http.closeIdleConnections();
@@ -477,6 +572,8 @@ class RelayServer extends EventEmitter implements Relay {
     while (this.#sessions.size > 0 || this.#visitorSockets.size > 0) await sleep(DRAIN_POLL_MS);
     await listenersClosed;
     this.#http.close(); // stops the connection-tracking timer
+    this.#cluster?.links.close();
+    await this.#cluster?.directory.close();
     await this.#admin?.close();
     if (this.#started) this.#log.info('relay closed');
   }

@@ -1,9 +1,11 @@
 import type { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { ClusterContext } from '../cluster/cluster-context.js';
+import type { TunnelLocation } from '../cluster/directory.js';
+import type { StreamPeer } from '../cluster/node-links.js';
 import { addForwardingHeaders, endToEndHeaders } from '../http/headers.js';
 import { LABEL_LENGTH } from '../keys/label.js';
 import { type ErrorCodeName, Header } from '../session/protocol.js';
-import type { AgentSession } from './agent-session.js';
 import type { ForwardContext } from './http-forward.js';
 import type { Tunnel } from './registry.js';
 
@@ -18,7 +20,7 @@ export interface Route {
 
 export type Admission =
   /** `consumed`: request headers the relay's access check used up (not to be forwarded). */
-  | { ok: true; tunnel: Tunnel; session: AgentSession; consumed: readonly string[] }
+  | { ok: true; tunnel: Tunnel; session: StreamPeer; consumed: readonly string[] }
   | { ok: false; error: ErrorCodeName; message: string; headers?: Record<string, string> }
   /** The visitor left while waiting; nothing to answer. */
   | { ok: false; error: undefined };
@@ -42,6 +44,11 @@ export async function admitStream(
 ): Promise<Admission> {
   const { options, registry } = ctx;
   const declaredBodyBytes = request.declaredBodyBytes;
+  if (ctx.cluster !== undefined && registry.get(route.label) === undefined) {
+    const remote = await admitRemote(ctx, ctx.cluster, route, request);
+    if (visitor.destroyed) return { ok: false, error: undefined };
+    if (remote !== undefined) return remote;
+  }
   const mayBeReturning = mayBeReturningAfterRestart(ctx, route.label);
   const tunnel =
     registry.get(route.label) ?? (mayBeReturning ? await awaitLabel(ctx, route.label, visitor) : undefined);
@@ -130,6 +137,74 @@ export async function admitStream(
 }
 
 /**
+ * A tunnel this node does not hold, looked up in the cluster: the node(s) holding it take the
+ * stream and apply its access rules and limits themselves. Undefined when no other node holds it
+ * (the local rules for unknown or returning tunnels apply then).
+ */
+async function admitRemote(
+  ctx: ForwardContext,
+  cluster: ClusterContext,
+  route: Route,
+  request: { declaredBodyBytes: number; upgrade: string | undefined; visitorAddress: string },
+): Promise<Admission | undefined> {
+  let location: TunnelLocation | undefined;
+  try {
+    location = await cluster.directory.locate(route.label);
+  } catch {
+    return {
+      ok: false,
+      error: 'clusterUnavailable',
+      message: `${route.label} is not held by this node and the cluster directory (Redis) cannot be reached; try again shortly`,
+      headers: { 'retry-after': OFFLINE_RETRY_AFTER_S },
+    };
+  }
+  if (location === undefined) return undefined;
+  if (location.kind === 'tcp' && request.upgrade === undefined) {
+    return {
+      ok: false,
+      error: 'upgradeRequired',
+      message: `${route.label} is a TCP service: connect with an HTTP Upgrade (e.g. postern connect, Upgrade: tcp)`,
+      headers: { upgrade: 'tcp', connection: 'Upgrade' },
+    };
+  }
+  const limit = ctx.options.maxRequestBodyBytes;
+  if (limit > 0 && request.declaredBodyBytes > limit) {
+    return {
+      ok: false,
+      error: 'bodyTooLarge',
+      message: `request body over the limit of ${limit} bytes`,
+      headers: { connection: 'close' },
+    };
+  }
+  const peer = await cluster.links.peer(location, request.visitorAddress);
+  if (typeof peer === 'string') {
+    cluster.directory.forget(route.label);
+    return {
+      ok: false,
+      error: 'clusterUnavailable',
+      message: peer,
+      headers: { 'retry-after': OFFLINE_RETRY_AFTER_S },
+    };
+  }
+  const tunnel: Tunnel = {
+    label: location.label,
+    name: location.name,
+    kind: location.kind,
+    keyLabel: '',
+    sessions: [],
+    activeStreams: 0,
+    streamsTotal: 0,
+    bucket: undefined,
+    access: undefined,
+    offlineSince: undefined,
+    waiters: new Set(),
+    remote: peer,
+  };
+  cluster.forwarded(location.kind === 'tcp' ? 'tcp' : request.upgrade === undefined ? 'http' : 'websocket');
+  return { ok: true, tunnel, session: peer, consumed: [] };
+}
+
+/**
  * The visitor's address for per-address limits: the socket's peer, or — when the peer is a trusted
  * proxy — the rightmost X-Forwarded-For entry that is not one (the address that proxy saw).
  */
@@ -191,7 +266,8 @@ export async function findSession(
   ctx: ForwardContext,
   tunnel: Tunnel,
   visitor: EventEmitter,
-): Promise<AgentSession | undefined> {
+): Promise<StreamPeer | undefined> {
+  if (tunnel.remote !== undefined) return tunnel.remote.broken ? undefined : tunnel.remote;
   const session = ctx.registry.pickSession(tunnel);
   if (session !== undefined || ctx.shutdown.aborted) return session;
   return untilVisitorLeaves(visitor, (gone) =>

@@ -145,5 +145,7 @@ export const ErrorCode = {
   accessDenied: ['access_denied', 403],
   authRateLimited: ['access_rate_limited', 429],
   shuttingDown: ['relay_shutting_down', 503],
+  clusterUnavailable: ['cluster_unavailable', 503],
+  nodeRefused: ['node_refused', 403],
 } as const satisfies Record<string, readonly [string, number]>;
 export type ErrorCodeName = keyof typeof ErrorCode;

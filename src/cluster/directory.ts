@@ -1,0 +1,228 @@
+import { Redis } from 'ioredis';
+import type { Logger } from '../log.js';
+import type { ServiceKind } from '../session/protocol.js';
+
+/** Lease figures (DESIGN §6): renewed every 10 s, gone 30 s after the last renewal. */
+export const LEASE_RENEW_MS = 10_000;
+export const LEASE_TTL_MS = 30_000;
+/** A located tunnel is trusted this long unless pub/sub says it changed. */
+const LOCATION_CACHE_MS = 5_000;
+/** Located tunnels cached at most (the cache is dropped whole past it). */
+const LOCATION_CACHE_ENTRIES = 10_000;
+/** A Redis command that takes longer than this fails (the tunnel is then not located). */
+const COMMAND_TIMEOUT_MS = 2_000;
+
+const CHANNEL = 'postern:tunnel-changes';
+
+export interface NodeRecord {
+  id: string;
+  /** Where other nodes dial this one: tcp://host:port. */
+  advertise: string;
+}
+
+/** Where a tunnel is held: its kind and name, and the nodes holding it now. */
+export interface TunnelLocation {
+  label: string;
+  kind: ServiceKind;
+  name: string;
+  nodes: NodeRecord[];
+}
+
+/**
+ * The cluster's shared state in Redis (docs/cluster.md): node records, tunnel leases, registration
+ * nonces. Every call fails fast while Redis is unreachable (no queue of commands waiting for it),
+ * so a visitor gets a 503 at once rather than a hang; leases are asserted again when it returns.
+ */
+export class ClusterDirectory {
+  readonly node: NodeRecord;
+  readonly #redis: Redis;
+  readonly #subscriber: Redis;
+  readonly #log: Logger;
+  readonly #cache = new Map<string, { location: TunnelLocation | undefined; at: number }>();
+  /** The leases this node holds: label → kind and name. */
+  readonly #held = new Map<string, { kind: ServiceKind; name: string }>();
+  #timer: NodeJS.Timeout | undefined;
+  #reachable = false;
+  #closed = false;
+
+  constructor(url: string, node: NodeRecord, log: Logger) {
+    this.node = node;
+    this.#log = log;
+    const options = {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      commandTimeout: COMMAND_TIMEOUT_MS,
+      connectTimeout: COMMAND_TIMEOUT_MS,
+      // Reconnect for ever, at most every 2 s.
+      retryStrategy: (times: number) => Math.min(100 * times, 2_000),
+      lazyConnect: true,
+    };
+    this.#redis = new Redis(url, options);
+    this.#subscriber = new Redis(url, { ...options, enableOfflineQueue: true });
+    // One line when Redis goes away and one when it is back, not one per failed command.
+    this.#redis.on('error', () => {});
+    this.#subscriber.on('error', () => {});
+    this.#redis.on('ready', () => {
+      if (!this.#reachable) this.#log.info('cluster: Redis reachable', { node: node.id });
+      this.#reachable = true;
+      void this.#renew();
+    });
+    this.#redis.on('close', () => {
+      if (this.#reachable && !this.#closed)
+        this.#log.warn('cluster: Redis unreachable; serving local tunnels only', { node: node.id });
+      this.#reachable = false;
+      this.#cache.clear();
+    });
+    this.#subscriber.on('message', (_channel: string, label: string) => this.#cache.delete(label));
+    this.#subscriber.on('ready', () => this.#cache.clear());
+  }
+
+  get reachable(): boolean {
+    return this.#reachable;
+  }
+
+  /** Connects and starts renewing; rejects when Redis cannot be reached now. */
+  async start(): Promise<void> {
+    await this.#redis.connect();
+    await this.#subscriber.connect();
+    await this.#subscriber.subscribe(CHANNEL);
+    await this.#renew();
+    this.#timer = setInterval(() => void this.#renew(), LEASE_RENEW_MS);
+    this.#timer.unref();
+  }
+
+  /** This node serves `label` now (a session of its agent is here). */
+  hold(label: string, kind: ServiceKind, name: string): void {
+    const first = !this.#held.has(label);
+    this.#held.set(label, { kind, name });
+    if (first) void this.#assert([label], true);
+  }
+
+  /** This node no longer serves `label`. */
+  release(label: string): void {
+    if (!this.#held.delete(label)) return;
+    void this.#run(async () => {
+      await this.#redis.hdel(leaseKey(label), this.node.id);
+      await this.#redis.publish(CHANNEL, label);
+    });
+  }
+
+  /**
+   * The nodes other than this one that hold `label`, with its kind and name; undefined when none
+   * does. Throws when Redis cannot be asked.
+   */
+  async locate(label: string): Promise<TunnelLocation | undefined> {
+    const now = Date.now();
+    const cached = this.#cache.get(label);
+    if (cached !== undefined && now - cached.at < LOCATION_CACHE_MS) return cached.location;
+    const leases = await this.#redis.hgetall(leaseKey(label));
+    let kind: ServiceKind = 'http';
+    let name = '';
+    const ids: string[] = [];
+    for (const [id, value] of Object.entries(leases)) {
+      const lease = parseLease(value);
+      if (lease === undefined || lease.until < now || id === this.node.id) continue;
+      ids.push(id);
+      kind = lease.kind;
+      name = lease.name;
+    }
+    let location: TunnelLocation | undefined;
+    if (ids.length > 0) {
+      const records = await this.#redis.mget(ids.map(nodeKey));
+      const nodes = records
+        .map((advertise, i) => (advertise === null ? undefined : { id: ids[i] as string, advertise }))
+        .filter((node): node is NodeRecord => node !== undefined);
+      if (nodes.length > 0) location = { label, kind, name, nodes };
+    }
+    if (this.#cache.size >= LOCATION_CACHE_ENTRIES) this.#cache.clear();
+    this.#cache.set(label, { location, at: now });
+    return location;
+  }
+
+  /** Forgets what is known of `label` (a node that held it could not be reached). */
+  forget(label: string): void {
+    this.#cache.delete(label);
+  }
+
+  /**
+   * Claims a registration nonce cluster-wide: false when another node (or this one) saw it.
+   * Undefined when Redis cannot be asked (the caller's own cache then decides).
+   */
+  async claimNonce(nonce: string, ttlMs: number): Promise<boolean | undefined> {
+    try {
+      return (await this.#redis.set(`postern:nonce:${nonce}`, '1', 'PX', ttlMs, 'NX')) === 'OK';
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Writes this node's record and every lease it holds again (also after Redis came back). */
+  async #renew(): Promise<void> {
+    await this.#run(async () => {
+      await this.#redis.set(nodeKey(this.node.id), this.node.advertise, 'PX', LEASE_TTL_MS);
+      await this.#assert([...this.#held.keys()], false);
+    });
+  }
+
+  async #assert(labels: string[], announce: boolean): Promise<void> {
+    if (labels.length === 0) return;
+    await this.#run(async () => {
+      const until = Date.now() + LEASE_TTL_MS;
+      const batch = this.#redis.multi();
+      for (const label of labels) {
+        const held = this.#held.get(label);
+        if (held === undefined) continue;
+        batch.hset(leaseKey(label), this.node.id, JSON.stringify({ until, ...held }));
+        batch.pexpire(leaseKey(label), LEASE_TTL_MS);
+        if (announce) batch.publish(CHANNEL, label);
+      }
+      await batch.exec();
+    });
+  }
+
+  /** Runs Redis work; a failure while Redis is away is expected and already logged once. */
+  async #run(work: () => Promise<void>): Promise<void> {
+    try {
+      await work();
+    } catch (error) {
+      if (this.#reachable)
+        this.#log.debug('cluster: Redis command failed', { error: (error as Error).message });
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearInterval(this.#timer);
+    const labels = [...this.#held.keys()];
+    this.#held.clear();
+    await this.#run(async () => {
+      const batch = this.#redis.multi();
+      for (const label of labels) {
+        batch.hdel(leaseKey(label), this.node.id);
+        batch.publish(CHANNEL, label);
+      }
+      batch.del(nodeKey(this.node.id));
+      await batch.exec();
+    });
+    this.#redis.disconnect();
+    this.#subscriber.disconnect();
+  }
+}
+
+function leaseKey(label: string): string {
+  return `postern:tunnel:${label}`;
+}
+
+function nodeKey(id: string): string {
+  return `postern:node:${id}`;
+}
+
+function parseLease(value: string): { until: number; kind: ServiceKind; name: string } | undefined {
+  try {
+    const lease = JSON.parse(value) as { until?: unknown; kind?: unknown; name?: unknown };
+    if (typeof lease.until !== 'number' || (lease.kind !== 'http' && lease.kind !== 'tcp')) return undefined;
+    return { until: lease.until, kind: lease.kind, name: String(lease.name ?? '') };
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,185 @@
+import type { IncomingMessage } from 'node:http';
+import {
+  type ClientHttp2Stream,
+  type IncomingHttpHeaders as Http2Headers,
+  performServerHandshake,
+  type ServerHttp2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
+import type { Duplex } from 'node:stream';
+import type { Logger } from '../log.js';
+import type { ForwardContext } from '../relay/http-forward.js';
+import { findSession } from '../relay/stream-admission.js';
+import { writeRawError } from '../relay/visitor-error.js';
+import { NonceCache } from '../session/nonce-cache.js';
+import { ErrorCode, type ErrorCodeName, Header, MAX_HEADER_PAIRS } from '../session/protocol.js';
+import { joinDuplex } from '../stream/join-duplex.js';
+import {
+  NODE_AUTH_HEADER,
+  NODE_AUTH_WINDOW_S,
+  NODE_ID_HEADER,
+  NODE_UPGRADE_TOKEN,
+  verifyNodeAuth,
+} from './node-auth.js';
+import { FORWARD_LABEL_HEADER, FORWARD_VISITOR_HEADER } from './node-links.js';
+
+/** Node ids: what --node-id accepts. */
+export const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+/**
+ * This node's end of the links other nodes dial (`/_postern/node`): checks the dialing node's
+ * proof, then serves each stream it forwards as if the visitor had come here — the tunnel's access
+ * rules, rate limit and stream cap apply — by opening the same stream to a local agent session and
+ * joining the two with HTTP/2 flow control end to end.
+ */
+export class NodeEndpoint {
+  readonly #ctx: ForwardContext;
+  readonly #secret: string;
+  readonly #log: Logger;
+  readonly #nonces = new NonceCache({ maxEntries: 10_000, ttlMs: 2 * NODE_AUTH_WINDOW_S * 1000 });
+  readonly #sessions = new Set<ServerHttp2Session>();
+
+  constructor(ctx: ForwardContext, secret: string, log: Logger) {
+    this.#ctx = ctx;
+    this.#secret = secret;
+    this.#log = log;
+  }
+
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const id = String(req.headers[NODE_ID_HEADER] ?? '');
+    const refuse = (reason: string): void => {
+      this.#log.warn('node link refused', { peer: id, remoteAddress: req.socket.remoteAddress, reason });
+      writeRawError(socket, 'nodeRefused', reason);
+    };
+    if (String(req.headers.upgrade).toLowerCase() !== NODE_UPGRADE_TOKEN)
+      return refuse(`the node endpoint expects "Upgrade: ${NODE_UPGRADE_TOKEN}"`);
+    if (!NODE_ID.test(id)) return refuse('missing or malformed node id');
+    const verdict = verifyNodeAuth(this.#secret, id, String(req.headers[NODE_AUTH_HEADER] ?? ''));
+    if (!verdict.ok) return refuse(verdict.reason);
+    if (this.#nonces.add(verdict.nonce, Date.now()) !== 'added') return refuse('node proof replayed');
+    socket.write(
+      `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${NODE_UPGRADE_TOKEN}\r\n\r\n`,
+    );
+    if (head.length > 0) socket.unshift(head);
+    socket.on('end', () => socket.destroy());
+    const session = performServerHandshake(socket, {
+      settings: { enablePush: false, initialWindowSize: 1 << 20, maxConcurrentStreams: 100_000 },
+      maxSessionMemory: 64,
+      maxHeaderListPairs: MAX_HEADER_PAIRS,
+    });
+    this.#sessions.add(session);
+    session.once('close', () => this.#sessions.delete(session));
+    session.on('error', (error) => this.#log.debug('node link error', { peer: id, error: error.message }));
+    session.on('stream', (stream, headers) => {
+      stream.on('error', () => {});
+      this.#serve(stream, headers).catch((error: Error) => {
+        this.#log.error('forwarded stream failed', { peer: id, error: error.message });
+        stream.destroy(error);
+      });
+    });
+    this.#log.info('node link accepted', { peer: id });
+  }
+
+  async #serve(stream: ServerHttp2Stream, headers: Http2Headers): Promise<void> {
+    const ctx = this.#ctx;
+    const label = String(headers[FORWARD_LABEL_HEADER] ?? '');
+    const visitor = String(headers[FORWARD_VISITOR_HEADER] ?? '');
+    const tunnel = ctx.registry.get(label);
+    if (tunnel === undefined) return respondError(stream, 'tunnelOffline', `${label} is no longer held here`);
+    let consumed: readonly string[] = [];
+    if (tunnel.access !== undefined) {
+      const verdict = await tunnel.access.check(headers, visitor, ctx.access);
+      if (!verdict.ok) return respondError(stream, verdict.error, verdict.message, verdict.headers);
+      consumed = verdict.consumed;
+    }
+    const waitMs = tunnel.bucket?.take(Date.now()) ?? 0;
+    if (waitMs > 0)
+      return respondError(
+        stream,
+        'rateLimited',
+        `tunnel over its limit of ${ctx.options.requestsPerSecondPerTunnel} requests/s`,
+        {
+          'retry-after': String(Math.ceil(waitMs / 1000)),
+        },
+      );
+    if (tunnel.activeStreams >= ctx.options.maxConcurrentStreamsPerTunnel)
+      return respondError(stream, 'tooManyStreams', `tunnel has ${tunnel.activeStreams} streams open`, {
+        'retry-after': '1',
+      });
+    tunnel.activeStreams++;
+    tunnel.streamsTotal++;
+    stream.once('close', () => tunnel.activeStreams--);
+    const session = await findSession(ctx, tunnel, stream);
+    if (stream.destroyed) return;
+    if (session === undefined)
+      return respondError(
+        stream,
+        'tunnelOffline',
+        `the agent of ${label} is not connected; try again shortly`,
+        {
+          'retry-after': '2',
+        },
+      );
+    const out: Record<string, string | string[]> = {};
+    for (const [name, value] of Object.entries(headers)) {
+      if (value === undefined || name === FORWARD_LABEL_HEADER || name === FORWARD_VISITOR_HEADER) continue;
+      if (consumed.includes(name)) continue;
+      out[name] = value;
+    }
+    let agentStream: ClientHttp2Stream;
+    try {
+      agentStream = session.openStream(out, { endStream: false });
+    } catch (error) {
+      return respondError(
+        stream,
+        'agentFailed',
+        `could not open a stream to the agent: ${(error as Error).message}`,
+      );
+    }
+    agentStream.on('headers', (informational) => {
+      if (!stream.headersSent && !stream.destroyed) stream.additionalHeaders(informational);
+    });
+    let trailers: Http2Headers | undefined;
+    agentStream.once('trailers', (received) => {
+      trailers = received;
+    });
+    agentStream.once('response', (response) => {
+      if (stream.destroyed) return;
+      const waitForTrailers = response.trailer !== undefined;
+      stream.respond(response, { waitForTrailers });
+      if (waitForTrailers)
+        stream.once('wantTrailers', () => {
+          try {
+            stream.sendTrailers(trailers ?? {});
+          } catch {
+            stream.destroy(new Error('trailers could not be sent'));
+          }
+        });
+    });
+    joinDuplex(stream, agentStream);
+  }
+
+  /** GOAWAY on every link: forwarded streams in flight finish, the dialing nodes dial elsewhere. */
+  close(): void {
+    for (const session of this.#sessions) session.close();
+  }
+}
+
+function respondError(
+  stream: ServerHttp2Stream,
+  name: ErrorCodeName,
+  message: string,
+  extra: Record<string, string> = {},
+): void {
+  if (stream.destroyed || stream.headersSent) return;
+  const [code, status] = ErrorCode[name];
+  const body = `postern: ${message}\n`;
+  stream.respond({
+    ':status': status,
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': String(Buffer.byteLength(body)),
+    [Header.error]: code,
+    ...extra,
+  });
+  stream.end(body);
+}

@@ -1,0 +1,155 @@
+import {
+  type ClientHttp2Session,
+  type ClientHttp2Stream,
+  constants as h2,
+  connect as http2Connect,
+  type OutgoingHttpHeaders,
+} from 'node:http2';
+import { connect } from '../client/connect.js';
+import type { Logger } from '../log.js';
+import { startKeepalive } from '../session/keepalive.js';
+import { MAX_HEADER_PAIRS } from '../session/protocol.js';
+import type { NodeRecord, TunnelLocation } from './directory.js';
+import {
+  NODE_AUTH_HEADER,
+  NODE_ID_HEADER,
+  NODE_PATH,
+  NODE_UPGRADE_TOKEN,
+  nodeAuthValue,
+} from './node-auth.js';
+
+/** Headers a forwarded stream carries from the node that took the visitor to the node that holds the tunnel. */
+export const FORWARD_LABEL_HEADER = 'postern-forward-label';
+export const FORWARD_VISITOR_HEADER = 'postern-forward-visitor';
+/** A node that could not be reached is not dialed again for this long. */
+const DEAD_NODE_MS = 2_000;
+/** Dialing another node (TCP + upgrade) gives up after this. */
+const DIAL_TIMEOUT_MS = 3_000;
+
+/** Something a stream can be opened on: a local agent session, or a node holding the tunnel. */
+export interface StreamPeer {
+  openStream(headers: OutgoingHttpHeaders, options: { endStream: boolean }): ClientHttp2Stream;
+  /** The connection failed under the stream (not an orderly end). */
+  readonly broken: boolean;
+}
+
+/**
+ * The persistent HTTP/2 connections from this node to the others (one per node, dialed on first
+ * need, authenticated with the cluster secret), over which visitor streams for tunnels held
+ * elsewhere are forwarded with HTTP/2 flow control end to end.
+ */
+export class NodeLinks {
+  readonly #self: NodeRecord;
+  readonly #secret: string;
+  readonly #basePath: string;
+  readonly #log: Logger;
+  readonly #links = new Map<string, Promise<ClientHttp2Session>>();
+  readonly #deadUntil = new Map<string, number>();
+  readonly #keepalive: { intervalMs: number; timeoutMs: number };
+  #closed = false;
+
+  constructor(options: {
+    self: NodeRecord;
+    secret: string;
+    basePath: string;
+    log: Logger;
+    keepalive: { intervalMs: number; timeoutMs: number };
+  }) {
+    this.#self = options.self;
+    this.#secret = options.secret;
+    this.#basePath = options.basePath;
+    this.#log = options.log;
+    this.#keepalive = options.keepalive;
+  }
+
+  /**
+   * A peer on one of the nodes holding the tunnel (in their order, skipping nodes that just failed),
+   * or a message for the visitor when none could be reached (the details, which name internal
+   * addresses, go to the log only).
+   */
+  async peer(location: TunnelLocation, visitor: string): Promise<StreamPeer | string> {
+    const now = Date.now();
+    const candidates = location.nodes.filter((node) => (this.#deadUntil.get(node.id) ?? 0) <= now);
+    for (const node of candidates.length > 0 ? candidates : location.nodes) {
+      try {
+        const session = await this.#session(node);
+        return {
+          openStream: (headers, options) =>
+            session.request(
+              { ...headers, [FORWARD_LABEL_HEADER]: location.label, [FORWARD_VISITOR_HEADER]: visitor },
+              options,
+            ),
+          get broken() {
+            return session.destroyed;
+          },
+        };
+      } catch (error) {
+        this.#log.warn('node link failed', {
+          peer: node.id,
+          advertise: node.advertise,
+          error: (error as Error).message,
+        });
+        this.#deadUntil.set(node.id, Date.now() + DEAD_NODE_MS);
+      }
+    }
+    return `no node holding ${location.label} could be reached; try again shortly`;
+  }
+
+  #session(node: NodeRecord): Promise<ClientHttp2Session> {
+    if (this.#closed) return Promise.reject(new Error('this node is shutting down'));
+    let link = this.#links.get(node.id);
+    if (link === undefined) {
+      link = this.#dial(node);
+      this.#links.set(node.id, link);
+      link.catch(() => this.#links.delete(node.id));
+    }
+    return link;
+  }
+
+  async #dial(node: NodeRecord): Promise<ClientHttp2Session> {
+    const socket = await connect(`${node.advertise}${this.#basePath}${NODE_PATH}?http_preflight=true`, {
+      upgradeToken: NODE_UPGRADE_TOKEN,
+      headers: [
+        [NODE_ID_HEADER, this.#self.id],
+        [NODE_AUTH_HEADER, nodeAuthValue(this.#secret, this.#self.id)],
+      ],
+      connectTimeoutMs: DIAL_TIMEOUT_MS,
+      handshakeTimeoutMs: DIAL_TIMEOUT_MS,
+    });
+    socket.on('end', () => socket.destroy());
+    const session = http2Connect('http://postern-node', {
+      createConnection: () => socket,
+      settings: { enablePush: false, initialWindowSize: 1 << 20 },
+      maxSessionMemory: 64,
+      maxHeaderListPairs: MAX_HEADER_PAIRS,
+    });
+    session.once('connect', () => session.setLocalWindowSize(16 << 20));
+    session.on('error', (error) =>
+      this.#log.debug('node link error', { peer: node.id, error: error.message }),
+    );
+    const forget = (): void => {
+      if (this.#links.get(node.id) === linked) this.#links.delete(node.id);
+    };
+    const linked = Promise.resolve(session);
+    session.once('close', forget);
+    session.once('goaway', () => {
+      forget();
+      session.close();
+    });
+    startKeepalive(session, this.#keepalive, (reason) => {
+      this.#log.warn('node link dead', { peer: node.id, reason });
+      this.#deadUntil.set(node.id, Date.now() + DEAD_NODE_MS);
+      session.destroy(undefined, h2.NGHTTP2_CANCEL);
+    });
+    this.#log.info('node link up', { peer: node.id, advertise: node.advertise });
+    // The map holds the promise #session() made; replace it with the settled one.
+    this.#links.set(node.id, linked);
+    return session;
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const link of this.#links.values()) link.then((session) => session.destroy()).catch(() => {});
+    this.#links.clear();
+  }
+}

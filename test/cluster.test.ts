@@ -1,0 +1,237 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { get, request } from 'node:http';
+import { after, before, describe, test } from 'node:test';
+import { WebSocket } from 'ws';
+import { type Agent, createAgent } from '../src/agent/agent.js';
+import { connect } from '../src/client/connect.js';
+import { generateAgentKey } from '../src/keys/key-file.js';
+import { AGENT_PATH, Header, SESSION_UPGRADE_TOKEN } from '../src/session/protocol.js';
+import { localhostLookup } from '../src/transport/localhost-lookup.js';
+import { curlResponse } from './helpers/curl.js';
+import { type EchoServer, startTcpEcho, startWebSocketEcho } from './helpers/echo.js';
+import { type Origin, patternBlock, sha256OfPattern, startOrigin } from './helpers/origin.js';
+import { type CliProcess, startCli } from './helpers/processes.js';
+import { type Redis, startRedis } from './helpers/redis.js';
+import { signedRegistration } from './helpers/registration.js';
+import { readyWithin } from './helpers/tunnel.js';
+
+const SECRET = 'cluster-secret-for-tests-0123456789';
+const MiB = 1 << 20;
+
+interface Node {
+  cli: CliProcess;
+  port: number;
+  address: string;
+}
+
+async function startNode(redis: Redis, id: string, secret = SECRET): Promise<Node> {
+  const cli = startCli([
+    'relay',
+    '--listen',
+    'tcp://127.0.0.1:0',
+    '--admin',
+    'off',
+    '--redis',
+    redis.socketPath,
+    '--node-id',
+    id,
+    '--cluster-secret',
+    secret,
+    '--json',
+  ]);
+  const listening = await cli.nextEvent((e) => e.event === 'listening');
+  const address = (listening.listen as string[])[0] as string;
+  assert.deepEqual(listening.node, { id, advertise: address });
+  return { cli, address, port: Number(address.split(':').pop()) };
+}
+
+/** GET through a node; resolves with the status and the SHA-256 and size of the body. */
+function download(
+  port: number,
+  label: string,
+  path: string,
+): Promise<{ status: number; sha256: string; size: number }> {
+  return new Promise((resolve, reject) => {
+    get({ host: `${label}.localhost`, port, path, lookup: localhostLookup }, (res) => {
+      const hash = createHash('sha256');
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        hash.update(chunk);
+        size += chunk.length;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, sha256: hash.digest('hex'), size }));
+      res.on('error', reject);
+    }).on('error', reject);
+  });
+}
+
+/** POSTs `size` pattern bytes to /upload through a node; resolves with the origin's answer. */
+function upload(port: number, label: string, size: number): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: `${label}.localhost`,
+        port,
+        path: '/upload',
+        method: 'POST',
+        lookup: localhostLookup,
+        headers: { 'content-length': size },
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          body += chunk;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('error', reject);
+    let i = 0;
+    let sent = 0;
+    const pump = (): void => {
+      while (sent < size) {
+        const chunk = patternBlock(i++).subarray(0, Math.min(64 * 1024, size - sent));
+        sent += chunk.length;
+        if (!req.write(chunk)) {
+          req.once('drain', pump);
+          return;
+        }
+      }
+      req.end();
+    };
+    pump();
+  });
+}
+
+describe('cluster mode: three relay processes on one redis-server', () => {
+  let redis: Redis;
+  let nodes: Node[];
+  let origin: Origin;
+  let tcpEcho: EchoServer;
+  let wsEcho: EchoServer;
+  let agent: Agent;
+  const labels: Record<string, string> = {};
+
+  before(async () => {
+    redis = await startRedis();
+    nodes = await Promise.all(['a', 'b', 'c'].map((id) => startNode(redis, id)));
+    origin = await startOrigin();
+    tcpEcho = await startTcpEcho();
+    wsEcho = await startWebSocketEcho();
+    agent = createAgent({
+      relay: (nodes[0] as Node).address,
+      key: generateAgentKey(),
+      services: [
+        { name: 'web', target: origin.url },
+        { name: 'echo', target: tcpEcho.target },
+        { name: 'ws', target: wsEcho.target },
+      ],
+    });
+    for (const service of await readyWithin(agent)) labels[service.name] = service.label;
+  });
+  after(async () => {
+    await agent?.close();
+    await Promise.all((nodes ?? []).map((n) => n.cli.stop()));
+    await Promise.all([origin?.close(), tcpEcho?.close(), wsEcho?.close()]);
+    await redis?.stop();
+  });
+
+  test('HTTP through the nodes that do not hold the tunnel: 50 MiB down and up, checksums equal', async () => {
+    const [, b, c] = nodes as [Node, Node, Node];
+    const size = 50 * MiB;
+    for (const node of [b, c]) {
+      const down = await download(node.port, labels.web as string, `/bytes?n=${size}`);
+      assert.deepEqual(down, { status: 200, sha256: sha256OfPattern(size), size });
+    }
+    const up = await upload(c.port, labels.web as string, size);
+    assert.equal(up.status, 200);
+    assert.equal(JSON.parse(up.body).sha256, sha256OfPattern(size));
+  });
+
+  test('WebSocket and preflight TCP through another node', async () => {
+    const [, b, c] = nodes as [Node, Node, Node];
+    const ws = new WebSocket(`ws://${labels.ws}.localhost:${c.port}/`, { lookup: localhostLookup });
+    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    const message = randomBytes(200_000);
+    const echoed = new Promise<Buffer>((resolve) => ws.once('message', (data) => resolve(data as Buffer)));
+    ws.send(message);
+    assert.deepEqual(await echoed, message);
+    ws.close();
+
+    const socket = await connect(`tcp://${labels.echo}.localhost:${b.port}?http_preflight=true`);
+    const bytes = randomBytes(4 * MiB);
+    socket.end(bytes);
+    const back: Buffer[] = [];
+    for await (const chunk of socket) back.push(chunk as Buffer);
+    assert.ok(Buffer.concat(back).equals(bytes), 'the 4 MiB came back whole over the TCP stream');
+  });
+
+  test('a registration replayed on another node is refused (the nonce is shared through Redis)', async () => {
+    const [a, b] = nodes as [Node, Node];
+    const key = generateAgentKey();
+    const headers = signedRegistration(key, 'relay.cluster.test');
+    const register = (port: number): Promise<{ status: number; code: string | undefined }> =>
+      new Promise((resolve, reject) => {
+        const req = request({
+          host: '127.0.0.1',
+          port,
+          path: AGENT_PATH,
+          headers: {
+            connection: 'Upgrade',
+            upgrade: SESSION_UPGRADE_TOKEN,
+            ...headers,
+            host: 'relay.cluster.test',
+          },
+        });
+        req.once('upgrade', (res, socket) => {
+          socket.destroy();
+          resolve({ status: res.statusCode ?? 0, code: undefined });
+        });
+        req.once('response', (res) => {
+          res.resume();
+          resolve({ status: res.statusCode ?? 0, code: res.headers[Header.error] as string | undefined });
+        });
+        req.once('error', reject);
+        req.end();
+      });
+    assert.deepEqual(await register(a.port), { status: 101, code: undefined });
+    assert.deepEqual(await register(b.port), { status: 401, code: 'registration_replayed' });
+  });
+
+  test('a node with the wrong cluster secret can neither dial in nor forward; a forged link is refused', async () => {
+    const intruder = await startNode(redis, 'intruder', 'not-the-cluster-secret-at-all');
+    try {
+      const res = await curlResponse([`http://${labels.web}.localhost:${intruder.port}/x`]);
+      assert.equal(res.status, 503);
+      assert.equal(res.headers['postern-error'], 'cluster_unavailable');
+      assert.match(res.body, /^postern: no node holding [a-z2-7]+ could be reached; try again shortly\n$/);
+      assert.match(
+        intruder.cli.stderr(),
+        /"msg":"node link failed","node":"intruder","peer":"a",.*wrong cluster secret/,
+      );
+      const [a] = nodes as [Node];
+      assert.match(
+        a.cli.stderr(),
+        /"msg":"node link refused","node":"a","peer":"intruder".*"reason":"wrong cluster secret"/,
+      );
+
+      const forged = await curlResponse([
+        '-H',
+        'Connection: Upgrade',
+        '-H',
+        'Upgrade: postern-node/1',
+        '-H',
+        'Postern-Node: b',
+        '-H',
+        `Postern-Node-Auth: ${Math.floor(Date.now() / 1000)}.abc.${'A'.repeat(43)}`,
+        `http://127.0.0.1:${a.port}/_postern/node`,
+      ]);
+      assert.equal(forged.status, 403);
+      assert.equal(forged.headers['postern-error'], 'node_refused');
+    } finally {
+      await intruder.cli.stop();
+    }
+  });
+});
