@@ -90,7 +90,7 @@ describe('agent sessions and targets', () => {
     }
   });
 
-  test('several relay addresses: sessions spread over them, each relay serves the tunnel, one going away leaves the others', async () => {
+  test('several relay addresses: sessions spread over them, each relay serves the tunnel, the session of one going away moves to another', async () => {
     const relayA = await createRelay({ listen: ['tcp://127.0.0.1:0'] });
     const relayB = await createRelay({ listen: ['tcp://127.0.0.1:0'] });
     const agent = createAgent({
@@ -118,6 +118,9 @@ describe('agent sessions and targets', () => {
       assert.equal((await curlResponse([`http://127.0.0.1:${portB}/${label}/echo`])).status, 200);
       for (let i = 0; i < 250 && reasons.length === 0; i++) await delay(20);
       assert.equal(reasons[0]?.relay, `${relayA.addresses[0]}/_postern/agent?http_preflight=true`);
+      // The session that lost relay A dials the next address: both sessions end up on B.
+      for (let i = 0; i < 250 && sessionsOn(relayB) !== 2; i++) await delay(20);
+      assert.equal(sessionsOn(relayB), 2, 'the session of the relay that went away moved to the other');
     } finally {
       await agent.close();
       await relayB.close();

@@ -8,43 +8,19 @@ import { connect } from '../src/client/connect.js';
 import { generateAgentKey } from '../src/keys/key-file.js';
 import { AGENT_PATH, Header, SESSION_UPGRADE_TOKEN } from '../src/session/protocol.js';
 import { localhostLookup } from '../src/transport/localhost-lookup.js';
+import { type ClusterNode, startClusterNode } from './helpers/cluster-node.js';
 import { curlResponse } from './helpers/curl.js';
 import { type EchoServer, startTcpEcho, startWebSocketEcho } from './helpers/echo.js';
 import { type Origin, patternBlock, sha256OfPattern, startOrigin } from './helpers/origin.js';
-import { type CliProcess, startCli } from './helpers/processes.js';
 import { type Redis, startRedis } from './helpers/redis.js';
 import { signedRegistration } from './helpers/registration.js';
 import { readyWithin } from './helpers/tunnel.js';
 
-const SECRET = 'cluster-secret-for-tests-0123456789';
 const MiB = 1 << 20;
 
-interface Node {
-  cli: CliProcess;
-  port: number;
-  address: string;
-}
-
-async function startNode(redis: Redis, id: string, secret = SECRET): Promise<Node> {
-  const cli = startCli([
-    'relay',
-    '--listen',
-    'tcp://127.0.0.1:0',
-    '--admin',
-    'off',
-    '--redis',
-    redis.socketPath,
-    '--node-id',
-    id,
-    '--cluster-secret',
-    secret,
-    '--json',
-  ]);
-  const listening = await cli.nextEvent((e) => e.event === 'listening');
-  const address = (listening.listen as string[])[0] as string;
-  assert.deepEqual(listening.node, { id, advertise: address });
-  return { cli, address, port: Number(address.split(':').pop()) };
-}
+type Node = ClusterNode;
+const startNode = (redis: Redis, id: string, secret?: string): Promise<Node> =>
+  startClusterNode(redis, id, secret === undefined ? {} : { secret });
 
 /** GET through a node; resolves with the status and the SHA-256 and size of the body. */
 function download(

@@ -1,7 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { ServerHttp2Session } from 'node:http2';
 import { normalizePreflightHeader } from '../client/preflight-headers.js';
-import type { ConnectionString } from '../connection-string/index.js';
 import { withoutUndefined } from '../defined.js';
 import { OptionError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
@@ -90,7 +89,8 @@ class AgentRuntime extends EventEmitter implements Agent {
       this.#slots.push(
         new SessionSlot(i, {
           opts: this.#opts,
-          relay: relays[i % relays.length] as ConnectionString,
+          relays,
+          firstRelay: i,
           key: this.#opts.key,
           services: this.#services.map((s) => ({ name: s.name, kind: s.kind })),
           log: this.#log.child({ connection: i }),

@@ -26,7 +26,7 @@ export interface AgentOptions {
   /**
    * The relay address (see agentRelayAddress: tcp/tcps/unix raw upgrade, ws/wss, http/https as
    * ws/wss), or several addresses of one relay deployment (cluster nodes, or one relay by several
-   * routes): session i goes to address i mod n.
+   * routes): session i starts at address i mod n and moves to the next one after each loss.
    */
   relay: string | readonly string[];
   /** The agent's ed25519 identity (loadKeyFile / generateAgentKey). */

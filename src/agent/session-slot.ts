@@ -26,7 +26,12 @@ export type SlotState = 'connecting' | 'ready' | 'waiting' | 'stopped';
 
 export interface SlotContext {
   opts: ResolvedAgentOptions;
-  relay: ConnectionString;
+  /**
+   * The relay addresses, this slot's first one at `firstRelay`; after each loss the slot dials the
+   * next one, so a dead node (or route) is left for a live one.
+   */
+  relays: readonly ConnectionString[];
+  firstRelay: number;
   key: AgentKey;
   services: RequestedService[];
   log: Logger;
@@ -54,14 +59,18 @@ export class SessionSlot {
   #pendingSocket: Socket | undefined;
   #wake: (() => void) | undefined;
   #stopped = false;
-  readonly #relayText: string;
+  #relayIndex: number;
   readonly done: Promise<void>;
 
   constructor(index: number, ctx: SlotContext) {
     this.index = index;
     this.#ctx = ctx;
-    this.#relayText = redactSecrets(formatConnectionString(ctx.relay));
+    this.#relayIndex = ctx.firstRelay % ctx.relays.length;
     this.done = this.#run();
+  }
+
+  get #relay(): ConnectionString {
+    return this.#ctx.relays[this.#relayIndex] as ConnectionString;
   }
 
   get state(): SlotState {
@@ -94,7 +103,12 @@ export class SessionSlot {
       }
       if (this.#stopped) break;
       this.#state = 'waiting';
-      events.emit('disconnected', { connection: this.index, relay: this.#relayText, reason });
+      events.emit('disconnected', {
+        connection: this.index,
+        relay: redactSecrets(formatConnectionString(this.#relay)),
+        reason,
+      });
+      this.#relayIndex = (this.#relayIndex + 1) % this.#ctx.relays.length;
       const delayMs = backoffDelay(attempt++, {
         initialMs: opts.reconnectInitialMs,
         maxMs: opts.reconnectMaxMs,
@@ -114,7 +128,8 @@ export class SessionSlot {
   }
 
   async #connect(): Promise<{ session: ServerHttp2Session; services: AssignedService[] }> {
-    const { opts, relay, key } = this.#ctx;
+    const { opts, key } = this.#ctx;
+    const relay = this.#relay;
     const socket = await dialSocket(relay, { timeoutMs: opts.dialTimeoutMs, proxy: opts.proxy });
     this.#pendingSocket = socket;
     if (this.#stopped) socket.destroy();

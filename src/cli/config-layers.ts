@@ -14,7 +14,6 @@ const COMMAND_LINE_ONLY = new Set(['config', 'help']);
 export const INTEGER_OPTIONS = new Set([
   'response-timeout',
   'reconnect-wait',
-  'rate-limit',
   'rate-burst',
   'max-streams',
   'max-body',
@@ -92,7 +91,14 @@ function fromEnv(name: string, option: OptionSpec[string], raw: string): Value {
   return option.multiple ? raw.split(',').map((part) => part.trim()) : raw;
 }
 
+/** A rate: whole requests per second, or `<n>/s`, `<n>/min`. */
+export const RATE = /^\d+(\/(s|min))?$/;
+
 function checkValue(name: string, value: string, where: string): void {
+  if (name === 'rate-limit' && !RATE.test(value))
+    throw new UsageError(
+      `${where}: rate-limit must be requests per second, or <n>/s or <n>/min (got "${value}")`,
+    );
   if (INTEGER_OPTIONS.has(name) && !/^\d+$/.test(value))
     throw new UsageError(`${where}: ${name} must be a whole number (got "${value}")`);
   const choices = CHOICE_OPTIONS[name];

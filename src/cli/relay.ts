@@ -5,7 +5,7 @@ import { createRelay } from '../relay/relay.js';
 const DEFAULT_ADMIN = '127.0.0.1:9090';
 
 import { integerFlag, jsonLine, type OptionSpec, UsageError } from './args.js';
-import { parseLayeredArgs } from './config-layers.js';
+import { parseLayeredArgs, RATE } from './config-layers.js';
 import { loggerFromFlags } from './logger-flags.js';
 import { onShutdownSignal } from './signals.js';
 
@@ -47,6 +47,15 @@ export const RELAY_OPTIONS = {
   json: { type: 'boolean' },
 } as const satisfies OptionSpec;
 
+/** `--rate-limit 10`, `10/s` or `600/min` as requests per second. */
+function rateFlag(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!RATE.test(value))
+    throw new UsageError(`--rate-limit must be requests per second, or <n>/s or <n>/min (got "${value}")`);
+  const [count, unit] = value.split('/');
+  return Number(count) / (unit === 'min' ? 60 : 1);
+}
+
 export async function relayCommand(argv: string[]): Promise<void> {
   const { values } = parseLayeredArgs('relay', argv, RELAY_OPTIONS, false);
   const logger = loggerFromFlags(values, 'info');
@@ -78,7 +87,7 @@ export async function relayCommand(argv: string[]): Promise<void> {
     publicUrl: values['public-url'],
     responseTimeoutMs: integerFlag(values['response-timeout'], 'response-timeout'),
     reconnectWaitMs: integerFlag(values['reconnect-wait'], 'reconnect-wait'),
-    requestsPerSecondPerTunnel: integerFlag(values['rate-limit'], 'rate-limit'),
+    requestsPerSecondPerTunnel: rateFlag(values['rate-limit']),
     requestBurstPerTunnel: integerFlag(values['rate-burst'], 'rate-burst'),
     maxConcurrentStreamsPerTunnel: integerFlag(values['max-streams'], 'max-streams'),
     maxRequestBodyBytes: integerFlag(values['max-body'], 'max-body'),

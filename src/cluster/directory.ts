@@ -14,6 +14,27 @@ const COMMAND_TIMEOUT_MS = 2_000;
 
 const CHANNEL = 'postern:tunnel-changes';
 
+/**
+ * A token bucket kept in Redis, with Redis's clock (nodes' clocks may differ): the same rule as
+ * the relay's own TokenBucket, shared by every node. Returns 0 when a token was taken, else the
+ * milliseconds until one will be there.
+ */
+const TAKE_TOKEN = `
+local rate = tonumber(ARGV[1]) / 1000
+local burst = tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or burst
+local at = tonumber(state[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = math.ceil((1 - tokens) / rate) end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate) + 1000)
+return wait
+`;
+
 export interface NodeRecord {
   id: string;
   /** Where other nodes dial this one: tcp://host:port. */
@@ -154,6 +175,15 @@ export class ClusterDirectory {
     } catch {
       return undefined;
     }
+  }
+
+  /**
+   * Takes a token of the tunnel's cluster-wide request bucket: 0 when allowed, else ms to wait.
+   * Throws when Redis cannot be asked (the caller falls back to its own bucket).
+   */
+  async takeToken(label: string, ratePerSecond: number, burst: number): Promise<number> {
+    const wait = await this.#redis.eval(TAKE_TOKEN, 1, `postern:rate:${label}`, ratePerSecond, burst);
+    return Number(wait);
   }
 
   /** Writes this node's record and every lease it holds again (also after Redis came back). */

@@ -9,7 +9,7 @@ import {
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log.js';
 import type { ForwardContext } from '../relay/http-forward.js';
-import { findSession } from '../relay/stream-admission.js';
+import { findSession, takeRequestToken } from '../relay/stream-admission.js';
 import { writeRawError } from '../relay/visitor-error.js';
 import { NonceCache } from '../session/nonce-cache.js';
 import { ErrorCode, type ErrorCodeName, Header, MAX_HEADER_PAIRS } from '../session/protocol.js';
@@ -92,7 +92,7 @@ export class NodeEndpoint {
       if (!verdict.ok) return respondError(stream, verdict.error, verdict.message, verdict.headers);
       consumed = verdict.consumed;
     }
-    const waitMs = tunnel.bucket?.take(Date.now()) ?? 0;
+    const waitMs = await takeRequestToken(ctx, tunnel);
     if (waitMs > 0)
       return respondError(
         stream,

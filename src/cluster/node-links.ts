@@ -21,8 +21,12 @@ import {
 /** Headers a forwarded stream carries from the node that took the visitor to the node that holds the tunnel. */
 export const FORWARD_LABEL_HEADER = 'postern-forward-label';
 export const FORWARD_VISITOR_HEADER = 'postern-forward-visitor';
-/** A node that could not be reached is not dialed again for this long. */
-const DEAD_NODE_MS = 2_000;
+/**
+ * A node that could not be reached is not dialed again for this long, doubling with each failure
+ * in a row up to 5 s (a node that restarts is back in use within that).
+ */
+const DEAD_NODE_MS = 500;
+const DEAD_NODE_MAX_MS = 5_000;
 /** Dialing another node (TCP + upgrade) gives up after this. */
 const DIAL_TIMEOUT_MS = 3_000;
 
@@ -44,7 +48,7 @@ export class NodeLinks {
   readonly #basePath: string;
   readonly #log: Logger;
   readonly #links = new Map<string, Promise<ClientHttp2Session>>();
-  readonly #deadUntil = new Map<string, number>();
+  readonly #dead = new Map<string, { until: number; failures: number }>();
   readonly #keepalive: { intervalMs: number; timeoutMs: number };
   #closed = false;
 
@@ -69,8 +73,10 @@ export class NodeLinks {
    */
   async peer(location: TunnelLocation, visitor: string): Promise<StreamPeer | string> {
     const now = Date.now();
-    const candidates = location.nodes.filter((node) => (this.#deadUntil.get(node.id) ?? 0) <= now);
-    for (const node of candidates.length > 0 ? candidates : location.nodes) {
+    const alive = location.nodes.filter((node) => (this.#dead.get(node.id)?.until ?? 0) <= now);
+    // Nodes already linked first: no dial, and a node that just died is not tried before them.
+    alive.sort((a, b) => Number(this.#links.has(b.id)) - Number(this.#links.has(a.id)));
+    for (const node of alive) {
       try {
         const session = await this.#session(node);
         return {
@@ -89,7 +95,7 @@ export class NodeLinks {
           advertise: node.advertise,
           error: (error as Error).message,
         });
-        this.#deadUntil.set(node.id, Date.now() + DEAD_NODE_MS);
+        this.#markDead(node.id);
       }
     }
     return `no node holding ${location.label} could be reached; try again shortly`;
@@ -138,13 +144,23 @@ export class NodeLinks {
     });
     startKeepalive(session, this.#keepalive, (reason) => {
       this.#log.warn('node link dead', { peer: node.id, reason });
-      this.#deadUntil.set(node.id, Date.now() + DEAD_NODE_MS);
+      this.#markDead(node.id);
       session.destroy(undefined, h2.NGHTTP2_CANCEL);
     });
+    this.#dead.delete(node.id);
     this.#log.info('node link up', { peer: node.id, advertise: node.advertise });
     // The map holds the promise #session() made; replace it with the settled one.
     this.#links.set(node.id, linked);
     return session;
+  }
+
+  #markDead(id: string): void {
+    const failures = (this.#dead.get(id)?.failures ?? 0) + 1;
+    const wait = Math.min(DEAD_NODE_MAX_MS, DEAD_NODE_MS * 2 ** (failures - 1));
+    this.#dead.set(id, { until: Date.now() + wait, failures });
+    // Bounded: ids of nodes long gone are dropped once the map grows.
+    if (this.#dead.size > 1_000)
+      for (const key of [...this.#dead.keys()].slice(0, 500)) this.#dead.delete(key);
   }
 
   close(): void {

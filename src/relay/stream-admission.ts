@@ -87,7 +87,8 @@ export async function admitStream(
     if (!verdict.ok) return verdict;
     consumed = verdict.consumed;
   }
-  const waitMs = tunnel.bucket?.take(Date.now()) ?? 0;
+  const waitMs = await takeRequestToken(ctx, tunnel);
+  if (visitor.destroyed) return { ok: false, error: undefined };
   if (waitMs > 0) {
     return {
       ok: false,
@@ -134,6 +135,24 @@ export async function admitStream(
     };
   }
   return { ok: true, tunnel, session, consumed };
+}
+
+/**
+ * The tunnel's request rate limit: 0 when a request may go, else ms until one may. In cluster mode
+ * the bucket lives in Redis, so the limit holds across nodes (an agent with sessions on two nodes
+ * gets the limit once, not twice); while Redis cannot be asked, each node's own bucket applies.
+ */
+export async function takeRequestToken(ctx: ForwardContext, tunnel: Tunnel): Promise<number> {
+  const bucket = tunnel.bucket;
+  if (bucket === undefined) return 0;
+  if (ctx.cluster?.directory.reachable) {
+    try {
+      return await ctx.cluster.directory.takeToken(tunnel.label, bucket.ratePerSecond, bucket.burst);
+    } catch {
+      // Redis went away in between: the local bucket decides.
+    }
+  }
+  return bucket.take(Date.now());
 }
 
 /**
