@@ -1,5 +1,5 @@
 // One side of the soak run in a process of its own, so its memory is its own: `node soak-node.js
-// relay` or `node soak-node.js agent <relay> <http target> <tcp target> <ws target>`. Sends
+// relay`, `node soak-node.js cluster-relay <redis>` or `node soak-node.js agent <relay> <http target> <tcp target> <ws target>`. Sends
 // {"ready":…} over IPC once up, and answers each "stats" message with its RSS, heap and handles.
 import { createAgent } from '../src/agent/agent.js';
 import { generateAgentKey } from '../src/keys/key-file.js';
@@ -25,7 +25,19 @@ process.on('message', (message) => {
   });
 });
 
-if (role === 'relay') {
+if (role === 'cluster-relay') {
+  // One cluster node on the Redis at argv[3] (cluster sizing): limits high enough for many agents.
+  const relay = await createRelay({
+    listen: ['tcp://127.0.0.1:0'],
+    registrationsPerMinutePerIp: 1_000_000,
+    maxTunnels: 1_000_000,
+    maxStreamsPerVisitorIp: 0,
+    redis: relayAddress,
+    nodeId: 'sizing',
+    clusterSecret: 'cluster-sizing-secret-0123456789',
+  });
+  send({ ready: relay.addresses[0] });
+} else if (role === 'relay') {
   // Reconnects come from one address many times over a long run.
   const relay = await createRelay({ listen: ['tcp://127.0.0.1:0'], registrationsPerMinutePerIp: 100_000 });
   send({ ready: relay.addresses[0] });

@@ -11,8 +11,8 @@ export interface AdminServerOptions {
   /** When set, /metrics needs `Authorization: Bearer <token>`; the health endpoints never do. */
   token: string | undefined;
   metrics: RelayMetrics;
-  /** False while the relay drains: /readyz answers 503 so load balancers stop sending visitors. */
-  ready(): boolean;
+  /** True, or why not (draining, Redis unreachable): /readyz then answers 503 with it, so load balancers stop sending visitors. */
+  ready(): true | string;
   /** What /api/status answers (and the dashboard shows). */
   status(): Record<string, unknown>;
 }
@@ -56,8 +56,9 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       return;
     }
     if (path === '/readyz') {
-      if (options.ready()) send(res, 200, 'ready\n');
-      else send(res, 503, 'draining\n');
+      const ready = options.ready();
+      if (ready === true) send(res, 200, 'ready\n');
+      else send(res, 503, `${ready}\n`);
       return;
     }
     if (path === '/' || path === '/dashboard') {

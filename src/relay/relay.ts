@@ -340,8 +340,11 @@ class RelayServer extends EventEmitter implements Relay {
         token: this.#opts.adminToken,
         metrics: this.metrics,
         // In cluster mode a node that cannot reach Redis cannot serve tunnels held elsewhere.
-        ready: () =>
-          this.#started && this.#closing === undefined && (this.#cluster?.directory.reachable ?? true),
+        ready: () => {
+          if (!this.#started || this.#closing !== undefined) return 'draining';
+          if (this.#cluster !== undefined && !this.#cluster.directory.reachable) return 'redis unreachable';
+          return true;
+        },
         status: () => ({
           listen: this.addresses,
           domain: this.#opts.domain,
