@@ -1,16 +1,21 @@
-import { Redis } from 'ioredis';
 import type { Logger } from '../log.js';
 import type { ServiceKind } from '../session/protocol.js';
+import { createRedisClient, type RedisClient } from './redis-client.js';
 
 /** Lease figures (DESIGN §6): renewed every 10 s, gone 30 s after the last renewal. */
 export const LEASE_RENEW_MS = 10_000;
 export const LEASE_TTL_MS = 30_000;
 /** A located tunnel is trusted this long unless pub/sub says it changed. */
 const LOCATION_CACHE_MS = 5_000;
+/** "Held by no other node" is trusted this long (a flood of unknown labels asks Redis once a second each). */
+const ABSENCE_CACHE_MS = 1_000;
+/**
+ * After Redis comes back (perhaps empty), nodes write their leases again within moments; until
+ * this long has passed, a label with no lease is "not known yet" (503, retry) rather than absent (404).
+ */
+const SETTLE_MS = 3_000;
 /** Located tunnels cached at most (the cache is dropped whole past it). */
 const LOCATION_CACHE_ENTRIES = 10_000;
-/** A Redis command that takes longer than this fails (the tunnel is then not located). */
-const COMMAND_TIMEOUT_MS = 2_000;
 
 const CHANNEL = 'postern:tunnel-changes';
 
@@ -56,8 +61,8 @@ export interface TunnelLocation {
  */
 export class ClusterDirectory {
   readonly node: NodeRecord;
-  readonly #redis: Redis;
-  readonly #subscriber: Redis;
+  readonly #redis: RedisClient;
+  readonly #subscriber: RedisClient;
   readonly #log: Logger;
   readonly #cache = new Map<string, { location: TunnelLocation | undefined; at: number }>();
   /** The leases this node holds: label → kind and name. */
@@ -65,28 +70,23 @@ export class ClusterDirectory {
   #timer: NodeJS.Timeout | undefined;
   #reachable = false;
   #closed = false;
+  #settlingUntil = 0;
 
   constructor(url: string, node: NodeRecord, log: Logger) {
     this.node = node;
     this.#log = log;
-    const options = {
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      commandTimeout: COMMAND_TIMEOUT_MS,
-      connectTimeout: COMMAND_TIMEOUT_MS,
-      // Reconnect for ever, at most every 2 s.
-      retryStrategy: (times: number) => Math.min(100 * times, 2_000),
-      lazyConnect: true,
-    };
-    this.#redis = new Redis(url, options);
-    this.#subscriber = new Redis(url, { ...options, enableOfflineQueue: true });
+    this.#redis = createRedisClient(url, { queueWhileOffline: false });
+    // The subscription is set up once and renewed by the client after each reconnect.
+    this.#subscriber = createRedisClient(url, { queueWhileOffline: true });
     // One line when Redis goes away and one when it is back, not one per failed command.
     this.#redis.on('error', () => {});
     this.#subscriber.on('error', () => {});
     this.#redis.on('ready', () => {
       if (!this.#reachable) this.#log.info('cluster: Redis reachable', { node: node.id });
       this.#reachable = true;
-      void this.#renew();
+      this.#settlingUntil = Date.now() + SETTLE_MS;
+      // Announced: other nodes drop what they cached while this node's leases were missing.
+      void this.#renew(true);
     });
     this.#redis.on('close', () => {
       if (this.#reachable && !this.#closed)
@@ -135,7 +135,8 @@ export class ClusterDirectory {
   async locate(label: string): Promise<TunnelLocation | undefined> {
     const now = Date.now();
     const cached = this.#cache.get(label);
-    if (cached !== undefined && now - cached.at < LOCATION_CACHE_MS) return cached.location;
+    const ttl = cached?.location === undefined ? ABSENCE_CACHE_MS : LOCATION_CACHE_MS;
+    if (cached !== undefined && now - cached.at < ttl) return cached.location;
     const leases = await this.#redis.hgetall(leaseKey(label));
     let kind: ServiceKind = 'http';
     let name = '';
@@ -149,12 +150,15 @@ export class ClusterDirectory {
     }
     let location: TunnelLocation | undefined;
     if (ids.length > 0) {
-      const records = await this.#redis.mget(ids.map(nodeKey));
+      // One GET each, not MGET: in Redis Cluster the node keys live in different slots.
+      const records = await Promise.all(ids.map((id) => this.#redis.get(nodeKey(id))));
       const nodes = records
         .map((advertise, i) => (advertise === null ? undefined : { id: ids[i] as string, advertise }))
         .filter((node): node is NodeRecord => node !== undefined);
       if (nodes.length > 0) location = { label, kind, name, nodes };
     }
+    if (location === undefined && now < this.#settlingUntil)
+      throw new Error('Redis came back moments ago; leases are still being written again');
     if (this.#cache.size >= LOCATION_CACHE_ENTRIES) this.#cache.clear();
     this.#cache.set(label, { location, at: now });
     return location;
@@ -187,10 +191,10 @@ export class ClusterDirectory {
   }
 
   /** Writes this node's record and every lease it holds again (also after Redis came back). */
-  async #renew(): Promise<void> {
+  async #renew(announce = false): Promise<void> {
     await this.#run(async () => {
       await this.#redis.set(nodeKey(this.node.id), this.node.advertise, 'PX', LEASE_TTL_MS);
-      await this.#assert([...this.#held.keys()], false);
+      await this.#assert([...this.#held.keys()], announce);
     });
   }
 
@@ -198,15 +202,17 @@ export class ClusterDirectory {
     if (labels.length === 0) return;
     await this.#run(async () => {
       const until = Date.now() + LEASE_TTL_MS;
-      const batch = this.#redis.multi();
+      // Separate commands (the client pipelines them), not MULTI: in Redis Cluster the leases of
+      // different labels live in different slots.
+      const writes: Promise<unknown>[] = [];
       for (const label of labels) {
         const held = this.#held.get(label);
         if (held === undefined) continue;
-        batch.hset(leaseKey(label), this.node.id, JSON.stringify({ until, ...held }));
-        batch.pexpire(leaseKey(label), LEASE_TTL_MS);
-        if (announce) batch.publish(CHANNEL, label);
+        writes.push(this.#redis.hset(leaseKey(label), this.node.id, JSON.stringify({ until, ...held })));
+        writes.push(this.#redis.pexpire(leaseKey(label), LEASE_TTL_MS));
+        if (announce) writes.push(this.#redis.publish(CHANNEL, label));
       }
-      await batch.exec();
+      await Promise.all(writes);
     });
   }
 
@@ -226,13 +232,12 @@ export class ClusterDirectory {
     const labels = [...this.#held.keys()];
     this.#held.clear();
     await this.#run(async () => {
-      const batch = this.#redis.multi();
+      const writes: Promise<unknown>[] = [this.#redis.del(nodeKey(this.node.id))];
       for (const label of labels) {
-        batch.hdel(leaseKey(label), this.node.id);
-        batch.publish(CHANNEL, label);
+        writes.push(this.#redis.hdel(leaseKey(label), this.node.id));
+        writes.push(this.#redis.publish(CHANNEL, label));
       }
-      batch.del(nodeKey(this.node.id));
-      await batch.exec();
+      await Promise.all(writes);
     });
     this.#redis.disconnect();
     this.#subscriber.disconnect();

@@ -16,7 +16,7 @@ export interface ClusterNode {
 
 /** A `postern relay` process in cluster mode on `redis`, on an ephemeral loopback port. */
 export async function startClusterNode(
-  redis: Redis,
+  redis: Redis | { url: string },
   id: string,
   options: { secret?: string; admin?: boolean; extra?: string[] } = {},
 ): Promise<ClusterNode> {
@@ -27,7 +27,7 @@ export async function startClusterNode(
     '--admin',
     options.admin ? '127.0.0.1:0' : 'off',
     '--redis',
-    redis.socketPath,
+    'socketPath' in redis ? redis.socketPath : redis.url,
     '--node-id',
     id,
     '--cluster-secret',
