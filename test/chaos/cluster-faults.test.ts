@@ -122,6 +122,9 @@ describe('cluster faults (three relay processes, one redis-server)', () => {
       after.slice(-20).every((r) => r.status === 200),
       'the last second all answered',
     );
+    const metrics = await fetch(`http://${c.admin}/metrics`).then((r) => r.text());
+    const forwarded = Number(/^postern_forwarded_streams_total\{kind="http"\} (\d+)$/m.exec(metrics)?.[1]);
+    assert.ok(forwarded >= results.length - failed.length, `c counted ${forwarded} forwarded streams`);
     // The agent's session on the dead node moved to the next address (b): it has two there.
     await until(
       async () => {
