@@ -126,22 +126,50 @@ describe('cluster mode: three relay processes on one redis-server', () => {
     assert.equal(JSON.parse(up.body).sha256, sha256OfPattern(size));
   });
 
-  test('WebSocket and preflight TCP through another node', async () => {
+  test('WebSocket and preflight TCP through another node: 50 MiB each way, checksums equal', async () => {
     const [, b, c] = nodes as [Node, Node, Node];
+    // WebSocket: 50 messages of 1 MiB out, each echoed back; the hashes of both sides must match.
     const ws = new WebSocket(`ws://${labels.ws}.localhost:${c.port}/`, { lookup: localhostLookup });
     await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
-    const message = randomBytes(200_000);
-    const echoed = new Promise<Buffer>((resolve) => ws.once('message', (data) => resolve(data as Buffer)));
-    ws.send(message);
-    assert.deepEqual(await echoed, message);
+    const sent = createHash('sha256');
+    const received = createHash('sha256');
+    let receivedBytes = 0;
+    const allBack = new Promise<void>((resolve) =>
+      ws.on('message', (data: Buffer) => {
+        received.update(data);
+        receivedBytes += data.length;
+        if (receivedBytes >= 50 * MiB) resolve();
+      }),
+    );
+    for (let i = 0; i < 50; i++) {
+      const message = randomBytes(MiB);
+      sent.update(message);
+      ws.send(message);
+    }
+    await allBack;
+    assert.equal(received.digest('hex'), sent.digest('hex'));
     ws.close();
 
+    // Preflight TCP: 50 MiB written with backpressure, echoed, hashed on the way back.
     const socket = await connect(`tcp://${labels.echo}.localhost:${b.port}?http_preflight=true`);
-    const bytes = randomBytes(4 * MiB);
-    socket.end(bytes);
-    const back: Buffer[] = [];
-    for await (const chunk of socket) back.push(chunk as Buffer);
-    assert.ok(Buffer.concat(back).equals(bytes), 'the 4 MiB came back whole over the TCP stream');
+    const out = createHash('sha256');
+    const back = createHash('sha256');
+    let backBytes = 0;
+    const reading = (async () => {
+      for await (const chunk of socket) {
+        back.update(chunk as Buffer);
+        backBytes += (chunk as Buffer).length;
+      }
+    })();
+    for (let i = 0; i < 50; i++) {
+      const chunk = patternBlock(i, MiB);
+      out.update(chunk);
+      if (!socket.write(chunk)) await new Promise((resolve) => socket.once('drain', resolve));
+    }
+    socket.end();
+    await reading;
+    assert.equal(backBytes, 50 * MiB);
+    assert.equal(back.digest('hex'), out.digest('hex'));
   });
 
   test('a registration replayed on another node is refused (the nonce is shared through Redis)', async () => {
