@@ -11,7 +11,7 @@ import { localhostLookup } from '../src/transport/localhost-lookup.js';
 import { type ClusterNode, startClusterNode } from './helpers/cluster-node.js';
 import { curlResponse } from './helpers/curl.js';
 import { type EchoServer, startTcpEcho, startWebSocketEcho } from './helpers/echo.js';
-import { type Origin, patternBlock, sha256OfPattern, startOrigin } from './helpers/origin.js';
+import { type Origin, patternBlock, sendPattern, sha256OfPattern, startOrigin } from './helpers/origin.js';
 import { type Redis, startRedis } from './helpers/redis.js';
 import { signedRegistration } from './helpers/registration.js';
 import { readyWithin } from './helpers/tunnel.js';
@@ -64,20 +64,7 @@ function upload(port: number, label: string, size: number): Promise<{ status: nu
       },
     );
     req.on('error', reject);
-    let i = 0;
-    let sent = 0;
-    const pump = (): void => {
-      while (sent < size) {
-        const chunk = patternBlock(i++).subarray(0, Math.min(64 * 1024, size - sent));
-        sent += chunk.length;
-        if (!req.write(chunk)) {
-          req.once('drain', pump);
-          return;
-        }
-      }
-      req.end();
-    };
-    pump();
+    sendPattern(req, size);
   });
 }
 

@@ -5,7 +5,7 @@ import type { TunnelLocation } from '../cluster/directory.js';
 import type { StreamPeer } from '../cluster/node-links.js';
 import { addForwardingHeaders, endToEndHeaders } from '../http/headers.js';
 import { LABEL_LENGTH } from '../keys/label.js';
-import { type ErrorCodeName, Header } from '../session/protocol.js';
+import { type ErrorCodeName, Header, type ServiceKind } from '../session/protocol.js';
 import type { ForwardContext } from './http-forward.js';
 import type { Tunnel } from './registry.js';
 
@@ -43,7 +43,6 @@ export async function admitStream(
   },
 ): Promise<Admission> {
   const { options, registry } = ctx;
-  const declaredBodyBytes = request.declaredBodyBytes;
   if (ctx.cluster !== undefined && registry.get(route.label) === undefined) {
     const remote = await admitRemote(ctx, ctx.cluster, route, request);
     if (visitor.destroyed) return { ok: false, error: undefined };
@@ -63,22 +62,8 @@ export async function admitStream(
   }
   if (tunnel === undefined)
     return { ok: false, error: 'unknownTunnel', message: `no tunnel named ${route.label} on this relay` };
-  if (tunnel.kind === 'tcp' && request.upgrade === undefined) {
-    return {
-      ok: false,
-      error: 'upgradeRequired',
-      message: `${route.label} is a TCP service: connect with an HTTP Upgrade (e.g. postern connect, Upgrade: tcp)`,
-      headers: { upgrade: 'tcp', connection: 'Upgrade' },
-    };
-  }
-  if (options.maxRequestBodyBytes > 0 && declaredBodyBytes > options.maxRequestBodyBytes) {
-    return {
-      ok: false,
-      error: 'bodyTooLarge',
-      message: `request body over the limit of ${options.maxRequestBodyBytes} bytes`,
-      headers: { connection: 'close' },
-    };
-  }
+  const refusal = shapeRefusal(ctx, route.label, tunnel.kind, request);
+  if (refusal !== undefined) return refusal;
   // Access comes before every limit: a visitor who may not use the tunnel spends none of its budget.
   let consumed: readonly string[] = [];
   if (tunnel.access !== undefined) {
@@ -137,6 +122,33 @@ export async function admitStream(
   return { ok: true, tunnel, session, consumed };
 }
 
+/** A request that does not suit the tunnel: a plain request to a TCP service (426), a body over the limit (413). */
+function shapeRefusal(
+  ctx: ForwardContext,
+  label: string,
+  kind: ServiceKind,
+  request: { declaredBodyBytes: number; upgrade: string | undefined },
+): Admission | undefined {
+  if (kind === 'tcp' && request.upgrade === undefined) {
+    return {
+      ok: false,
+      error: 'upgradeRequired',
+      message: `${label} is a TCP service: connect with an HTTP Upgrade (e.g. postern connect, Upgrade: tcp)`,
+      headers: { upgrade: 'tcp', connection: 'Upgrade' },
+    };
+  }
+  const limit = ctx.options.maxRequestBodyBytes;
+  if (limit > 0 && request.declaredBodyBytes > limit) {
+    return {
+      ok: false,
+      error: 'bodyTooLarge',
+      message: `request body over the limit of ${limit} bytes`,
+      headers: { connection: 'close' },
+    };
+  }
+  return undefined;
+}
+
 /**
  * The tunnel's request rate limit: 0 when a request may go, else ms until one may. In cluster mode
  * the bucket lives in Redis, so the limit holds across nodes (an agent with sessions on two nodes
@@ -178,23 +190,8 @@ async function admitRemote(
     };
   }
   if (location === undefined) return undefined;
-  if (location.kind === 'tcp' && request.upgrade === undefined) {
-    return {
-      ok: false,
-      error: 'upgradeRequired',
-      message: `${route.label} is a TCP service: connect with an HTTP Upgrade (e.g. postern connect, Upgrade: tcp)`,
-      headers: { upgrade: 'tcp', connection: 'Upgrade' },
-    };
-  }
-  const limit = ctx.options.maxRequestBodyBytes;
-  if (limit > 0 && request.declaredBodyBytes > limit) {
-    return {
-      ok: false,
-      error: 'bodyTooLarge',
-      message: `request body over the limit of ${limit} bytes`,
-      headers: { connection: 'close' },
-    };
-  }
+  const refusal = shapeRefusal(ctx, route.label, location.kind, request);
+  if (refusal !== undefined) return refusal;
   const peer = await cluster.links.peer(location, request.visitorAddress);
   if (typeof peer === 'string') {
     cluster.directory.forget(route.label);

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Writable } from 'node:stream';
 
 const blocks = new Map<number, Buffer>();
 
@@ -26,7 +27,7 @@ export function sha256OfPattern(totalBytes: number, size = 64 * 1024): string {
 }
 
 /** Writes `n` bytes of the test pattern (64 KiB blocks, with backpressure), then ends `res`. */
-export function sendPattern(res: ServerResponse, n: number): void {
+export function sendPattern(res: Writable, n: number): void {
   let i = 0;
   let sent = 0;
   const pump = (): void => {
