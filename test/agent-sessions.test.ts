@@ -18,6 +18,7 @@ import { type Origin, startOrigin } from './helpers/origin.js';
 import { signedRegistration } from './helpers/registration.js';
 import { startTcpForwarder } from './helpers/tcp-forwarder.js';
 import { readyWithin, startTunnel } from './helpers/tunnel.js';
+import { until } from './helpers/wait.js';
 
 describe('agent sessions and targets', () => {
   let origin: Origin;
@@ -71,8 +72,13 @@ describe('agent sessions and targets', () => {
     try {
       const [service] = await agent.ready;
       while (relay.tunnels()[0]?.sessions !== 2) await new Promise((resolve) => setTimeout(resolve, 20));
-      const slow = Array.from({ length: 4 }, () => curlResponse([`${service?.url}slow?ms=300`]));
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      const slow = Array.from({ length: 4 }, () => curlResponse([`${service?.url}slow?ms=1000`]));
+      // Four curl processes may take a while to start on a busy machine: wait for all four streams.
+      await until(
+        () => sessions.reduce((sum, s) => sum + s.activeStreams, 0) === 4,
+        'the four requests to be open',
+        5_000,
+      );
       assert.deepEqual(
         sessions.map((s) => s.activeStreams),
         [2, 2],

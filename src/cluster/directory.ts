@@ -18,6 +18,8 @@ const SETTLE_MS = 3_000;
 const LOCATION_CACHE_ENTRIES = 10_000;
 
 const CHANNEL = 'postern:tunnel-changes';
+/** The set of node ids (each also has a record with a TTL, which says whether it is alive). */
+const NODES_KEY = 'postern:nodes';
 
 /**
  * A token bucket kept in Redis, with Redis's clock (nodes' clocks may differ): the same rule as
@@ -71,6 +73,8 @@ export class ClusterDirectory {
   #reachable = false;
   #closed = false;
   #settlingUntil = 0;
+  /** The cluster's live nodes as of the last renewal (every 10 s), for status pages. */
+  knownNodes: NodeRecord[] = [];
 
   constructor(url: string, node: NodeRecord, log: Logger) {
     this.node = node;
@@ -164,6 +168,21 @@ export class ClusterDirectory {
     return location;
   }
 
+  /**
+   * The nodes of the cluster whose records are live (the dashboard's list); ids whose record
+   * expired are taken out of the set as they are found. Throws when Redis cannot be asked.
+   */
+  async nodes(): Promise<NodeRecord[]> {
+    const ids = await this.#redis.smembers(NODES_KEY);
+    const records = await Promise.all(ids.map((id) => this.#redis.get(nodeKey(id))));
+    const gone = ids.filter((_, i) => records[i] === null);
+    if (gone.length > 0) await this.#redis.srem(NODES_KEY, ...gone);
+    return ids
+      .map((id, i) => ({ id, advertise: records[i] as string | null }))
+      .filter((node): node is NodeRecord => node.advertise !== null)
+      .sort((a, b) => a.id.localeCompare(b.id));
+  }
+
   /** Forgets what is known of `label` (a node that held it could not be reached). */
   forget(label: string): void {
     this.#cache.delete(label);
@@ -194,6 +213,8 @@ export class ClusterDirectory {
   async #renew(announce = false): Promise<void> {
     await this.#run(async () => {
       await this.#redis.set(nodeKey(this.node.id), this.node.advertise, 'PX', LEASE_TTL_MS);
+      await this.#redis.sadd(NODES_KEY, this.node.id);
+      this.knownNodes = await this.nodes();
       await this.#assert([...this.#held.keys()], announce);
     });
   }
@@ -232,7 +253,10 @@ export class ClusterDirectory {
     const labels = [...this.#held.keys()];
     this.#held.clear();
     await this.#run(async () => {
-      const writes: Promise<unknown>[] = [this.#redis.del(nodeKey(this.node.id))];
+      const writes: Promise<unknown>[] = [
+        this.#redis.del(nodeKey(this.node.id)),
+        this.#redis.srem(NODES_KEY, this.node.id),
+      ];
       for (const label of labels) {
         writes.push(this.#redis.hdel(leaseKey(label), this.node.id));
         writes.push(this.#redis.publish(CHANNEL, label));

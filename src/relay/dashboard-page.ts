@@ -21,6 +21,7 @@ export const DASHBOARD_PAGE = `<!doctype html>
 <body>
 <h1>postern relay</h1>
 <p id="node">loading…</p>
+<p id="cluster"></p>
 <p id="error"></p>
 <table>
   <thead><tr><th>tunnel</th><th>name</th><th>kind</th><th>sessions</th><th>open streams</th><th>streams/s</th><th>streams in all</th><th>agents</th></tr></thead>
@@ -41,6 +42,9 @@ export const DASHBOARD_PAGE = `<!doctype html>
       document.getElementById('node').textContent =
         'listening on ' + status.listen.join(', ') + ' · tunnels at <label>.' + status.domain + ' · up since ' + status.startedAt +
         ' · ' + status.sessions + ' agent sessions' + (status.draining ? ' · DRAINING' : '');
+      document.getElementById('cluster').textContent = status.cluster === undefined ? '' :
+        'cluster node ' + status.cluster.node + ' (' + status.cluster.advertise + '), Redis ' + status.cluster.redis +
+        ' · nodes: ' + status.cluster.nodes.map((n) => n.id + ' ' + n.advertise).join(', ');
       const body = document.getElementById('tunnels');
       body.replaceChildren();
       const now = performance.now();

@@ -358,6 +358,7 @@ class RelayServer extends EventEmitter implements Relay {
                   node: this.#cluster.directory.node.id,
                   advertise: this.#cluster.directory.node.advertise,
                   redis: this.#cluster.directory.reachable ? 'reachable' : 'unreachable',
+                  nodes: this.#cluster.directory.knownNodes,
                 },
               }),
           tunnels: this.tunnels(),
