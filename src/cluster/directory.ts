@@ -73,8 +73,8 @@ export class ClusterDirectory {
   #reachable = false;
   #closed = false;
   #settlingUntil = 0;
-  /** The cluster's live nodes as of the last renewal (every 10 s), for status pages. */
-  knownNodes: NodeRecord[] = [];
+  #knownNodes: NodeRecord[] = [];
+  #nodesReadAt = 0;
 
   constructor(url: string, node: NodeRecord, log: Logger) {
     this.node = node;
@@ -183,6 +183,20 @@ export class ClusterDirectory {
       .sort((a, b) => a.id.localeCompare(b.id));
   }
 
+  /**
+   * The cluster's live nodes for status pages: what was last read, re-read in the background when
+   * older than 2 s (so a page polling every 2 s sees a node within moments of its start).
+   */
+  get knownNodes(): NodeRecord[] {
+    if (Date.now() - this.#nodesReadAt > 2_000 && this.#reachable) {
+      this.#nodesReadAt = Date.now();
+      void this.#run(async () => {
+        this.#knownNodes = await this.nodes();
+      });
+    }
+    return this.#knownNodes;
+  }
+
   /** Forgets what is known of `label` (a node that held it could not be reached). */
   forget(label: string): void {
     this.#cache.delete(label);
@@ -214,7 +228,8 @@ export class ClusterDirectory {
     await this.#run(async () => {
       await this.#redis.set(nodeKey(this.node.id), this.node.advertise, 'PX', LEASE_TTL_MS);
       await this.#redis.sadd(NODES_KEY, this.node.id);
-      this.knownNodes = await this.nodes();
+      this.#knownNodes = await this.nodes();
+      this.#nodesReadAt = Date.now();
       await this.#assert([...this.#held.keys()], announce);
     });
   }
