@@ -191,6 +191,21 @@ describe('cluster mode: three relay processes on one redis-server', () => {
     assert.deepEqual(await register(b.port), { status: 401, code: 'registration_replayed' });
   });
 
+  test('the node a visitor came to counts its streams against --max-streams-per-ip, for tunnels held elsewhere too', async () => {
+    const edge = await startClusterNode(redis, 'edge', { extra: ['--max-streams-per-ip', '1'] });
+    try {
+      const url = `http://${labels.web}.localhost:${edge.port}/slow?ms=1500`;
+      const first = curlResponse([url]);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const second = await curlResponse([url]);
+      assert.equal(second.status, 429);
+      assert.equal(second.headers['postern-error'], 'too_many_streams');
+      assert.equal((await first).status, 200);
+    } finally {
+      await edge.cli.stop();
+    }
+  });
+
   test('a node with the wrong cluster secret can neither dial in nor forward; a forged link is refused', async () => {
     const intruder = await startNode(redis, 'intruder', 'not-the-cluster-secret-at-all');
     try {

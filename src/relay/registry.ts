@@ -21,6 +21,8 @@ export interface Tunnel {
   offlineSince: number | undefined;
   /** Set for a tunnel held by another cluster node: the node its streams go to. */
   remote?: StreamPeer;
+  /** For such a tunnel: finds a node to send a stream to again when `remote`'s link broke. */
+  relocate?: () => Promise<StreamPeer | undefined>;
   waiters: Set<(session: AgentSession | undefined) => void>;
 }
 

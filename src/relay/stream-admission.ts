@@ -44,7 +44,7 @@ export async function admitStream(
 ): Promise<Admission> {
   const { options, registry } = ctx;
   if (ctx.cluster !== undefined && registry.get(route.label) === undefined) {
-    const remote = await admitRemote(ctx, ctx.cluster, route, request);
+    const remote = await admitRemote(ctx, ctx.cluster, route, visitor, request);
     if (visitor.destroyed) return { ok: false, error: undefined };
     if (remote !== undefined) return remote;
   }
@@ -90,24 +90,8 @@ export async function admitStream(
       headers: { 'retry-after': '1' },
     };
   }
-  const perAddress = ctx.streamsByVisitor.get(request.visitorAddress) ?? 0;
-  if (options.maxStreamsPerVisitorIp > 0 && perAddress >= options.maxStreamsPerVisitorIp) {
-    return {
-      ok: false,
-      error: 'tooManyStreams',
-      message: `${request.visitorAddress} has ${perAddress} streams open (limit ${options.maxStreamsPerVisitorIp} an address)`,
-      headers: { 'retry-after': '1' },
-    };
-  }
-  tunnel.activeStreams++;
-  tunnel.streamsTotal++;
-  ctx.streamsByVisitor.set(request.visitorAddress, perAddress + 1);
-  visitor.once('close', () => {
-    tunnel.activeStreams--;
-    const left = (ctx.streamsByVisitor.get(request.visitorAddress) ?? 1) - 1;
-    if (left > 0) ctx.streamsByVisitor.set(request.visitorAddress, left);
-    else ctx.streamsByVisitor.delete(request.visitorAddress);
-  });
+  const visitorRefusal = holdVisitorSlot(ctx, tunnel, visitor, request.visitorAddress);
+  if (visitorRefusal !== undefined) return visitorRefusal;
 
   const session = await findSession(ctx, tunnel, visitor);
   if (visitor.destroyed) return { ok: false, error: undefined };
@@ -120,6 +104,38 @@ export async function admitStream(
     };
   }
   return { ok: true, tunnel, session, consumed };
+}
+
+/**
+ * The per-address stream cap: refuses when `address` holds `maxStreamsPerVisitorIp` streams, else
+ * counts this one (and the tunnel's) until `visitor` closes.
+ */
+function holdVisitorSlot(
+  ctx: ForwardContext,
+  tunnel: Tunnel,
+  visitor: EventEmitter,
+  address: string,
+): Admission | undefined {
+  const limit = ctx.options.maxStreamsPerVisitorIp;
+  const perAddress = ctx.streamsByVisitor.get(address) ?? 0;
+  if (limit > 0 && perAddress >= limit) {
+    return {
+      ok: false,
+      error: 'tooManyStreams',
+      message: `${address} has ${perAddress} streams open (limit ${limit} an address)`,
+      headers: { 'retry-after': '1' },
+    };
+  }
+  tunnel.activeStreams++;
+  tunnel.streamsTotal++;
+  ctx.streamsByVisitor.set(address, perAddress + 1);
+  visitor.once('close', () => {
+    tunnel.activeStreams--;
+    const left = (ctx.streamsByVisitor.get(address) ?? 1) - 1;
+    if (left > 0) ctx.streamsByVisitor.set(address, left);
+    else ctx.streamsByVisitor.delete(address);
+  });
+  return undefined;
 }
 
 /** A request that does not suit the tunnel: a plain request to a TCP service (426), a body over the limit (413). */
@@ -176,6 +192,7 @@ async function admitRemote(
   ctx: ForwardContext,
   cluster: ClusterContext,
   route: Route,
+  visitor: EventEmitter & { destroyed: boolean },
   request: { declaredBodyBytes: number; upgrade: string | undefined; visitorAddress: string },
 ): Promise<Admission | undefined> {
   let location: TunnelLocation | undefined;
@@ -193,6 +210,7 @@ async function admitRemote(
   const refusal = shapeRefusal(ctx, route.label, location.kind, request);
   if (refusal !== undefined) return refusal;
   const peer = await cluster.links.peer(location, request.visitorAddress);
+  if (visitor.destroyed) return { ok: false, error: undefined };
   if (typeof peer === 'string') {
     cluster.directory.forget(route.label);
     return {
@@ -215,7 +233,18 @@ async function admitRemote(
     offlineSince: undefined,
     waiters: new Set(),
     remote: peer,
+    // A request cut with its node link may be sent again (http-forward decides when): to another
+    // node holding the tunnel, or to the same one dialed afresh.
+    relocate: async () => {
+      cluster.directory.forget(route.label);
+      const again = await cluster.directory.locate(route.label).catch(() => undefined);
+      if (again === undefined) return undefined;
+      const next = await cluster.links.peer(again, request.visitorAddress);
+      return typeof next === 'string' ? undefined : next;
+    },
   };
+  const visitorRefusal = holdVisitorSlot(ctx, tunnel, visitor, request.visitorAddress);
+  if (visitorRefusal !== undefined) return visitorRefusal;
   cluster.forwarded(location.kind === 'tcp' ? 'tcp' : request.upgrade === undefined ? 'http' : 'websocket');
   return { ok: true, tunnel, session: peer, consumed: [] };
 }
@@ -283,7 +312,12 @@ export async function findSession(
   tunnel: Tunnel,
   visitor: EventEmitter,
 ): Promise<StreamPeer | undefined> {
-  if (tunnel.remote !== undefined) return tunnel.remote.broken ? undefined : tunnel.remote;
+  if (tunnel.remote !== undefined) {
+    if (!tunnel.remote.broken) return tunnel.remote;
+    const next = await tunnel.relocate?.();
+    if (next !== undefined) tunnel.remote = next;
+    return next;
+  }
   const session = ctx.registry.pickSession(tunnel);
   if (session !== undefined || ctx.shutdown.aborted) return session;
   return untilVisitorLeaves(visitor, (gone) =>
