@@ -7,6 +7,10 @@ import { resetBehindEnd } from './reset-end.js';
  * on the other, and a failure or abort on either side destroys both — with the error, so an h2
  * stream is reset with a non-zero code and its peer sees an abort, not a clean end. `onClose` runs
  * once, when both sides are gone.
+ *
+ * Each direction is a 'data' listener and a 'drain' listener rather than `pipe()`: pipe keeps ten
+ * closures and their context per direction for as long as the join lives, which for idle
+ * long-lived streams (WebSocket, TCP) was a good part of the relay's memory per stream.
  */
 export function joinDuplex(a: Duplex, b: Duplex, onClose?: (error?: Error) => void): void {
   let failure: Error | undefined;
@@ -22,16 +26,40 @@ export function joinDuplex(a: Duplex, b: Duplex, onClose?: (error?: Error) => vo
     if (--open === 0) onClose?.(failure);
   };
   // An HTTP/2 stream whose session died ends "cleanly"; pass that on as an abort, not a half-close.
-  const checkEnd = (side: Duplex) => (): void => {
-    const rstCode = resetBehindEnd(side);
+  const ended = (from: Duplex, to: Duplex) => (): void => {
+    const rstCode = resetBehindEnd(from);
     if (rstCode !== undefined) fail(new Error(`the stream was reset (code ${rstCode})`));
+    else to.end();
   };
-  a.once('end', checkEnd(a));
-  b.once('end', checkEnd(b));
+  a.once('end', ended(a, b));
+  b.once('end', ended(b, a));
   a.on('error', fail);
   b.on('error', fail);
   a.once('close', closed(a));
   b.once('close', closed(b));
-  a.pipe(b);
-  b.pipe(a);
+  forward(a, b);
+  forward(b, a);
+}
+
+/** Moves `from`'s bytes to `to`, pausing `from` while `to` is full. */
+function forward(from: Duplex, to: Duplex): void {
+  let waiting = false;
+  const resume = (): void => {
+    waiting = false;
+    from.resume();
+    // resume() lets data flow only on the next tick; move what is buffered now, as pipe() does.
+    while (from.readableFlowing && !waiting && from.read() !== null);
+  };
+  const wait = (): void => {
+    from.pause();
+    if (waiting) return;
+    waiting = true;
+    to.once('drain', resume);
+  };
+  from.on('data', (chunk: Buffer) => {
+    if (!to.write(chunk)) wait();
+  });
+  // Flow, unless the other side is already full (a stream paused before the join is resumed, as pipe does).
+  if (to.writableNeedDrain) wait();
+  else from.resume();
 }
