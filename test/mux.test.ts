@@ -174,6 +174,26 @@ describe('session multiplexer (src/mux)', () => {
       assert.equal(body.length, 8 << 20);
     });
 
+    test('stalled readers whose windows add up past the session window do not stop other streams', async () => {
+      // 6 × 256 KiB stream windows = 1.5 MiB held, more than the 1 MiB session window.
+      const stalled = Array.from({ length: 6 }, () => {
+        const stream = pair.client.request({ ':method': 'GET', ':path': '/big' }, { endStream: true });
+        stream.pause();
+        return stream;
+      });
+      await until(
+        () => stalled.every((s) => s.readableLength >= 256 * 1024),
+        'every stalled stream to hold its whole window',
+      );
+      const other = pair.client.request({ ':method': 'GET', ':path': '/big' }, { endStream: true });
+      const body = await Promise.race([
+        readAll(other),
+        delay(10_000).then(() => assert.fail('a stream waited behind stalled ones for 10 s')),
+      ]);
+      assert.equal(body.length, 8 << 20);
+      for (const s of stalled) s.close(MuxError.cancel);
+    });
+
     test('a body shorter than its content-length fails the reader, never ends cleanly', async () => {
       const stream = pair.client.request({ ':method': 'GET', ':path': '/short' }, { endStream: true });
       stream.on('error', () => {});

@@ -250,7 +250,6 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
   }
 
   credit(stream: MuxStream, bytes: number): void {
-    this.#creditSession(bytes);
     if (stream.forgotten || stream.remoteEnded) return;
     stream.pendingCredit += bytes;
     if (stream.pendingCredit >= this.#options.streamWindowBytes / 4) {
@@ -260,8 +259,7 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
     }
   }
 
-  release(stream: MuxStream, uncredited: number): void {
-    this.#creditSession(uncredited);
+  release(stream: MuxStream): void {
     this.#forget(stream);
   }
 
@@ -273,21 +271,21 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
       this.#fail(MuxError.flowControl, 'the peer sent more than the session window');
       return;
     }
+    // The session window is given back as soon as a frame is parsed: what a stream buffers is
+    // bounded by its own window, and crediting the session only as readers take their bytes would
+    // let a few stalled readers use up the session window and stop every other stream with them.
+    this.#creditSession(chunk.length);
     const stream = this.#streams.get(id);
     if (stream === undefined || stream.remoteEnded) {
-      // Data still in flight when we reset or finished the stream: dropped, and the session
-      // window given back at once.
-      this.#creditSession(chunk.length);
+      // Data still in flight when we reset or finished the stream: dropped.
       return;
     }
     stream.recvWindow -= chunk.length;
     if (stream.recvWindow < 0) {
-      this.#creditSession(chunk.length);
       stream.close(MuxError.flowControl);
       return;
     }
     if (!stream.gotHeaders) {
-      this.#creditSession(chunk.length);
       this.#breakStream(stream, 'data before the response head');
       return;
     }
@@ -295,7 +293,6 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
       stream.bodyBytesLeft -= chunk.length;
       const end = last && (flags & END_STREAM) !== 0;
       if (stream.bodyBytesLeft < 0 || (end && stream.bodyBytesLeft > 0)) {
-        this.#creditSession(chunk.length);
         this.#breakStream(stream, 'body length differs from its content-length');
         return;
       }

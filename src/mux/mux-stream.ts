@@ -11,8 +11,8 @@ export interface StreamCarrier {
   sendReset(stream: MuxStream, code: number): void;
   /** `bytes` of the stream's data left its buffer: the peer may send that much more. */
   credit(stream: MuxStream, bytes: number): void;
-  /** The stream is gone: `uncredited` bytes it received were never credited and never will be. */
-  release(stream: MuxStream, uncredited: number): void;
+  /** The stream is gone: nothing more is credited or sent for it. */
+  release(stream: MuxStream): void;
 }
 
 /**
@@ -170,7 +170,7 @@ export class MuxStream extends Duplex {
       this.rstCode ??= answered ? MuxError.noError : error ? MuxError.internal : MuxError.cancel;
       this.#carrier.sendReset(this, this.rstCode);
     }
-    this.#carrier.release(this, this.#owed);
+    this.#carrier.release(this);
     this.#owed = 0;
     this.blocked = undefined;
     callback(error);
