@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
-import { performServerHandshake } from 'node:http2';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +9,8 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createAgent } from '../src/agent/agent.js';
 import { generateAgentKey } from '../src/keys/key-file.js';
+import { MuxSession } from '../src/mux/mux-session.js';
+import type { MuxStream } from '../src/mux/mux-stream.js';
 import type { AgentSession } from '../src/relay/agent-session.js';
 import { createRelay } from '../src/relay/relay.js';
 import { AGENT_PATH, SESSION_UPGRADE_TOKEN } from '../src/session/protocol.js';
@@ -249,7 +250,7 @@ describe('agent sessions and targets', () => {
       ]
         .concat(Object.entries(headers).map(([k, v]) => `${k}: ${v}`))
         .join('\r\n');
-      // The test agent's HTTP/2 session writes into a bridge that holds its first frames (its
+      // The test agent's session writes into a bridge that holds its first frames (its
       // SETTINGS) back; their first four bytes then ride in the same write as the request head.
       // If the relay dropped them, the rest would be garbage and the session would fail.
       const held: Buffer[] = [];
@@ -264,14 +265,20 @@ describe('agent sessions and targets', () => {
           }
         },
       });
-      const session = performServerHandshake(bridge);
-      session.on('stream', (stream) => {
+      const session = new MuxSession(bridge, {
+        role: 'server',
+        streamWindowBytes: 1 << 20,
+        connectionWindowBytes: 1 << 20,
+        maxConcurrentStreams: 10,
+        maxHeaderPairs: 100,
+      });
+      session.on('stream', (stream: MuxStream) => {
         stream.respond({ ':status': 200 });
         stream.end('hazard avoided');
       });
       await new Promise((resolve) => setImmediate(resolve));
       const preface = Buffer.concat(held);
-      assert.ok(preface.length > 4, 'the h2 server wrote its SETTINGS');
+      assert.ok(preface.length > 4, 'the session wrote its SETTINGS');
       socket.write(Buffer.concat([Buffer.from(`${head}\r\n\r\n`), preface.subarray(0, 4)]));
       const reply = await new Promise<Buffer>((resolve) => {
         let got = Buffer.alloc(0);

@@ -101,7 +101,7 @@ describe('signed registration', () => {
     [
       'wrong version',
       (h: Record<string, string>) => (h[Header.version] = '9'),
-      /postern-version must be "1"/,
+      /postern-version must be "2"/,
     ],
     ['garbage key', (h: Record<string, string>) => (h[Header.key] = 'not base64url!'), /postern-key must be/],
     [

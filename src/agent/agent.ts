@@ -1,9 +1,11 @@
 import { EventEmitter } from 'node:events';
-import type { ServerHttp2Session } from 'node:http2';
 import { normalizePreflightHeader } from '../client/preflight-headers.js';
 import { withoutUndefined } from '../defined.js';
 import { OptionError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
+import type { IncomingMuxHeaders } from '../mux/header-block.js';
+import type { MuxSession } from '../mux/mux-session.js';
+import type { MuxStream } from '../mux/mux-stream.js';
 import { type AssignedService, Header } from '../session/protocol.js';
 import { StallWatch } from '../stream/stall-watch.js';
 import { forwardToHttpTarget } from './http-target.js';
@@ -103,8 +105,8 @@ class AgentRuntime extends EventEmitter implements Agent {
     }
   }
 
-  #serve(session: ServerHttp2Session, byName: Map<string, TargetService>): void {
-    session.on('stream', (stream, headers) => {
+  #serve(session: MuxSession, byName: Map<string, TargetService>): void {
+    session.on('stream', (stream: MuxStream, headers: IncomingMuxHeaders) => {
       stream.on('error', () => {});
       const service = byName.get(String(headers[Header.service]));
       if (service === undefined) {

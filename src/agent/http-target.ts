@@ -1,7 +1,8 @@
 import { type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
-import type { IncomingHttpHeaders as Http2Headers, ServerHttp2Stream } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
 import { endToEndHeaders } from '../http/headers.js';
+import type { IncomingMuxHeaders } from '../mux/header-block.js';
+import type { MuxStream } from '../mux/mux-stream.js';
 import { ErrorCode, Header } from '../session/protocol.js';
 import { resetStream } from '../session/reset-stream.js';
 import { forwardBody } from '../stream/forward-body.js';
@@ -11,13 +12,13 @@ import type { TargetService } from './targets.js';
 import { type ExchangeRecord, headerPairs, outgoingPairs, visitorOf } from './traffic-observer.js';
 
 /**
- * Serves one h2 stream from the relay by sending it to the service's HTTP target, streaming the
+ * Serves one stream from the relay by sending it to the service's HTTP target, streaming the
  * body both ways. A target that cannot be reached answers 502 `target_unreachable`; a target that
  * fails mid-response resets the stream, so the visitor sees a cut transfer.
  */
 export function forwardToHttpTarget(
-  stream: ServerHttp2Stream,
-  headers: Http2Headers,
+  stream: MuxStream,
+  headers: IncomingMuxHeaders,
   service: TargetService,
   onDone?: (status: number) => void,
 ): void {
@@ -98,7 +99,7 @@ export function forwardToHttpTarget(
 }
 
 function relayResponse(
-  stream: ServerHttp2Stream,
+  stream: MuxStream,
   res: IncomingMessage,
   onDone: (status: number, error?: string) => void,
   record: ExchangeRecord | undefined,
@@ -116,7 +117,7 @@ function relayResponse(
     res.destroy();
     respondError(
       stream,
-      `the target sent a response HTTP/2 cannot carry (${(error as Error).message})`,
+      `the target sent a response the session cannot carry (${(error as Error).message})`,
       undefined,
       record,
     );
@@ -131,7 +132,7 @@ function relayResponse(
       try {
         stream.sendTrailers(endToEndHeaders(res.trailers));
       } catch {
-        resetStream(stream, 'trailers HTTP/2 cannot carry');
+        resetStream(stream, 'trailers the session cannot carry');
       }
     });
   }
@@ -142,7 +143,7 @@ function relayResponse(
 }
 
 function respondError(
-  stream: ServerHttp2Stream,
+  stream: MuxStream,
   message: string,
   [code, status]: (typeof ErrorCode)[keyof typeof ErrorCode] = ErrorCode.targetUnreachable,
   record?: ExchangeRecord,
@@ -165,7 +166,7 @@ function respondError(
  * 504 `target_stalled` when the target stopped taking the request body.
  */
 export function respondTargetUnreachable(
-  stream: ServerHttp2Stream,
+  stream: MuxStream,
   service: TargetService,
   error: NodeJS.ErrnoException,
   record?: ExchangeRecord,

@@ -65,11 +65,11 @@ export interface AgentOptions {
    * while some wait for it is cut, ms; idle streams are kept. 0 = never. Default 60 000.
    */
   stallTimeoutMs?: number | undefined;
-  /** Streams the relay may open at once on one session (h2 SETTINGS). Default 1 000. */
+  /** Streams the relay may open at once on one session (announced in the session's SETTINGS). Default 1 000. */
   maxConcurrentStreams?: number | undefined;
-  /** HTTP/2 stream receive window, bytes. Default 1 MiB. */
+  /** Session stream receive window, bytes. Default 1 MiB. */
   streamWindowBytes?: number | undefined;
-  /** HTTP/2 connection receive window, bytes. Default 16 MiB. */
+  /** Session receive window for all streams together, bytes. Default 16 MiB. */
   connectionWindowBytes?: number | undefined;
   /** Idle keep-alive connections kept per target. Default 64. */
   maxIdleTargetSockets?: number | undefined;

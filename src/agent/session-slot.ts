@@ -1,10 +1,10 @@
 import type { EventEmitter } from 'node:events';
-import { constants as h2, performServerHandshake, type ServerHttp2Session } from 'node:http2';
 import type { Socket } from 'node:net';
 import { type ConnectionString, formatConnectionString, hostForUrl } from '../connection-string/index.js';
 import { RegistrationRejectedError, redactSecrets } from '../errors.js';
 import type { AgentKey } from '../keys/key-file.js';
 import type { Logger } from '../log.js';
+import { MuxSession } from '../mux/mux-session.js';
 import { backoffDelay } from '../session/backoff.js';
 import { startKeepalive } from '../session/keepalive.js';
 import {
@@ -42,11 +42,11 @@ export interface SlotContext {
   /** The signed `Postern-Access` value (visitor access rules), if any service has rules. */
   access: string | undefined;
   /** Serves one session's streams. */
-  serve(session: ServerHttp2Session): void;
+  serve(session: MuxSession): void;
 }
 
 /**
- * Keeps one session to the relay alive: dial, register, run HTTP/2 as the server, and after any
+ * Keeps one session to the relay alive: dial, register, run the session multiplexer as the server, and after any
  * loss reconnect with exponential backoff and full jitter. Refusals that retrying cannot fix (400,
  * 403) stop the slot and emit 'fatal'.
  */
@@ -54,8 +54,8 @@ export class SessionSlot {
   readonly index: number;
   #state: SlotState = 'connecting';
   #ctx: SlotContext;
-  #current: ServerHttp2Session | undefined;
-  readonly #draining = new Set<ServerHttp2Session>();
+  #current: MuxSession | undefined;
+  readonly #draining = new Set<MuxSession>();
   #pendingSocket: Socket | undefined;
   #wake: (() => void) | undefined;
   #stopped = false;
@@ -127,7 +127,7 @@ export class SessionSlot {
     this.#state = 'stopped';
   }
 
-  async #connect(): Promise<{ session: ServerHttp2Session; services: AssignedService[] }> {
+  async #connect(): Promise<{ session: MuxSession; services: AssignedService[] }> {
     const { opts, key } = this.#ctx;
     const relay = this.#relay;
     const socket = await dialSocket(relay, { timeoutMs: opts.dialTimeoutMs, proxy: opts.proxy });
@@ -189,25 +189,16 @@ export class SessionSlot {
         true,
       );
     }
-    // The session socket must not linger half-closed when the relay goes away (DESIGN §3.4 b).
-    upgraded.socket.on('end', () => upgraded.socket.destroy());
-    const session = performServerHandshake(upgraded.socket, {
-      settings: {
-        maxConcurrentStreams: opts.maxConcurrentStreams,
-        initialWindowSize: opts.streamWindowBytes,
-        enablePush: false,
-      },
-      maxSessionMemory: 64,
-      // As many as the relay's HTTP/1.1 parser passes on (Node keeps 2 000), not h2's default 128:
-      // a visitor request with 200 headers must not turn into a 502.
-      maxHeaderListPairs: MAX_HEADER_PAIRS,
+    const session = new MuxSession(upgraded.socket, {
+      role: 'server',
+      streamWindowBytes: opts.streamWindowBytes,
+      connectionWindowBytes: opts.connectionWindowBytes,
+      maxConcurrentStreams: opts.maxConcurrentStreams,
+      // As many as the relay's HTTP/1.1 parser passes on (Node keeps 2 000): a visitor request
+      // with 200 headers must not turn into a 502.
+      maxHeaderPairs: MAX_HEADER_PAIRS,
     });
-    session.on('error', (error) => this.#ctx.log.debug('session error', { error: error.message }));
-    try {
-      session.setLocalWindowSize(opts.connectionWindowBytes);
-    } catch {
-      // Too early on some versions; the default window then applies until the first update.
-    }
+    session.on('error', (error: Error) => this.#ctx.log.debug('session error', { error: error.message }));
     startKeepalive(
       session,
       { intervalMs: opts.keepaliveIntervalMs, timeoutMs: opts.keepaliveTimeoutMs },
@@ -232,7 +223,7 @@ export class SessionSlot {
         (session) =>
           new Promise<void>((resolve) => {
             if (session.destroyed) return resolve();
-            const timer = setTimeout(() => session.destroy(undefined, h2.NGHTTP2_CANCEL), drainMs);
+            const timer = setTimeout(() => session.destroy(), drainMs);
             session.once('close', () => {
               clearTimeout(timer);
               resolve();
@@ -246,7 +237,7 @@ export class SessionSlot {
 }
 
 /** Resolves with why the session ended: GOAWAY from the relay, an error, or the connection closing. */
-function sessionEnded(session: ServerHttp2Session): Promise<string> {
+function sessionEnded(session: MuxSession): Promise<string> {
   return new Promise((resolve) => {
     session.once('goaway', (code: number) => resolve(`relay sent GOAWAY (code ${code})`));
     session.once('error', (error: Error) => resolve(error.message));

@@ -1,5 +1,6 @@
-import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import { connect, type Socket } from 'node:net';
+import type { IncomingMuxHeaders } from '../mux/header-block.js';
+import type { MuxStream } from '../mux/mux-stream.js';
 import { Header } from '../session/protocol.js';
 import { joinDuplex } from '../stream/join-duplex.js';
 import { localhostLookup } from '../transport/localhost-lookup.js';
@@ -14,8 +15,8 @@ import { visitorOf } from './traffic-observer.js';
  * 502 `target_unreachable`, and the visitor never sees a 101.
  */
 export function forwardToTcpTarget(
-  stream: ServerHttp2Stream,
-  headers: IncomingHttpHeaders,
+  stream: MuxStream,
+  headers: IncomingMuxHeaders,
   service: TargetService,
 ): void {
   const record = service.observer?.open({
@@ -26,7 +27,7 @@ export function forwardToTcpTarget(
     headers: [],
     visitor: visitorOf(headers['x-forwarded-for']),
   });
-  // Bytes the client sent early wait in the stream (bounded by HTTP/2 flow control) until the
+  // Bytes the client sent early wait in the stream (bounded by the stream's flow-control window) until the
   // target is connected.
   stream.pause();
   const target = service.target;

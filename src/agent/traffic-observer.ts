@@ -56,8 +56,8 @@ export function outgoingPairs(
 }
 
 /** The visitor's address: the last X-Forwarded-For entry, which the relay appended. */
-export function visitorOf(forwardedFor: string | string[] | undefined): string | undefined {
-  const value = Array.isArray(forwardedFor) ? forwardedFor.join(',') : forwardedFor;
+export function visitorOf(forwardedFor: string | string[] | number | undefined): string | undefined {
+  const value = Array.isArray(forwardedFor) ? forwardedFor.join(',') : forwardedFor?.toString();
   if (value === undefined || value === '') return undefined;
   return value.split(',').at(-1)?.trim();
 }

@@ -1,8 +1,9 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
-import type { IncomingHttpHeaders as Http2Headers, ServerHttp2Stream } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
 import type { Duplex } from 'node:stream';
 import { endToEndHeaders } from '../http/headers.js';
+import type { IncomingMuxHeaders } from '../mux/header-block.js';
+import type { MuxStream } from '../mux/mux-stream.js';
 import { Header } from '../session/protocol.js';
 import { resetStream } from '../session/reset-stream.js';
 import { forwardBody } from '../stream/forward-body.js';
@@ -19,8 +20,8 @@ import { headerPairs, outgoingPairs, visitorOf } from './traffic-observer.js';
  * target's socket. A target that refuses the upgrade answers with its ordinary response.
  */
 export function forwardUpgradeToTarget(
-  stream: ServerHttp2Stream,
-  headers: Http2Headers,
+  stream: MuxStream,
+  headers: IncomingMuxHeaders,
   service: TargetService,
 ): void {
   const token = String(headers[Header.upgrade]);
@@ -51,7 +52,7 @@ export function forwardUpgradeToTarget(
       : { host: target.host, port: target.port, lookup: localhostLookup }),
     ...(target.transport === 'https' ? service.tlsOptions : {}),
   };
-  // The visitor's early bytes stay in the stream (bounded by HTTP/2 flow control) until the target
+  // The visitor's early bytes stay in the stream (bounded by the stream's flow-control window) until the target
   // has switched protocols.
   stream.pause();
   const req = target.transport === 'https' ? httpsRequest(options) : httpRequest(options);

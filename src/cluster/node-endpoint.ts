@@ -1,13 +1,9 @@
 import type { IncomingMessage } from 'node:http';
-import {
-  type ClientHttp2Stream,
-  type IncomingHttpHeaders as Http2Headers,
-  performServerHandshake,
-  type ServerHttp2Session,
-  type ServerHttp2Stream,
-} from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log.js';
+import type { IncomingMuxHeaders } from '../mux/header-block.js';
+import { MuxSession } from '../mux/mux-session.js';
+import type { MuxStream } from '../mux/mux-stream.js';
 import type { ForwardContext } from '../relay/http-forward.js';
 import { findSession, takeRequestToken } from '../relay/stream-admission.js';
 import { writeRawError } from '../relay/visitor-error.js';
@@ -30,14 +26,14 @@ export const NODE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
  * This node's end of the links other nodes dial (`/_postern/node`): checks the dialing node's
  * proof, then serves each stream it forwards as if the visitor had come here — the tunnel's access
  * rules, rate limit and stream cap apply — by opening the same stream to a local agent session and
- * joining the two with HTTP/2 flow control end to end.
+ * joining the two with flow control end to end.
  */
 export class NodeEndpoint {
   readonly #ctx: ForwardContext;
   readonly #secret: string;
   readonly #log: Logger;
   readonly #nonces = new NonceCache({ maxEntries: 10_000, ttlMs: 2 * NODE_AUTH_WINDOW_S * 1000 });
-  readonly #sessions = new Set<ServerHttp2Session>();
+  readonly #sessions = new Set<MuxSession>();
 
   constructor(ctx: ForwardContext, secret: string, log: Logger) {
     this.#ctx = ctx;
@@ -61,16 +57,19 @@ export class NodeEndpoint {
       `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${NODE_UPGRADE_TOKEN}\r\n\r\n`,
     );
     if (head.length > 0) socket.unshift(head);
-    socket.on('end', () => socket.destroy());
-    const session = performServerHandshake(socket, {
-      settings: { enablePush: false, initialWindowSize: 1 << 20, maxConcurrentStreams: 100_000 },
-      maxSessionMemory: 64,
-      maxHeaderListPairs: MAX_HEADER_PAIRS,
+    const session = new MuxSession(socket, {
+      role: 'server',
+      streamWindowBytes: 1 << 20,
+      connectionWindowBytes: 16 << 20,
+      maxConcurrentStreams: 100_000,
+      maxHeaderPairs: MAX_HEADER_PAIRS,
     });
     this.#sessions.add(session);
     session.once('close', () => this.#sessions.delete(session));
-    session.on('error', (error) => this.#log.debug('node link error', { peer: id, error: error.message }));
-    session.on('stream', (stream, headers) => {
+    session.on('error', (error: Error) =>
+      this.#log.debug('node link error', { peer: id, error: error.message }),
+    );
+    session.on('stream', (stream: MuxStream, headers: IncomingMuxHeaders) => {
       stream.on('error', () => {});
       this.#serve(stream, headers).catch((error: Error) => {
         this.#log.error('forwarded stream failed', { peer: id, error: error.message });
@@ -80,8 +79,12 @@ export class NodeEndpoint {
     this.#log.info('node link accepted', { peer: id });
   }
 
-  async #serve(stream: ServerHttp2Stream, headers: Http2Headers): Promise<void> {
+  async #serve(stream: MuxStream, received: IncomingMuxHeaders): Promise<void> {
     const ctx = this.#ctx;
+    // A request head is all strings; a number from the peer is taken as its text.
+    const headers: Record<string, string | string[]> = {};
+    for (const [name, value] of Object.entries(received))
+      headers[name] = typeof value === 'number' ? String(value) : value;
     const label = String(headers[FORWARD_LABEL_HEADER] ?? '');
     const visitor = String(headers[FORWARD_VISITOR_HEADER] ?? '');
     const tunnel = ctx.registry.get(label);
@@ -122,11 +125,11 @@ export class NodeEndpoint {
       );
     const out: Record<string, string | string[]> = {};
     for (const [name, value] of Object.entries(headers)) {
-      if (value === undefined || name === FORWARD_LABEL_HEADER || name === FORWARD_VISITOR_HEADER) continue;
+      if (name === FORWARD_LABEL_HEADER || name === FORWARD_VISITOR_HEADER) continue;
       if (consumed.includes(name)) continue;
       out[name] = value;
     }
-    let agentStream: ClientHttp2Stream;
+    let agentStream: MuxStream;
     try {
       agentStream = session.openStream(out, { endStream: false });
     } catch (error) {
@@ -136,14 +139,14 @@ export class NodeEndpoint {
         `could not open a stream to the agent: ${(error as Error).message}`,
       );
     }
-    agentStream.on('headers', (informational) => {
+    agentStream.on('headers', (informational: IncomingMuxHeaders) => {
       if (!stream.headersSent && !stream.destroyed) stream.additionalHeaders(informational);
     });
-    let trailers: Http2Headers | undefined;
-    agentStream.once('trailers', (received) => {
+    let trailers: IncomingMuxHeaders | undefined;
+    agentStream.once('trailers', (received: IncomingMuxHeaders) => {
       trailers = received;
     });
-    agentStream.once('response', (response) => {
+    agentStream.once('response', (response: IncomingMuxHeaders) => {
       if (stream.destroyed) return;
       const waitForTrailers = response.trailer !== undefined;
       stream.respond(response, { waitForTrailers });
@@ -166,7 +169,7 @@ export class NodeEndpoint {
 }
 
 function respondError(
-  stream: ServerHttp2Stream,
+  stream: MuxStream,
   name: ErrorCodeName,
   message: string,
   extra: Record<string, string> = {},

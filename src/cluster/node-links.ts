@@ -1,12 +1,8 @@
-import {
-  type ClientHttp2Session,
-  type ClientHttp2Stream,
-  constants as h2,
-  connect as http2Connect,
-  type OutgoingHttpHeaders,
-} from 'node:http2';
 import { connect } from '../client/connect.js';
 import type { Logger } from '../log.js';
+import type { MuxHeaders } from '../mux/header-block.js';
+import { MuxSession } from '../mux/mux-session.js';
+import type { MuxStream } from '../mux/mux-stream.js';
 import { startKeepalive } from '../session/keepalive.js';
 import { MAX_HEADER_PAIRS } from '../session/protocol.js';
 import type { NodeRecord, TunnelLocation } from './directory.js';
@@ -32,22 +28,22 @@ const DIAL_TIMEOUT_MS = 3_000;
 
 /** Something a stream can be opened on: a local agent session, or a node holding the tunnel. */
 export interface StreamPeer {
-  openStream(headers: OutgoingHttpHeaders, options: { endStream: boolean }): ClientHttp2Stream;
+  openStream(headers: MuxHeaders, options: { endStream: boolean }): MuxStream;
   /** The connection failed under the stream (not an orderly end). */
   readonly broken: boolean;
 }
 
 /**
- * The persistent HTTP/2 connections from this node to the others (one per node, dialed on first
+ * The persistent multiplexed sessions from this node to the others (one per node, dialed on first
  * need, authenticated with the cluster secret), over which visitor streams for tunnels held
- * elsewhere are forwarded with HTTP/2 flow control end to end.
+ * elsewhere are forwarded with flow control end to end (the same multiplexer as agent sessions).
  */
 export class NodeLinks {
   readonly #self: NodeRecord;
   readonly #secret: string;
   readonly #basePath: string;
   readonly #log: Logger;
-  readonly #links = new Map<string, Promise<ClientHttp2Session>>();
+  readonly #links = new Map<string, Promise<MuxSession>>();
   readonly #dead = new Map<string, { until: number; failures: number }>();
   readonly #keepalive: { intervalMs: number; timeoutMs: number };
   #closed = false;
@@ -101,7 +97,7 @@ export class NodeLinks {
     return `no node holding ${location.label} could be reached; try again shortly`;
   }
 
-  #session(node: NodeRecord): Promise<ClientHttp2Session> {
+  #session(node: NodeRecord): Promise<MuxSession> {
     if (this.#closed) return Promise.reject(new Error('this node is shutting down'));
     let link = this.#links.get(node.id);
     if (link === undefined) {
@@ -112,7 +108,7 @@ export class NodeLinks {
     return link;
   }
 
-  async #dial(node: NodeRecord): Promise<ClientHttp2Session> {
+  async #dial(node: NodeRecord): Promise<MuxSession> {
     const socket = await connect(`${node.advertise}${this.#basePath}${NODE_PATH}?http_preflight=true`, {
       upgradeToken: NODE_UPGRADE_TOKEN,
       headers: [
@@ -122,15 +118,14 @@ export class NodeLinks {
       connectTimeoutMs: DIAL_TIMEOUT_MS,
       handshakeTimeoutMs: DIAL_TIMEOUT_MS,
     });
-    socket.on('end', () => socket.destroy());
-    const session = http2Connect('http://postern-node', {
-      createConnection: () => socket,
-      settings: { enablePush: false, initialWindowSize: 1 << 20 },
-      maxSessionMemory: 64,
-      maxHeaderListPairs: MAX_HEADER_PAIRS,
+    const session = new MuxSession(socket, {
+      role: 'client',
+      streamWindowBytes: 1 << 20,
+      connectionWindowBytes: 16 << 20,
+      maxConcurrentStreams: 0,
+      maxHeaderPairs: MAX_HEADER_PAIRS,
     });
-    session.once('connect', () => session.setLocalWindowSize(16 << 20));
-    session.on('error', (error) =>
+    session.on('error', (error: Error) =>
       this.#log.debug('node link error', { peer: node.id, error: error.message }),
     );
     const forget = (): void => {
@@ -145,7 +140,7 @@ export class NodeLinks {
     startKeepalive(session, this.#keepalive, (reason) => {
       this.#log.warn('node link dead', { peer: node.id, reason });
       this.#markDead(node.id);
-      session.destroy(undefined, h2.NGHTTP2_CANCEL);
+      session.destroy();
     });
     this.#dead.delete(node.id);
     this.#log.info('node link up', { peer: node.id, advertise: node.advertise });

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import type { IncomingHttpHeaders as Http2Headers } from 'node:http2';
+import type { IncomingMuxHeaders } from '../mux/header-block.js';
 
-/** Headers that describe one connection (RFC 9110 §7.6.1), never forwarded, and refused by HTTP/2. */
+/** Headers that describe one connection (RFC 9110 §7.6.1), never forwarded. */
 const HOP_BY_HOP = new Set([
   'connection',
   'keep-alive',
@@ -16,12 +16,12 @@ const HOP_BY_HOP = new Set([
 ]);
 
 /**
- * Copies end-to-end headers: drops hop-by-hop ones, those named in `Connection` and HTTP/2
- * pseudo-headers; with `dropPostern`, also Postern's own `postern-*` headers (a visitor must not
+ * Copies end-to-end headers: drops hop-by-hop ones, those named in `Connection` and
+ * pseudo-headers (`:status`, …); with `dropPostern`, also Postern's own `postern-*` headers (a visitor must not
  * be able to set them).
  */
 export function endToEndHeaders(
-  headers: IncomingHttpHeaders | Http2Headers,
+  headers: IncomingHttpHeaders | IncomingMuxHeaders,
   options: { dropPostern?: boolean } = {},
 ): OutgoingHttpHeaders {
   const dropPostern = options.dropPostern ?? false;

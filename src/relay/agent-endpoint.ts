@@ -45,9 +45,9 @@ export interface AgentEndpointContext {
 }
 
 /**
- * Handles `GET /_postern/agent` with `Upgrade: postern-session/1` or `Upgrade: websocket`
+ * Handles `GET /_postern/agent` with `Upgrade: postern-session/2` or `Upgrade: websocket`
  * (DESIGN §3.2): every check in order, a status and one-line reason on failure (no upgrade then),
- * else 101 and an h2 session on the raw socket or inside the WebSocket's binary messages.
+ * else 101 and a session (src/mux) on the raw socket or inside the WebSocket's binary messages.
  */
 export function handleAgentUpgrade(
   ctx: AgentEndpointContext,
@@ -173,14 +173,14 @@ function admitRegistration(
     return;
   }
   // Bytes the agent sent right behind its request head belong to the session: put them back
-  // before HTTP/2 reads the socket (DESIGN §3.4 a). Paused, they wait in the socket's buffer.
+  // before the session reads the socket (DESIGN §3.4 a). Paused, they wait in the socket's buffer.
   socket.pause();
   if (head.length > 0) socket.unshift(head);
   const response =
     `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${SESSION_UPGRADE_TOKEN}\r\n` +
     `${Header.assigned}: ${JSON.stringify(services)}\r\n\r\n`;
-  // HTTP/2 must not take the socket while this write is still queued: on a TLS socket the write
-  // completes later and Node 20's http2 binding then aborts the process (is_write_in_progress).
+  // The session starts once the 101 is written, so a socket that failed meanwhile never gets one
+  // (version 1's http2 binding also aborted the process on a TLS write still in progress).
   socket.write(response, (error) => {
     if (error || socket.destroyed) {
       socket.destroy();
@@ -194,8 +194,8 @@ function admitRegistration(
 const assignedHeaders = new WeakMap<IncomingMessage, string>();
 
 /**
- * The WebSocket server for agent sessions: binary messages carry the HTTP/2 bytes, bounded in
- * size, uncompressed (h2 is compact already, and deflate would cost CPU on every message).
+ * The WebSocket server for agent sessions: binary messages carry the session's frames, bounded in
+ * size, uncompressed (the frames are compact already, and deflate would cost CPU on every message).
  */
 export function createSessionWebSocketServer(): WebSocketServer {
   const server = new WebSocketServer({

@@ -1,24 +1,20 @@
 import { EventEmitter } from 'node:events';
-import {
-  type ClientHttp2Session,
-  type ClientHttp2Stream,
-  constants as h2,
-  connect as http2Connect,
-  type OutgoingHttpHeaders,
-} from 'node:http2';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log.js';
+import type { MuxHeaders } from '../mux/header-block.js';
+import { MuxSession } from '../mux/mux-session.js';
+import type { MuxStream } from '../mux/mux-stream.js';
 import { startKeepalive } from '../session/keepalive.js';
 import { type AssignedService, MAX_HEADER_PAIRS } from '../session/protocol.js';
 import type { VisitorAccess } from './visitor-access.js';
 
 export type AgentSessionState = 'ready' | 'draining' | 'closed';
 
-/** Past this stream id a session is drained and replaced: h2 ids run out at 2^31. */
+/** Past this stream id a session is drained and replaced: ids run out at 2^31. */
 const STREAM_ID_DRAIN_AT = 2 ** 31 - 2 ** 20;
 
 /**
- * The relay's end of one agent connection: the HTTP/2 client session over the upgraded socket
+ * The relay's end of one agent connection: the multiplexer's client session over the upgraded socket
  * (DESIGN §3.3), with its keepalive and lifecycle. Emits 'state' on every change.
  */
 export class AgentSession extends EventEmitter {
@@ -31,8 +27,7 @@ export class AgentSession extends EventEmitter {
   readonly log: Logger;
   #state: AgentSessionState = 'ready';
   #activeStreams = 0;
-  readonly #h2: ClientHttp2Session;
-  readonly #socket: Duplex;
+  readonly #mux: MuxSession;
 
   constructor(options: {
     id: string;
@@ -53,23 +48,20 @@ export class AgentSession extends EventEmitter {
     this.access = options.access ?? new Map();
     this.remoteAddress = options.remoteAddress;
     this.log = options.log;
-    this.#socket = options.socket;
-    // An http.Server socket allows half-open; when the agent dies the relay would get 'end' and sit
-    // in CLOSE-WAIT with requests hanging (DESIGN §3.4 hazard b). A session cannot live half-closed.
-    options.socket.on('end', () => options.socket.destroy());
-    this.#h2 = http2Connect('http://postern-agent', {
-      createConnection: () => options.socket,
-      settings: { initialWindowSize: options.streamWindowBytes, enablePush: false },
-      maxSessionMemory: 64,
-      maxHeaderListPairs: MAX_HEADER_PAIRS,
+    this.#mux = new MuxSession(options.socket, {
+      role: 'client',
+      streamWindowBytes: options.streamWindowBytes,
+      connectionWindowBytes: options.connectionWindowBytes,
+      // The relay never accepts streams from the agent.
+      maxConcurrentStreams: 0,
+      maxHeaderPairs: MAX_HEADER_PAIRS,
     });
-    this.#h2.once('connect', () => this.#h2.setLocalWindowSize(options.connectionWindowBytes));
-    this.#h2.on('error', (error) => this.log.debug('agent session error', { error: error.message }));
-    // A GOAWAY from the agent (its shutdown, or an HTTP/2 error it saw) ends the session: close
+    this.#mux.on('error', (error: Error) => this.log.debug('agent session error', { error: error.message }));
+    // A GOAWAY from the agent (its shutdown, or a protocol error it saw) ends the session: close
     // our side too once open streams finish, so the agent notices and opens a fresh one.
-    this.#h2.once('goaway', () => this.close());
-    this.#h2.once('close', () => this.#setState('closed'));
-    startKeepalive(this.#h2, options.keepalive, (reason) => {
+    this.#mux.once('goaway', () => this.close());
+    this.#mux.once('close', () => this.#setState('closed'));
+    startKeepalive(this.#mux, options.keepalive, (reason) => {
       this.log.warn('agent session dead', { reason });
       this.destroy();
     });
@@ -85,14 +77,13 @@ export class AgentSession extends EventEmitter {
 
   /** The connection failed (reset, keepalive timeout, destroyed): not an orderly GOAWAY. */
   get broken(): boolean {
-    return this.#h2.destroyed;
+    return this.#mux.destroyed;
   }
 
   /** Whether new streams may be opened on this session. */
   get usable(): boolean {
     if (this.#state !== 'ready' || this.broken) return false;
-    const next = this.#h2.state.nextStreamID;
-    if (next !== undefined && next > STREAM_ID_DRAIN_AT) {
+    if (this.#mux.nextStreamId > STREAM_ID_DRAIN_AT) {
       this.log.info('stream ids nearly used up; draining the session so the agent opens a new one');
       this.close();
       return false;
@@ -101,8 +92,8 @@ export class AgentSession extends EventEmitter {
   }
 
   /** Opens one stream to the agent; throws when the session cannot take it. */
-  openStream(headers: OutgoingHttpHeaders, options: { endStream: boolean }): ClientHttp2Stream {
-    const stream = this.#h2.request(headers, { endStream: options.endStream });
+  openStream(headers: MuxHeaders, options: { endStream: boolean }): MuxStream {
+    const stream = this.#mux.request(headers, { endStream: options.endStream });
     this.#activeStreams++;
     stream.once('close', () => this.#activeStreams--);
     return stream;
@@ -111,12 +102,11 @@ export class AgentSession extends EventEmitter {
   /** Orderly: GOAWAY, let open streams finish. */
   close(): void {
     if (this.#state === 'ready') this.#setState('draining');
-    if (!this.#h2.closed) this.#h2.close();
+    this.#mux.close();
   }
 
   destroy(): void {
-    this.#h2.destroy(undefined, h2.NGHTTP2_CANCEL);
-    this.#socket.destroy();
+    this.#mux.destroy();
   }
 
   #setState(state: AgentSessionState): void {

@@ -1,14 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import {
-  type ClientHttp2Stream,
-  type IncomingHttpHeaders as Http2Headers,
-  constants as h2,
-} from 'node:http2';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { WebSocketServer } from 'ws';
 import type { ClusterContext } from '../cluster/cluster-context.js';
 import type { StreamPeer } from '../cluster/node-links.js';
 import { endToEndHeaders } from '../http/headers.js';
+import { MuxError } from '../mux/frames.js';
+import type { IncomingMuxHeaders } from '../mux/header-block.js';
+import type { MuxStream } from '../mux/mux-stream.js';
 import { resetStream } from '../session/reset-stream.js';
 import { forwardBody } from '../stream/forward-body.js';
 import type { StallWatch } from '../stream/stall-watch.js';
@@ -40,7 +38,7 @@ export interface ForwardContext {
   cluster: ClusterContext | undefined;
 }
 
-/** Forwards one visitor request to the tunnel `label` as one h2 stream (DESIGN §4). */
+/** Forwards one visitor request to the tunnel `label` as one stream of its agent's session (DESIGN §4). */
 export async function forwardHttpRequest(
   ctx: ForwardContext,
   req: IncomingMessage,
@@ -72,17 +70,12 @@ const MAX_SESSION_RETRIES = 1;
 /**
  * Whether a request that got no answer may go out again on another session: only without a body
  * (the body was streamed on, not kept), and only when it is known not to have been processed (the
- * agent refused the stream, as HTTP/2 does for streams past a GOAWAY) or when it is idempotent and
+ * agent refused the stream, as a session does for streams past its GOAWAY) or when it is idempotent and
  * its session broke under it (a cut connection, not an answer from the agent).
  */
-function mayResend(
-  method: string,
-  hasBody: boolean,
-  stream: ClientHttp2Stream,
-  session: StreamPeer,
-): boolean {
+function mayResend(method: string, hasBody: boolean, stream: MuxStream, session: StreamPeer): boolean {
   if (hasBody) return false;
-  if (stream.rstCode === h2.NGHTTP2_REFUSED_STREAM) return true;
+  if (stream.rstCode === MuxError.refusedStream) return true;
   return session.broken && RETRYABLE_METHODS.has(method);
 }
 
@@ -106,7 +99,7 @@ function openAgentStream(
   const hasBody =
     req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0';
 
-  let stream: ClientHttp2Stream;
+  let stream: MuxStream;
   try {
     stream = session.openStream(headers, { endStream: !hasBody });
   } catch (error) {
@@ -143,7 +136,7 @@ function openAgentStream(
   stream.on('continue', () => {
     if (!res.headersSent) res.writeContinue();
   });
-  stream.once('response', (responseHeaders: Http2Headers) => {
+  stream.once('response', (responseHeaders: IncomingMuxHeaders) => {
     clearTimeout(timer);
     if (res.headersSent || res.destroyed) return;
     const status = Number(responseHeaders[':status']);
@@ -167,7 +160,7 @@ function openAgentStream(
       );
       return;
     }
-    stream.on('trailers', (trailers: Http2Headers) => {
+    stream.on('trailers', (trailers: IncomingMuxHeaders) => {
       try {
         res.addTrailers(endToEndHeaders(trailers) as Record<string, string>);
       } catch {
@@ -193,8 +186,7 @@ function openAgentStream(
   });
   stream.on('error', () => {});
   res.once('close', () => {
-    // Only a response cut short is reset. Resetting finished streams as well would look like an
-    // HTTP/2 rapid-reset attack, and Node's server answers that with GOAWAY.
+    // Only a response cut short is reset: a finished stream is already gone on both ends.
     if (!res.writableFinished) resetStream(stream, 'visitor went away');
   });
 }

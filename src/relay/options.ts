@@ -97,9 +97,9 @@ export interface RelayOptions {
    * Default 60 000 (nginx's send_timeout).
    */
   stallTimeoutMs?: number | undefined;
-  /** HTTP/2 stream receive window towards agents, bytes. Default 1 MiB. */
+  /** Session stream receive window towards agents, bytes. Default 1 MiB. */
   streamWindowBytes?: number | undefined;
-  /** HTTP/2 connection receive window towards agents, bytes. Default 16 MiB. */
+  /** Session receive window for all streams together, towards agents, bytes. Default 16 MiB. */
   connectionWindowBytes?: number | undefined;
   /** On close(), in-flight requests get this long to finish, ms. Default 10 000. */
   drainTimeoutMs?: number | undefined;

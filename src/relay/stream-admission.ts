@@ -325,7 +325,7 @@ export async function findSession(
   );
 }
 
-/** The h2 request head for a visitor's request: its end-to-end headers, forwarding facts, routing. */
+/** The stream's request head for a visitor's request: its end-to-end headers, forwarding facts, routing. */
 export function streamHeaders(
   ctx: ForwardContext,
   req: IncomingMessage,

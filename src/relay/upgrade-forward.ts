@@ -1,8 +1,9 @@
 import type { IncomingMessage } from 'node:http';
-import type { ClientHttp2Stream, IncomingHttpHeaders as Http2Headers } from 'node:http2';
 import type { Duplex } from 'node:stream';
 import { createWebSocketStream } from 'ws';
 import { endToEndHeaders } from '../http/headers.js';
+import type { IncomingMuxHeaders } from '../mux/header-block.js';
+import type { MuxStream } from '../mux/mux-stream.js';
 import { Header } from '../session/protocol.js';
 import { resetStream } from '../session/reset-stream.js';
 import { joinDuplex } from '../stream/join-duplex.js';
@@ -11,7 +12,7 @@ import { admitStream, streamHeaders, visitorAddressOf } from './stream-admission
 import { writeRawError } from './visitor-error.js';
 
 /**
- * Forwards a visitor's upgrade (DESIGN §4) as one full-duplex h2 stream. For an HTTP tunnel
+ * Forwards a visitor's upgrade (DESIGN §4) as one full-duplex stream. For an HTTP tunnel
  * (WebSocket, or any other token) the agent repeats the upgrade to its target and the target's own
  * 101 (or refusal) comes back. For a TCP service it is the preflight: the agent connects to the
  * target first, and only then does the visitor get `101 Switching Protocols` echoing its Upgrade
@@ -46,7 +47,7 @@ export async function forwardUpgrade(
   const headers = streamHeaders(ctx, req, route, tunnel);
   headers[Header.upgrade] = endWebSocketHere ? 'tcp' : token;
 
-  let stream: ClientHttp2Stream;
+  let stream: MuxStream;
   try {
     stream = session.openStream(headers, { endStream: false });
   } catch (error) {
@@ -70,7 +71,7 @@ export async function forwardUpgrade(
   socket.once('close', onEarlyClose);
 
   let answered = false;
-  stream.once('response', (responseHeaders: Http2Headers) => {
+  stream.once('response', (responseHeaders: IncomingMuxHeaders) => {
     answered = true;
     clearTimeout(timer);
     socket.off('close', onEarlyClose);

@@ -1,4 +1,12 @@
-import type { Http2Session } from 'node:http2';
+/** What keepalive needs of a session (a MuxSession). */
+export interface PingableSession {
+  readonly destroyed: boolean;
+  /** Bytes read from the connection so far. */
+  readonly bytesRead: number;
+  /** False when too many PINGs are unanswered; the callback runs on the answer. */
+  ping(callback: (error: Error | null) => void): boolean;
+  once(event: 'close', listener: () => void): unknown;
+}
 
 export interface KeepaliveOptions {
   /** Send a PING this often. */
@@ -9,37 +17,36 @@ export interface KeepaliveOptions {
   unansweredPingMs?: number;
 }
 
+/** A PING unanswered this long kills the session even while bytes arrive (at least). */
+const UNANSWERED_PING_MS = 30_000;
+
 /**
  * Pings the peer every `intervalMs`, whether or not earlier PINGs were answered yet, and runs
  * `onDead` (the caller destroys the session) once nothing at all — no PING answer, no PING, no byte —
  * has come from the peer for `timeoutMs`: a half-open TCP connection never says so by itself. Any
  * byte counts, because on a slow, busy link a PING answer queues behind megabytes of data while
  * the peer's own PINGs and WINDOW_UPDATEs still arrive. Found dead within timeoutMs plus a quarter
- * of it. (A session nghttp2 ended over a protocol error — GOAWAY sent, yet Node 20 never closes it —
- * stops reading its socket, so it is found this way.) Bytes alone do not keep a session alive for
- * ever, though: a peer that keeps sending frames but never answers a PING for UNANSWERED_PING_MS
- * (or three timeouts, if longer) is dead too. Returns a function that stops the timers.
+ * of it. Bytes alone do not keep a session alive for ever, though: a peer that keeps sending
+ * frames but never answers a PING for UNANSWERED_PING_MS (or three timeouts, if longer) is dead
+ * too. Returns a function that stops the timers.
  */
-/** A PING unanswered this long kills the session even while bytes arrive (at least). */
-const UNANSWERED_PING_MS = 30_000;
-
 export function startKeepalive(
-  session: Http2Session,
+  session: PingableSession,
   options: KeepaliveOptions,
   onDead: (reason: string) => void,
 ): () => void {
-  const bytesRead = (): number => (session.destroyed ? 0 : (session.socket?.bytesRead ?? 0));
   let lastHeardAt = Date.now();
-  let lastBytesRead = bytesRead();
+  let lastBytesRead = session.bytesRead;
   let lastPingAt = Date.now();
   /** When the oldest PING still unanswered was sent; undefined when all were answered. */
   let unansweredSince: number | undefined;
   const unansweredLimitMs = options.unansweredPingMs ?? Math.max(UNANSWERED_PING_MS, 3 * options.timeoutMs);
   const tickMs = Math.max(1, Math.min(options.intervalMs, Math.floor(options.timeoutMs / 4)));
   const timer = setInterval(() => {
-    if (session.destroyed || session.closed) return;
+    // A draining session is checked too: its peer may die while the last streams finish.
+    if (session.destroyed) return;
     const now = Date.now();
-    const read = bytesRead();
+    const read = session.bytesRead;
     if (read !== lastBytesRead) {
       lastBytesRead = read;
       lastHeardAt = now;
@@ -57,7 +64,6 @@ export function startKeepalive(
     if (now - lastPingAt >= options.intervalMs) {
       lastPingAt = now;
       const sentAt = now;
-      // false when too many PINGs are unanswered (maxOutstandingPings): the next tick tries again.
       const sent = session.ping((error) => {
         if (error) return;
         lastHeardAt = Date.now();

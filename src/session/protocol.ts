@@ -1,28 +1,29 @@
 /**
- * The agent ↔ relay wire protocol, version 1 — everything both sides must agree on, in one place.
+ * The agent ↔ relay wire protocol, version 2 — everything both sides must agree on, in one place.
  * docs/protocol.md describes it for people who write another agent.
  *
  * 1. Agent → relay: `GET /_postern/agent HTTP/1.1` with `Connection: Upgrade`,
- *    `Upgrade: postern-session/1` and the registration headers below, signed with the agent's
+ *    `Upgrade: postern-session/2` and the registration headers below, signed with the agent's
  *    ed25519 key over `signedString()`.
  * 2. Relay → agent: `101 Switching Protocols` with `Postern-Assigned` (JSON list of the services'
  *    labels and public URLs), or an error status (400, 401, 403, 429, 503) with a one-line reason
  *    in the body and in `Postern-Error`; no upgrade then.
- * 3. After the 101 the connection carries HTTP/2: the relay is the h2 *client*, the agent the h2
- *    *server*. Each visitor request is one h2 stream; `postern-service` names the agent's service.
+ * 3. After the 101 the connection carries Postern's session framing (src/mux/): the relay opens
+ *    streams, the agent answers them. Each visitor request is one stream; `postern-service` names
+ *    the agent's service. (Version 1 ran HTTP/2 here; version 2 replaced it, docs/protocol.md.)
  * 4. Either side PINGs every keepalive interval and closes a session whose PING is not answered in
  *    time; GOAWAY announces an orderly shutdown.
  */
 export const AGENT_PATH = '/_postern/agent';
-export const SESSION_UPGRADE_TOKEN = 'postern-session/1';
+export const SESSION_UPGRADE_TOKEN = 'postern-session/2';
 /**
  * The largest binary message either side accepts on a WebSocket session. Senders cut their
  * batches into messages of at most 256 KiB (websocket-stream.ts), well inside it.
  */
 export const MAX_SESSION_MESSAGE_BYTES = 1 << 20;
-export const PROTOCOL_VERSION = '1';
+export const PROTOCOL_VERSION = '2';
 /**
- * Header fields one h2 request or response may carry, both ways: what Node's HTTP/1.1 parser keeps
+ * Header fields one stream's request or response head may carry, both ways: what Node's HTTP/1.1 parser keeps
  * (2 000) plus room for pseudo-headers and the forwarding headers the relay adds.
  */
 export const MAX_HEADER_PAIRS = 2_048;
@@ -50,16 +51,16 @@ export const Header = {
   assigned: 'postern-assigned',
   /** Relay → visitor and agent → relay on errors: a stable error code (see docs/protocol.md). */
   error: 'postern-error',
-  /** Relay → agent on every h2 stream: the name of the service the stream is for. */
+  /** Relay → agent on every stream: the name of the service the stream is for. */
   service: 'postern-service',
   /**
    * Relay → agent: this stream carries an HTTP Upgrade (value: the visitor's Upgrade token, e.g.
-   * `websocket`); HTTP/2 cannot carry Upgrade/Connection themselves.
+   * `websocket`); hop-by-hop Upgrade/Connection headers are not carried themselves.
    */
   upgrade: 'postern-upgrade',
   /**
    * Agent → relay, on a 200 answering an upgrade stream: the target's real status, `101` when it
-   * switched protocols (HTTP/2 has no 101); the stream then carries raw bytes both ways.
+   * switched protocols (a stream's head is never a 101); the stream then carries raw bytes both ways.
    */
   status: 'postern-status',
 } as const;

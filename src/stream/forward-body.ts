@@ -18,8 +18,8 @@ export function forwardBody(source: Readable, destination: Writable, onDone?: (e
     settled = true;
     onDone?.(error);
   };
-  // Destroyed *with* the error: an HTTP/2 stream destroyed without one is reset with NO_ERROR,
-  // which its peer takes as a clean end of the body.
+  // Destroyed *with* the error, so a session stream is reset with INTERNAL_ERROR and the error
+  // names the cause wherever it is logged.
   const fail = (error: Error): void => {
     source.destroy(error);
     destination.destroy(error);

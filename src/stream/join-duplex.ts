@@ -2,9 +2,9 @@ import type { Duplex } from 'node:stream';
 import { resetBehindEnd } from './reset-end.js';
 
 /**
- * Joins two full-duplex streams (a visitor's socket and an h2 stream, an h2 stream and a target's
- * socket): bytes flow both ways with backpressure, an end on one side becomes an end (half-close)
- * on the other, and a failure or abort on either side destroys both — with the error, so an h2
+ * Joins two full-duplex streams (a visitor's socket and a session stream, a session stream and a
+ * target's socket): bytes flow both ways with backpressure, an end on one side becomes an end (half-close)
+ * on the other, and a failure or abort on either side destroys both — with the error, so a session
  * stream is reset with a non-zero code and its peer sees an abort, not a clean end. `onClose` runs
  * once, when both sides are gone.
  *
@@ -25,7 +25,7 @@ export function joinDuplex(a: Duplex, b: Duplex, onClose?: (error?: Error) => vo
     if (!side.readableEnded || !side.writableFinished) fail(failure ?? new Error('the other side went away'));
     if (--open === 0) onClose?.(failure);
   };
-  // An HTTP/2 stream whose session died ends "cleanly"; pass that on as an abort, not a half-close.
+  // A stream reset after its peer's end ended "cleanly"; pass that on as an abort, not a half-close.
   const ended = (from: Duplex, to: Duplex) => (): void => {
     const rstCode = resetBehindEnd(from);
     if (rstCode !== undefined) fail(new Error(`the stream was reset (code ${rstCode})`));

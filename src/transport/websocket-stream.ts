@@ -5,10 +5,10 @@ import type { WebSocket } from 'ws';
 const MESSAGE_BYTES = 256 << 10;
 
 /**
- * An open WebSocket as a byte stream for an HTTP/2 session: every batch of writes goes out as few
- * binary messages as possible (HTTP/2 writes a frame's 9-byte header and its payload as separate
+ * An open WebSocket as a byte stream for a session: every batch of writes goes out as few
+ * binary messages as possible (a session writes a frame's 9-byte header and its payload as separate
  * buffers in one corked batch; ws's own createWebSocketStream would send each as a message of its
- * own), each at most 256 KiB: after backpressure HTTP/2 may hand over megabytes at once. Received
+ * own), each at most 256 KiB: after backpressure a session may hand over megabytes at once. Received
  * messages are pushed in order, pausing the socket while the reader is behind, so a slow reader
  * slows the peer instead of growing memory.
  */

@@ -32,7 +32,7 @@ export function requestWebSocketUpgrade(options: {
       headers: { ...options.headers, host: options.host },
       handshakeTimeout: options.timeoutMs,
       maxPayload: options.maxMessageBytes,
-      // h2 frames are already compact; compression would cost CPU on every message for little.
+      // Session frames are already compact; compression would cost CPU on every message for little.
       perMessageDeflate: false,
       followRedirects: false,
     });

@@ -208,7 +208,7 @@ describe('chaos: 200 visitors stop reading mid-response (real relay, agent and t
     }
     assert.ok(agentFds <= baseline.agent.fds + 5, `agent fds ${agentFds}, baseline ${baseline.agent.fds}`);
 
-    // HTTP/2 flow control bounds what the relay holds per stalled response to one stream window
+    // The session's flow control bounds what the relay holds per stalled response to one stream window
     // (1 MiB), and the agent to a write buffer; without it 200 × 64 MiB would pile up.
     const relayGrowth = peak.relay.rss - baseline.relay.rss;
     const agentGrowth = peak.agent.rss - baseline.agent.rss;

@@ -6,7 +6,8 @@ import { signRegistration } from '../../src/session/registration.js';
 
 /**
  * A modified agent for attack tests: it registers with a valid signature and then speaks raw
- * HTTP/2 frames it builds itself, so it can send what Node's http2 would never let it send.
+ * session frames it builds itself (src/mux/frames.ts), so it can send what the real multiplexer
+ * would never let it send.
  */
 export interface HostileSession {
   socket: Socket;
@@ -25,6 +26,7 @@ export interface Frame {
   payload: Buffer;
 }
 
+/** The session's frame types, plus 5 (HTTP/2's PUSH_PROMISE), which it does not have. */
 export const FrameType = {
   data: 0,
   headers: 1,
@@ -34,10 +36,9 @@ export const FrameType = {
   ping: 6,
   goaway: 7,
   windowUpdate: 8,
-  continuation: 9,
 } as const;
 
-export const Flag = { endStream: 1, ack: 1, endHeaders: 4 } as const;
+export const Flag = { endStream: 1, ack: 1 } as const;
 
 export function frame(
   type: number,
@@ -53,32 +54,10 @@ export function frame(
   return Buffer.concat([head, payload]);
 }
 
-/** HPACK integer with an n-bit prefix (RFC 7541 §5.1). */
-function hpackInteger(value: number, prefixBits: number, firstByte: number): Buffer {
-  const max = (1 << prefixBits) - 1;
-  if (value < max) return Buffer.from([firstByte | value]);
-  const bytes = [firstByte | max];
-  let rest = value - max;
-  while (rest >= 128) {
-    bytes.push((rest % 128) + 128);
-    rest = Math.floor(rest / 128);
-  }
-  bytes.push(rest);
-  return Buffer.from(bytes);
+/** A header block as the session carries it: the JSON of an object, built here from pairs. */
+export function headerBlock(headers: [string, string][]): Buffer {
+  return Buffer.from(JSON.stringify(Object.fromEntries(headers)));
 }
-
-/** HPACK "literal without indexing, new name", no Huffman: any bytes, no validation. */
-export function hpack(headers: [string, string][]): Buffer {
-  const parts: Buffer[] = [];
-  for (const [name, value] of headers) {
-    const n = Buffer.from(name, 'latin1');
-    const v = Buffer.from(value, 'latin1');
-    parts.push(Buffer.from([0]), hpackInteger(n.length, 7, 0), n, hpackInteger(v.length, 7, 0), v);
-  }
-  return Buffer.concat(parts);
-}
-
-const PREFACE_LENGTH = 24;
 
 /** Registers `key` at the relay on 127.0.0.1:`port` and returns the raw session after the 101. */
 export async function registerHostile(
@@ -117,16 +96,11 @@ export async function registerHostile(
   const label = (JSON.parse(assigned) as { label: string }[])[0]?.label as string;
   buffered = buffered.subarray(end + 4);
 
-  // Parse what the relay sends: its preface, then frames. Waiters get frames of the type they want.
+  // Parse the frames the relay sends. Waiters get frames of the type they want.
   const frames: Frame[] = [];
   const waiters = new Set<() => void>();
-  let prefaceSeen = false;
   const parse = (): void => {
-    if (!prefaceSeen && buffered.length >= PREFACE_LENGTH) {
-      buffered = buffered.subarray(PREFACE_LENGTH);
-      prefaceSeen = true;
-    }
-    while (prefaceSeen && buffered.length >= 9) {
+    while (buffered.length >= 9) {
       const length = buffered.readUIntBE(0, 3);
       if (buffered.length < 9 + length) break;
       frames.push({
@@ -144,8 +118,11 @@ export async function registerHostile(
     parse();
   });
   parse();
-  // Our side of the h2 handshake: an empty SETTINGS, and an ACK of the relay's.
-  socket.write(Buffer.concat([frame(FrameType.settings, 0, 0), frame(FrameType.settings, Flag.ack, 0)]));
+  // Our SETTINGS: a 1 MiB stream window, 100 streams at once.
+  const settings = Buffer.alloc(8);
+  settings.writeUInt32BE(1 << 20, 0);
+  settings.writeUInt32BE(100, 4);
+  socket.write(frame(FrameType.settings, 0, 0, settings));
   return {
     socket,
     label,
