@@ -44,6 +44,12 @@ const MAX_OUTSTANDING_PINGS = 10;
 const MAX_WRITE_BACKLOG = 32 << 20;
 /** After our GOAWAY and the last stream, how long the peer has to close its side. */
 const CLOSE_LINGER_MS = 5_000;
+/**
+ * A stream's write completes at once while the socket holds less than this unsent; past it, once
+ * the socket has drained. The socket's own high-water mark (16 KiB) is below one 64 KiB read, so
+ * honouring it stopped every body after each chunk until the next event-loop turn.
+ */
+const MAX_UNSENT_BYTES = 256 * 1024;
 const PING_PAYLOAD_BYTES = 8;
 
 /**
@@ -226,7 +232,8 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
       }
       this.#blocked.delete(stream);
       stream.unsent = 0;
-      if (this.socket.writableNeedDrain) this.#afterDrain.push(() => stream.destroyed || done());
+      if (this.socket.writableLength >= MAX_UNSENT_BYTES)
+        this.#afterDrain.push(() => stream.destroyed || done());
       else done();
     };
     step();
