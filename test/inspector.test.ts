@@ -147,21 +147,46 @@ describe('the capture store keeps within its limits', () => {
     assert.equal(last?.request.truncated, true);
   });
 
-  test('past the byte budget the oldest exchanges go; a record whose capture went writes nowhere', () => {
+  test('past the byte budget the oldest finished exchanges go; a record whose capture went writes nowhere', () => {
     const store = new CaptureStore({ entries: 1000, bodyBytes: 64 << 10, totalBytes: 256 << 10 });
-    const first = store.open(exchange('/first'));
     for (let i = 0; i < 40; i++) {
       const record = store.open(exchange(`/${i}`));
       record.fromVisitor(Buffer.alloc(32 << 10));
       record.end();
-      assert.ok(store.keptBytes <= (256 << 10) + 100, `kept ${store.keptBytes} bytes`);
+      assert.ok(store.keptBytes <= (256 << 10) + 1000, `kept ${store.keptBytes} bytes`);
     }
     assert.equal(store.get('1'), undefined, 'the first exchange was evicted');
-    const before = store.keptBytes;
+    assert.equal(store.get('40')?.request.kept, 32 << 10, 'the newest kept its body');
+    const few = new CaptureStore({ entries: 3 });
+    const first = few.open(exchange('/first'));
+    for (let i = 0; i < 3; i++) few.open(exchange(`/${i}`));
+    assert.equal(few.get('1'), undefined, 'the first exchange was evicted by the entry limit');
+    const before = few.keptBytes;
     first.fromVisitor(Buffer.alloc(32 << 10));
     first.response(200, [['x', 'y'.repeat(1000)]]);
     first.end();
-    assert.equal(store.keptBytes, before);
+    assert.equal(few.keptBytes, before);
+  });
+
+  test('open exchanges do not evict each other: past the budget their bodies are kept as far as it allows', () => {
+    const store = new CaptureStore({ entries: 1000, bodyBytes: 64 << 10, totalBytes: 256 << 10 });
+    const open = Array.from({ length: 8 }, (_, i) => store.open(exchange(`/open-${i}`)));
+    for (const record of open) record.toVisitor(Buffer.alloc(64 << 10));
+    assert.ok(store.keptBytes <= 256 << 10, `kept ${store.keptBytes} bytes`);
+    assert.equal(store.list().length, 8, 'every open exchange is still listed');
+    const bodies = store.list().map((c) => c.response);
+    assert.equal(bodies.at(-1)?.kept, 64 << 10, 'the first body was kept whole');
+    assert.equal(bodies[0]?.kept, 0, 'the last found no room');
+    assert.equal(bodies[0]?.truncated, true);
+    for (const record of open) record.end();
+    const late = store.open(exchange('/late'));
+    late.toVisitor(Buffer.alloc(64 << 10));
+    assert.equal(
+      store.get(String(store.list()[0]?.id))?.response.kept,
+      64 << 10,
+      'a finished exchange made room',
+    );
+    assert.equal(store.list().length, 8, 'one finished exchange went for it');
   });
 });
 

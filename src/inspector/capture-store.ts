@@ -16,7 +16,10 @@ export interface CaptureLimits {
   messages: number;
   /** Bytes kept of one WebSocket message. */
   messageBytes: number;
-  /** Bytes kept over all exchanges; past it the oldest exchanges go. */
+  /**
+   * Bytes kept over all exchanges; past it the oldest finished exchanges go, and bodies of exchanges
+   * still open are kept only as far as it allows.
+   */
   totalBytes: number;
 }
 
@@ -151,8 +154,10 @@ export class CaptureStore implements TrafficObserver {
       body.size += chunk.length;
       if (capture.kind !== 'http' || body.kept >= this.limits.bodyBytes || !this.#entries.has(capture.id))
         return;
+      const room = this.#makeRoom(Math.min(chunk.length, this.limits.bodyBytes - body.kept), capture.id);
+      if (room === 0) return;
       // A copy: a small slice would otherwise pin the whole pooled buffer it came from.
-      const part = Buffer.from(chunk.subarray(0, this.limits.bodyBytes - body.kept));
+      const part = Buffer.from(chunk.subarray(0, room));
       body.parts.push(part);
       body.kept += part.length;
       this.#account(capture, part.length);
@@ -223,6 +228,24 @@ export class CaptureStore implements TrafficObserver {
       if (this.#entries.keys().next().value === capture.id) break;
       this.#evictOldest();
     }
+  }
+
+  /**
+   * Room for `wanted` more body bytes, made by dropping the oldest *finished* exchanges: exchanges
+   * still open do not evict each other. Many large bodies at once would otherwise copy each chunk
+   * only to drop it with its exchange a moment later — garbage by the hundred megabytes (found by
+   * the chaos test with 200 stalled downloads). Returns how many bytes may be kept (maybe 0).
+   */
+  #makeRoom(wanted: number, writer: string): number {
+    if (this.#bytes + wanted > this.limits.totalBytes) {
+      for (const capture of this.#entries.values()) {
+        if (this.#bytes + wanted <= this.limits.totalBytes) break;
+        if (capture.state === 'open' || capture.id === writer) continue;
+        this.#entries.delete(capture.id);
+        this.#bytes -= captureBytes(capture);
+      }
+    }
+    return Math.max(0, Math.min(wanted, this.limits.totalBytes - this.#bytes));
   }
 
   #evictOldest(): void {
