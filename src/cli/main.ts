@@ -5,6 +5,7 @@ import { configCommand, configUsage } from './config.js';
 import { connectCommand, connectUsage } from './connect.js';
 import { demoCommand, demoUsage } from './demo.js';
 import { exposeCommand, exposeUsage } from './expose.js';
+import { tuneGarbageCollector } from './gc-tuning.js';
 import { hashPasswordCommand, hashPasswordUsage } from './hash-password.js';
 import { idCommand, idUsage } from './id.js';
 import { keygenCommand, keygenUsage } from './keygen.js';
@@ -87,4 +88,5 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
+tuneGarbageCollector();
 await main(process.argv.slice(2));
