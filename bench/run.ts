@@ -357,6 +357,56 @@ async function main(): Promise<void> {
         });
       }
     }
+    say('the same download and upload with other stream windows (relay and agent; median of 3)');
+    for (const kib of [256, 4096]) {
+      const windowRelay = startCli([
+        'relay',
+        '--listen',
+        'tcp://127.0.0.1:0',
+        '--stream-window',
+        String(kib * 1024),
+        '--json',
+        '--log-level',
+        'warn',
+        '--admin',
+        'off',
+      ]);
+      const windowAddress = (
+        (await windowRelay.nextEvent((e) => e.event === 'listening')).listen as string[]
+      )[0];
+      const windowAgent = startCli([
+        'expose',
+        `http://127.0.0.1:${origin.port}`,
+        '--relay',
+        windowAddress as string,
+        '--stream-window',
+        String(kib * 1024),
+        '--key',
+        keyFile,
+        '--json',
+      ]);
+      await windowAgent.nextEvent((e) => e.event === 'ready');
+      const windowPort = Number(windowAddress?.split(':').pop());
+      const windowUrl = `http://127.0.0.1:${windowPort}`;
+      const windowHost = ['-H', `Host: ${label}.localhost:${windowPort}`];
+      await download(windowUrl, windowHost)();
+      const down = median(await repeat(3, download(windowUrl, windowHost)));
+      const up = median(await repeat(3, upload(windowUrl, windowHost)));
+      await windowAgent.stop();
+      await windowRelay.stop();
+      for (const [what, t, d] of [
+        ['download', down, downDirect],
+        ['upload', up, upDirect],
+      ] as const) {
+        rows.push({
+          scenario: `${settings.bulkMiB} MiB ${what}, stream window ${kib >= 1024 ? `${kib / 1024} MiB` : `${kib} KiB`} (default 1 MiB)`,
+          unit: 'MB/s',
+          direct: d / 1e6,
+          postern: t / 1e6,
+          ratio: t / d,
+        });
+      }
+    }
     const mainAgent = startAgent();
     stops.unshift(() => mainAgent.stop());
     await mainAgent.nextEvent((e) => e.event === 'ready');

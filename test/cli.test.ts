@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { curlResponse } from './helpers/curl.js';
-import { type Origin, startOrigin } from './helpers/origin.js';
+import { curl, curlResponse } from './helpers/curl.js';
+import { type Origin, sha256OfPattern, startOrigin } from './helpers/origin.js';
 import { startCli } from './helpers/processes.js';
 
 describe('the postern command', () => {
@@ -78,6 +79,44 @@ describe('the postern command', () => {
       const viaV4 = await curlResponse([`${listen[0]?.replace('tcp://', 'http://')}/${label}/echo`]);
       assert.equal(viaV4.status, 200);
       await relay.nextEvent((e) => e.event === 'session');
+      await agent.stop();
+    } finally {
+      assert.equal(await relay.stop('SIGTERM'), 0);
+    }
+  });
+
+  test('--stream-window: out of range is one line and exit 1; 64 KiB windows carry 4 MiB each way intact', async () => {
+    const tooSmall = startCli(['relay', '--listen', 'tcp://127.0.0.1:0', '--stream-window', '1000']);
+    assert.equal(await tooSmall.exited, 1);
+    assert.equal(
+      tooSmall.stderr(),
+      'postern relay: stream window must be a whole number of bytes from 65536 to 1073741824 (got 1000)\n',
+    );
+    const relay = startCli(['relay', '--listen', 'tcp://127.0.0.1:0', '--stream-window', '65536', '--json']);
+    try {
+      const listening = await relay.nextEvent((e) => e.event === 'listening');
+      const address = (listening.listen as string[])[0] as string;
+      const agent = startCli(
+        ['expose', origin.url, '--relay', address, '--stream-window', '65536', '--json'],
+        {
+          XDG_CONFIG_HOME: home,
+        },
+      );
+      const ready = await agent.nextEvent((e) => e.event === 'ready');
+      const base = `${address.replace('tcp://', 'http://')}/${(ready.services as { label: string }[])[0]?.label}`;
+      const size = 4 << 20;
+      const file = join(home, 'window-body');
+      const down = await curl(['-sS', '-o', file, `${base}/bytes?n=${size}`]);
+      assert.equal(down.exitCode, 0, down.stderr);
+      assert.equal(
+        createHash('sha256')
+          .update(await readFile(file))
+          .digest('hex'),
+        sha256OfPattern(size),
+      );
+      const up = await curl(['-sS', '--data-binary', `@${file}`, `${base}/upload`]);
+      assert.equal(up.exitCode, 0, up.stderr);
+      assert.deepEqual(JSON.parse(up.stdout), { size, sha256: sha256OfPattern(size) });
       await agent.stop();
     } finally {
       assert.equal(await relay.stop('SIGTERM'), 0);

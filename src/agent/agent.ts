@@ -6,6 +6,7 @@ import { type Logger, silentLogger } from '../log.js';
 import type { IncomingMuxHeaders } from '../mux/header-block.js';
 import type { MuxSession } from '../mux/mux-session.js';
 import type { MuxStream } from '../mux/mux-stream.js';
+import { sessionWindows } from '../mux/windows.js';
 import { type AssignedService, Header } from '../session/protocol.js';
 import { StallWatch } from '../stream/stall-watch.js';
 import { forwardToHttpTarget } from './http-target.js';
@@ -67,6 +68,9 @@ class AgentRuntime extends EventEmitter implements Agent {
         `connections must be a whole number of at least one per relay address (${relays.length}), got ${this.#opts.connections}`,
       );
     }
+    // Checked whether or not the session window was given.
+    const windows = sessionWindows(this.#opts.streamWindowBytes);
+    this.#opts.connectionWindowBytes ??= windows.session;
     this.#stalls = new StallWatch(this.#opts.stallTimeoutMs);
     this.#services = resolveServices(this.#opts.services, {
       maxIdleTargetSockets: this.#opts.maxIdleTargetSockets,

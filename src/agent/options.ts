@@ -67,9 +67,12 @@ export interface AgentOptions {
   stallTimeoutMs?: number | undefined;
   /** Streams the relay may open at once on one session (announced in the session's SETTINGS). Default 1 000. */
   maxConcurrentStreams?: number | undefined;
-  /** Session stream receive window, bytes. Default 1 MiB. */
+  /**
+   * Stream receive window, bytes (64 KiB to 1 GiB): how much of one upload may be in flight from
+   * the relay. Default 1 MiB.
+   */
   streamWindowBytes?: number | undefined;
-  /** Session receive window for all streams together, bytes. Default 16 MiB. */
+  /** Session receive window for all streams together, bytes. Default: 4 stream windows, at least 16 MiB. */
   connectionWindowBytes?: number | undefined;
   /** Idle keep-alive connections kept per target. Default 64. */
   maxIdleTargetSockets?: number | undefined;
@@ -92,7 +95,6 @@ export const DEFAULT_AGENT_OPTIONS = {
   stallTimeoutMs: 60_000,
   maxConcurrentStreams: 1_000,
   streamWindowBytes: 1 << 20,
-  connectionWindowBytes: 16 << 20,
   maxIdleTargetSockets: 64,
   drainTimeoutMs: 10_000,
 } as const;

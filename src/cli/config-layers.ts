@@ -17,6 +17,7 @@ export const INTEGER_OPTIONS = new Set([
   'rate-burst',
   'max-streams',
   'max-body',
+  'stream-window',
   'drain-timeout',
   'stall-timeout',
   'head-timeout',

@@ -36,6 +36,7 @@ export const EXPOSE_OPTIONS = {
   connections: { type: 'string' },
   'stall-timeout': { type: 'string' },
   'max-streams': { type: 'string' },
+  'stream-window': { type: 'string' },
   'drain-timeout': { type: 'string' },
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
@@ -106,6 +107,7 @@ export async function exposeCommand(argv: string[]): Promise<void> {
     const port = integerFlag(values.port, 'port') ?? 0;
     relay = await createRelay({
       listen: [`tcp://127.0.0.1:${port}`],
+      streamWindowBytes: integerFlag(values['stream-window'], 'stream-window'),
       logger: logger.child({ role: 'relay' }),
     });
     relayAddresses = [relay.addresses[0] as string];
@@ -147,6 +149,7 @@ export async function exposeCommand(argv: string[]): Promise<void> {
     connections: integerFlag(values.connections, 'connections'),
     stallTimeoutMs: integerFlag(values['stall-timeout'], 'stall-timeout'),
     maxConcurrentStreams: integerFlag(values['max-streams'], 'max-streams'),
+    streamWindowBytes: integerFlag(values['stream-window'], 'stream-window'),
     drainTimeoutMs: integerFlag(values['drain-timeout'], 'drain-timeout'),
     proxy: values.proxy,
     headers: (values.header ?? []).map(headerArgument),

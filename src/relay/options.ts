@@ -1,6 +1,7 @@
 import { type Defined, withoutUndefined } from '../defined.js';
 import { OptionError } from '../errors.js';
 import type { Logger } from '../log.js';
+import { sessionWindows } from '../mux/windows.js';
 import type { VerifiedRegistration } from '../session/registration.js';
 import { DEFAULT_TLS_RELOAD_INTERVAL_MS } from '../transport/tls-files.js';
 
@@ -97,9 +98,12 @@ export interface RelayOptions {
    * Default 60 000 (nginx's send_timeout).
    */
   stallTimeoutMs?: number | undefined;
-  /** Session stream receive window towards agents, bytes. Default 1 MiB. */
+  /**
+   * Stream receive window towards agents, bytes (64 KiB to 1 GiB): how much of one download may be
+   * in flight from the agent. Default 1 MiB.
+   */
   streamWindowBytes?: number | undefined;
-  /** Session receive window for all streams together, towards agents, bytes. Default 16 MiB. */
+  /** Session receive window for all streams together, bytes. Default: 4 stream windows, at least 16 MiB. */
   connectionWindowBytes?: number | undefined;
   /** On close(), in-flight requests get this long to finish, ms. Default 10 000. */
   drainTimeoutMs?: number | undefined;
@@ -171,7 +175,6 @@ export const DEFAULT_RELAY_OPTIONS = {
   keepAliveTimeoutMs: 5_000,
   stallTimeoutMs: 60_000,
   streamWindowBytes: 1 << 20,
-  connectionWindowBytes: 16 << 20,
   drainTimeoutMs: 10_000,
   trustedProxies: [] as string[],
   adminOptional: false,
@@ -184,6 +187,7 @@ export function resolveRelayOptions(options: RelayOptions, logger: Logger): Reso
     logger,
     ...withoutUndefined(options),
   };
+  const windows = sessionWindows(merged.streamWindowBytes);
   return {
     ...merged,
     listen: [...merged.listen],
@@ -192,6 +196,7 @@ export function resolveRelayOptions(options: RelayOptions, logger: Logger): Reso
     basePath: normalizeBasePath(merged.basePath),
     requestBurstPerTunnel:
       options.requestBurstPerTunnel ?? Math.max(1, 2 * merged.requestsPerSecondPerTunnel),
+    connectionWindowBytes: options.connectionWindowBytes ?? windows.session,
   };
 }
 
