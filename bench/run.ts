@@ -331,6 +331,25 @@ async function main(): Promise<void> {
       note: 'direct column = --no-inspect',
     });
 
+    /** A warm-up transfer, then the median of three downloads and three uploads, as rows against direct. */
+    const bulkRows = async (what: string, url: string, host: string[]): Promise<void> => {
+      await download(url, host)();
+      const down = median(await repeat(3, download(url, host)));
+      const up = median(await repeat(3, upload(url, host)));
+      for (const [direction, t, d] of [
+        ['download', down, downDirect],
+        ['upload', up, upDirect],
+      ] as const) {
+        rows.push({
+          scenario: `${settings.bulkMiB} MiB ${direction}, ${what}`,
+          unit: 'MB/s',
+          direct: d / 1e6,
+          postern: t / 1e6,
+          ratio: t / d,
+        });
+      }
+    };
+
     say('the same download and upload over each session transport (median of 3)');
     for (const [name, address] of [
       ['tcp:// raw upgrade', relayAddress],
@@ -340,22 +359,8 @@ async function main(): Promise<void> {
     ] as const) {
       const transportAgent = startAgent(address);
       await transportAgent.nextEvent((e) => e.event === 'ready');
-      await download(tunnel, hostArgs)();
-      const down = median(await repeat(3, download(tunnel, hostArgs)));
-      const up = median(await repeat(3, upload(tunnel, hostArgs)));
+      await bulkRows(`agent session over ${name}`, tunnel, hostArgs);
       await transportAgent.stop();
-      for (const [what, t, d] of [
-        ['download', down, downDirect],
-        ['upload', up, upDirect],
-      ] as const) {
-        rows.push({
-          scenario: `${settings.bulkMiB} MiB ${what}, agent session over ${name}`,
-          unit: 'MB/s',
-          direct: d / 1e6,
-          postern: t / 1e6,
-          ratio: t / d,
-        });
-      }
     }
     say('the same download and upload with other stream windows (relay and agent; median of 3)');
     for (const kib of [256, 4096]) {
@@ -389,23 +394,10 @@ async function main(): Promise<void> {
       const windowPort = Number(windowAddress?.split(':').pop());
       const windowUrl = `http://127.0.0.1:${windowPort}`;
       const windowHost = ['-H', `Host: ${label}.localhost:${windowPort}`];
-      await download(windowUrl, windowHost)();
-      const down = median(await repeat(3, download(windowUrl, windowHost)));
-      const up = median(await repeat(3, upload(windowUrl, windowHost)));
+      const size = kib >= 1024 ? `${kib / 1024} MiB` : `${kib} KiB`;
+      await bulkRows(`stream window ${size} (default 1 MiB)`, windowUrl, windowHost);
       await windowAgent.stop();
       await windowRelay.stop();
-      for (const [what, t, d] of [
-        ['download', down, downDirect],
-        ['upload', up, upDirect],
-      ] as const) {
-        rows.push({
-          scenario: `${settings.bulkMiB} MiB ${what}, stream window ${kib >= 1024 ? `${kib / 1024} MiB` : `${kib} KiB`} (default 1 MiB)`,
-          unit: 'MB/s',
-          direct: d / 1e6,
-          postern: t / 1e6,
-          ratio: t / d,
-        });
-      }
     }
     const mainAgent = startAgent();
     stops.unshift(() => mainAgent.stop());
