@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { connect } from '../src/client/connect.js';
-import { CaptureStore } from '../src/inspector/capture-store.js';
+import { CaptureStore, packHeaders, unpackHeaders } from '../src/inspector/capture-store.js';
 import { type Inspector, startInspector } from '../src/inspector/inspector-server.js';
 import { type ObservedMessage, WebSocketFrameReader } from '../src/inspector/websocket-frames.js';
 import { curl, curlResponse } from './helpers/curl.js';
@@ -166,6 +166,36 @@ describe('the capture store keeps within its limits', () => {
     first.response(200, [['x', 'y'.repeat(1000)]]);
     first.end();
     assert.equal(few.keptBytes, before);
+  });
+
+  test('header lists come back exactly as given: order, case, repeats, colons and empty values', () => {
+    const name = fc.stringMatching(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,20}$/);
+    // Field values: visible characters, spaces and tabs, never CR or LF.
+    const value = fc.stringMatching(/^[\t\x20-\x7e]{0,40}$/);
+    fc.assert(
+      fc.property(fc.array(fc.tuple(name, value), { maxLength: 30 }), (pairs) => {
+        const store = new CaptureStore();
+        const record = store.open({ ...exchange('/'), headers: pairs });
+        record.response(200, [...pairs].reverse());
+        const capture = store.get(record.id);
+        assert.deepEqual(capture?.requestHeaders, pairs);
+        assert.deepEqual(capture?.responseHeaders, [...pairs].reverse());
+      }),
+    );
+    assert.deepEqual(
+      unpackHeaders(
+        packHeaders([
+          ['X-A', ': b: c'],
+          ['x-a', ''],
+          ['Set-Cookie', 'a=1'],
+        ]),
+      ),
+      [
+        ['X-A', ': b: c'],
+        ['x-a', ''],
+        ['Set-Cookie', 'a=1'],
+      ],
+    );
   });
 
   test('open exchanges do not evict each other: past the budget their bodies are kept as far as it allows', () => {

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
+import { RenewingMap, RenewingSet } from '../renewing-collections.js';
 import {
   ACK,
   END_STREAM,
@@ -68,8 +69,8 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
   bytesRead = 0;
   readonly #options: MuxSessionOptions;
   readonly #reader: FrameReader;
-  readonly #streams = new Map<number, MuxStream>();
-  readonly #blocked = new Set<MuxStream>();
+  readonly #streams = new RenewingMap<number, MuxStream>();
+  readonly #blocked = new RenewingSet<MuxStream>();
   #afterDrain: (() => void)[] = [];
   readonly #pings: ((error: Error | null) => void)[] = [];
   #nextStreamId = 1;

@@ -7,6 +7,7 @@ import { endToEndHeaders } from '../http/headers.js';
 import { MuxError } from '../mux/frames.js';
 import type { IncomingMuxHeaders } from '../mux/header-block.js';
 import type { MuxStream } from '../mux/mux-stream.js';
+import type { RenewingMap } from '../renewing-collections.js';
 import { resetStream } from '../session/reset-stream.js';
 import { forwardBody } from '../stream/forward-body.js';
 import type { StallWatch } from '../stream/stall-watch.js';
@@ -27,7 +28,7 @@ export interface ForwardContext {
   startedAt: number;
   metrics: RelayMetrics;
   /** Open streams by visitor address (only addresses with some open). */
-  streamsByVisitor: Map<string, number>;
+  streamsByVisitor: RenewingMap<string, number>;
   /** Cuts visitors that stop taking bytes. */
   stalls: StallWatch;
   /** Ends WebSockets that visitors open to TCP services (their messages carry the bytes). */

@@ -12,6 +12,7 @@ import { parseConnectionString } from '../connection-string/index.js';
 import { OptionError } from '../errors.js';
 import { keyLabelFromX, serviceLabel } from '../keys/label.js';
 import { type Logger, silentLogger } from '../log.js';
+import { RenewingMap, RenewingSet } from '../renewing-collections.js';
 import { NonceCache } from '../session/nonce-cache.js';
 import { AGENT_PATH } from '../session/protocol.js';
 import type { VerifiedRegistration } from '../session/registration.js';
@@ -98,7 +99,7 @@ class RelayServer extends EventEmitter implements Relay {
   readonly #log: Logger;
   readonly #registry: TunnelRegistry;
   readonly #sessions = new Set<AgentSession>();
-  readonly #visitorSockets = new Set<Socket>();
+  readonly #visitorSockets = new RenewingSet<Socket>();
   readonly #listeners: BoundListener[] = [];
   readonly #shutdown = new AbortController();
   readonly #trusted = new BlockList();
@@ -151,7 +152,7 @@ class RelayServer extends EventEmitter implements Relay {
       shutdown: this.#shutdown.signal,
       startedAt: Date.now(),
       stalls: new StallWatch(opts.stallTimeoutMs),
-      streamsByVisitor: new Map(),
+      streamsByVisitor: new RenewingMap(),
       webSockets: new WebSocketServer({
         noServer: true,
         clientTracking: false,

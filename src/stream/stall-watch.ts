@@ -1,4 +1,5 @@
 import type { Writable } from 'node:stream';
+import { RenewingSet } from '../renewing-collections.js';
 
 /** Reader went quiet for too long: the error a stalled destination is destroyed with. */
 export class StallError extends Error {
@@ -23,7 +24,7 @@ interface Watched {
  */
 export class StallWatch {
   readonly #timeoutMs: number;
-  readonly #watched = new Set<Watched>();
+  readonly #watched = new RenewingSet<Watched>();
   #timer: NodeJS.Timeout | undefined;
 
   /** `timeoutMs` 0 turns the watch off. */
