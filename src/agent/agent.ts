@@ -151,6 +151,7 @@ class AgentRuntime extends EventEmitter implements Agent {
     this.#closing ??= (async () => {
       await Promise.all(this.#slots.map((slot) => slot.stop(this.#opts.drainTimeoutMs)));
       for (const service of this.#services) service.pool.destroy();
+      await Promise.all(this.#services.map((service) => service.dispatcher?.destroy()));
       this.#stalls.close();
     })();
     return this.#closing;

@@ -8,6 +8,7 @@ import { resetStream } from '../session/reset-stream.js';
 import { forwardBody } from '../stream/forward-body.js';
 import { StallError } from '../stream/stall-watch.js';
 import { localhostLookup } from '../transport/localhost-lookup.js';
+import { sendBodilessRequest } from './bodiless-request.js';
 import type { TargetService } from './targets.js';
 import { type ExchangeRecord, headerPairs, outgoingPairs, visitorOf } from './traffic-observer.js';
 
@@ -23,6 +24,7 @@ export function forwardToHttpTarget(
   onDone?: (status: number) => void,
 ): void {
   const method = String(headers[':method'] ?? 'GET');
+  const path = String(headers[':path'] ?? '/');
   const outgoing = endToEndHeaders(headers, { dropPostern: true });
   outgoing.host =
     service.hostHeader === 'rewrite'
@@ -32,43 +34,66 @@ export function forwardToHttpTarget(
     kind: 'http',
     service: service.name,
     method,
-    path: String(headers[':path'] ?? '/'),
+    path,
     headers: outgoingPairs(outgoing),
     visitor: visitorOf(headers['x-forwarded-for']),
   });
+  let failure: string | undefined;
+  let finished = false;
+  let req: ClientRequest | undefined;
+  stream.once('close', () => {
+    // A finished exchange leaves the target connection in the keep-alive pool; only one cut
+    // short (the visitor left, the relay reset) is torn down.
+    if (!finished) req?.destroy();
+    record?.end(failure ?? (stream.rstCode ? `the stream was reset (code ${stream.rstCode})` : undefined));
+  });
+  if (service.dispatcher !== undefined && stream.remoteEnded && outgoing.expect === undefined) {
+    sendBodilessRequest(stream, service.dispatcher, { method, path, headers: outgoing }, record, {
+      onFailed: (error) => {
+        if (error.code === 'UND_ERR_INVALID_ARG')
+          respondError(stream, `invalid request for the target: ${error.message}`, undefined, record);
+        else respondTargetUnreachable(stream, service, error, record);
+      },
+      onDone: (status, error) => {
+        finished = error === undefined;
+        failure ??= error;
+        onDone?.(status);
+      },
+    });
+    return;
+  }
   const target = service.target;
   const options = {
     agent: service.pool,
     method,
-    path: String(headers[':path'] ?? '/'),
+    path,
     headers: outgoing,
     ...(target.transport === 'unix'
       ? { socketPath: target.socketPath as string }
       : { host: target.host, port: target.port, lookup: localhostLookup }),
   };
-  let req: ClientRequest;
+  let request: ClientRequest;
   try {
-    req = target.transport === 'https' ? httpsRequest(options) : httpRequest(options);
+    request = target.transport === 'https' ? httpsRequest(options) : httpRequest(options);
   } catch (error) {
     respondError(stream, `invalid request for the target: ${(error as Error).message}`, undefined, record);
-    record?.end();
     return;
   }
-  req.on('continue', () => {
+  req = request;
+  request.on('continue', () => {
     if (!stream.headersSent && !stream.destroyed) stream.additionalHeaders({ ':status': 100 });
   });
-  req.once('socket', (socket) => {
+  request.once('socket', (socket) => {
     // Only connecting is bounded here: an established response may idle as long as it likes (SSE).
     if (!socket.connecting) return;
     const timer = setTimeout(
-      () => req.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })),
+      () => request.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })),
       service.connectTimeoutMs,
     );
     socket.once('connect', () => clearTimeout(timer));
     socket.once('close', () => clearTimeout(timer));
   });
-  let failure: string | undefined;
-  req.once('response', (res: IncomingMessage) =>
+  request.once('response', (res: IncomingMessage) =>
     relayResponse(
       stream,
       res,
@@ -80,21 +105,14 @@ export function forwardToHttpTarget(
       record,
     ),
   );
-  req.once('error', (error: NodeJS.ErrnoException) => {
+  request.once('error', (error: NodeJS.ErrnoException) => {
     if (stream.headersSent) {
       failure ??= `target failed mid-response: ${error.code ?? error.message}`;
       resetStream(stream, failure);
     } else respondTargetUnreachable(stream, service, error, record);
   });
-  let finished = false;
-  stream.once('close', () => {
-    // A finished exchange leaves the target connection in the keep-alive pool; only one cut
-    // short (the visitor left, the relay reset) is torn down.
-    if (!finished) req.destroy();
-    record?.end(failure ?? (stream.rstCode ? `the stream was reset (code ${stream.rstCode})` : undefined));
-  });
-  service.stalls.watch(req, 'the target');
-  forwardBody(stream, req);
+  service.stalls.watch(request, 'the target');
+  forwardBody(stream, request);
   if (record !== undefined) stream.on('data', (chunk: Buffer) => record.fromVisitor(chunk));
 }
 

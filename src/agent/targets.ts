@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { isIP } from 'node:net';
+import { Pool } from 'undici';
 import {
   type ConnectionString,
   formatConnectionString,
@@ -13,6 +14,7 @@ import { DEFAULT_SERVICE, SERVICE_NAME } from '../keys/label.js';
 import type { AccessRules } from '../session/access.js';
 import type { ServiceKind } from '../session/protocol.js';
 import type { StallWatch } from '../stream/stall-watch.js';
+import { localhostLookup } from '../transport/localhost-lookup.js';
 import type { ServiceOptions } from './options.js';
 import type { TrafficObserver } from './traffic-observer.js';
 import { accessRulesFor } from './visitor-access.js';
@@ -28,6 +30,8 @@ export interface TargetService {
   /** Host header for 'rewrite'. */
   targetAuthority: string;
   pool: HttpAgent;
+  /** undici's pool to the same http:// or unix:// target, for requests without a body (bodiless-request.ts). */
+  dispatcher: Pool | undefined;
   /** For https targets: the name to verify and the CA to trust (also used outside the pool, for upgrades). */
   tlsOptions: TargetTlsOptions;
   connectTimeoutMs: number;
@@ -95,15 +99,28 @@ export function resolveServices(
       target.transport === 'https'
         ? new HttpsAgent({ ...poolOptions, ...tlsOptions })
         : new HttpAgent(poolOptions);
+    const targetAuthority =
+      target.transport === 'unix' ? 'localhost' : `${hostForUrl(target.host)}:${target.port}`;
+    const dispatcher =
+      target.transport === 'https'
+        ? undefined
+        : new Pool(`http://${targetAuthority}`, {
+            ...(target.transport === 'unix' ? { socketPath: target.socketPath as string } : {}),
+            connect: { lookup: localhostLookup },
+            connectTimeout: limits.connectTimeoutMs,
+            // An established response may idle as long as it likes (SSE), as with http.request.
+            headersTimeout: 0,
+            bodyTimeout: 0,
+          });
     return {
       name,
       kind,
       target,
       targetText: formatConnectionString(target),
       hostHeader: service.hostHeader ?? 'preserve',
-      targetAuthority:
-        target.transport === 'unix' ? 'localhost' : `${hostForUrl(target.host)}:${target.port}`,
+      targetAuthority,
       pool,
+      dispatcher,
       tlsOptions,
       connectTimeoutMs: limits.connectTimeoutMs,
       stalls: limits.stalls,
