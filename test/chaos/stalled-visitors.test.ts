@@ -174,12 +174,15 @@ describe('chaos: 200 visitors stop reading mid-response (real relay, agent and t
     const quietOthersAt = Date.now();
 
     // The relay cuts every stalled visitor after the stall timeout (+ one sweep), not before.
-    // Once all is quiet every stalled response is blocked, so each is cut within one timeout and a
-    // sweep from here; all 200 sockets must be gone (not "most": a straggler left open would read
-    // its whole response when it resumes).
-    const deadline = allStalledAt + filledAfterMs + STALL_TIMEOUT_MS * 1.25 + 5_000;
+    // Once all is quiet almost every stalled response is blocked, so each is cut within one timeout
+    // and a sweep from here; all 200 sockets must be gone (not "most": a straggler left open would
+    // read its whole response when it resumes), so the wait is for every descriptor to go. "Quiet"
+    // is read from CPU time: a visitor whose loopback socket buffers still grow (TCP autotuning)
+    // is blocked a little later and cut a sweep or two after the others (once in five runs, when
+    // this loop still stopped at two descriptors above the baseline); one more timeout allows it.
+    const deadline = allStalledAt + filledAfterMs + STALL_TIMEOUT_MS * 2.25 + 5_000;
     let relayFds = await openFds(relayPid);
-    while (relayFds > baseline.relay.fds + 2 && Date.now() < deadline) {
+    while (relayFds > baseline.relay.fds && Date.now() < deadline) {
       await delay(50);
       relayFds = await openFds(relayPid);
     }
