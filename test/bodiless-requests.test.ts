@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { type AddressInfo, connect, type Socket } from 'node:net';
+import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import { curl, curlResponse } from './helpers/curl.js';
 import { startTunnel, type Tunnel } from './helpers/tunnel.js';
@@ -102,4 +105,46 @@ describe('requests without a body (the agent’s undici path)', () => {
     const res = await curlResponse([url('/host')]);
     assert.match(res.body, new RegExp(`host=${tunnel.service.label}\\.localhost:${tunnel.port}$`));
   });
+});
+
+describe('a target that never accepts the connection', () => {
+  // A listening socket with a backlog of 0 that never accepts: once one connection waits in its
+  // queue, the kernel drops further SYNs, so connecting hangs: a real connect timeout on loopback.
+  let listener: ChildProcess;
+  let queued: Socket;
+  let tunnel: Tunnel;
+  before(async () => {
+    listener = spawn('python3', [
+      '-c',
+      "import socket,time\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(120)",
+    ]);
+    const [line] = (await once(
+      createInterface({ input: listener.stdout as NodeJS.ReadableStream }),
+      'line',
+    )) as [string];
+    const port = Number(line);
+    queued = connect(port, '127.0.0.1');
+    queued.on('error', () => {});
+    await once(queued, 'connect');
+    tunnel = await startTunnel(`http://127.0.0.1:${port}`, { agent: { targetConnectTimeoutMs: 500 } });
+  });
+  after(async () => {
+    await tunnel.close();
+    queued.destroy();
+    listener.kill();
+  });
+
+  for (const [kind, args] of [
+    ['a GET (undici)', []],
+    ['a POST (http.request)', ['--data-binary', 'body']],
+  ] as const) {
+    test(`${kind} gets 502 naming ETIMEDOUT after the connect timeout`, async () => {
+      const started = Date.now();
+      const res = await curlResponse([...args, tunnel.service.url]);
+      assert.equal(res.status, 502);
+      assert.equal(res.headers['postern-error'], 'target_unreachable');
+      assert.match(res.body, /could not reach http:\/\/127\.0\.0\.1:\d+ \(ETIMEDOUT\)/);
+      assert.ok(Date.now() - started >= 450, `answered after ${Date.now() - started} ms`);
+    });
+  }
 });
