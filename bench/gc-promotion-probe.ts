@@ -2,7 +2,8 @@
 // generation while small GETs flow through relay and agent (both in this process, two sessions),
 // before and after one forced full collection. Healthy: tens of KB a collection before and after.
 // Before the renewing tables (src/renewing-collections.ts) it was ~1.5 MB a collection from the
-// first full collection on, for good. Run: node dist/bench/gc-promotion-probe.js
+// first full collection on, for good. Run: node dist/bench/gc-promotion-probe.js; V8 flags for the
+// measured process in PROBE_V8_FLAGS (e.g. "--no-allocation-site-pretenuring").
 import { spawnSync } from 'node:child_process';
 import { createServer, Agent as HttpAgent, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,7 +18,13 @@ const CONCURRENCY = 50;
 if (process.argv[2] !== 'child') {
   const child = spawnSync(
     process.execPath,
-    ['--expose-gc', '--trace-gc-nvp', fileURLToPath(import.meta.url), 'child'],
+    [
+      ...(process.env.PROBE_V8_FLAGS ?? '').split(' ').filter(Boolean),
+      '--expose-gc',
+      '--trace-gc-nvp',
+      fileURLToPath(import.meta.url),
+      'child',
+    ],
     { encoding: 'utf8', timeout: 60_000 },
   );
   if (child.status !== 0) throw new Error(`probe failed: ${child.stderr}`);
