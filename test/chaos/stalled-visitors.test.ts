@@ -212,11 +212,16 @@ describe('chaos: 200 visitors stop reading mid-response (real relay, agent and t
     assert.ok(agentFds <= baseline.agent.fds + 5, `agent fds ${agentFds}, baseline ${baseline.agent.fds}`);
 
     // The session's flow control bounds what the relay holds per stalled response to one stream window
-    // (1 MiB), and the agent to a write buffer; without it 200 × 64 MiB would pile up.
+    // (1 MiB), and the agent to a write buffer; without it 200 × 64 MiB would pile up. RSS also
+    // holds socket read buffers already let go but not yet collected: those that lived long enough
+    // to reach V8's old generation go at its next full collection, which V8 starts once external
+    // memory grew by 64 MiB (kExternalAllocationSoftLimit). Since the renewing tables (fewer full
+    // collections) the relay's growth measured 229–307 MiB over six runs.
+    const gcSlack = 64 * MiB;
     const relayGrowth = peak.relay.rss - baseline.relay.rss;
     const agentGrowth = peak.agent.rss - baseline.agent.rss;
-    assert.ok(relayGrowth < STALLED * 1.5 * MiB, `relay grew ${relayGrowth} bytes`);
-    assert.ok(agentGrowth < STALLED * 1.5 * MiB, `agent grew ${agentGrowth} bytes`);
+    assert.ok(relayGrowth < STALLED * 1.5 * MiB + gcSlack, `relay grew ${relayGrowth} bytes`);
+    assert.ok(agentGrowth < STALLED * 1.5 * MiB + gcSlack, `agent grew ${agentGrowth} bytes`);
     const after = { relay: await processFigures(relayPid), agent: await processFigures(agentPid) };
     const mb = (n: number): string => `${(n / MiB).toFixed(0)} MiB`;
     t.diagnostic(
