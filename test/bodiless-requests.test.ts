@@ -5,6 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { type AddressInfo, connect, type Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
+import { CaptureStore } from '../src/inspector/capture-store.js';
 import { curl, curlResponse } from './helpers/curl.js';
 import { startTunnel, type Tunnel } from './helpers/tunnel.js';
 import { until } from './helpers/wait.js';
@@ -14,6 +15,7 @@ import { until } from './helpers/wait.js';
 describe('requests without a body (the agent’s undici path)', () => {
   let target: Server;
   let tunnel: Tunnel;
+  const captures = new CaptureStore();
   const peers = new Set<string>();
   const closedEarly: string[] = [];
   const routes: Record<string, (req: IncomingMessage, res: ServerResponse) => void> = {
@@ -22,7 +24,7 @@ describe('requests without a body (the agent’s undici path)', () => {
       res.end('after the hints');
     },
     '/cookies': (_req, res) => {
-      res.setHeader('set-cookie', ['a=1', 'b=2']);
+      res.setHeader('Set-Cookie', ['a=1', 'b=2']);
       res.end('two cookies');
     },
     '/cut': (_req, res) => {
@@ -55,7 +57,9 @@ describe('requests without a body (the agent’s undici path)', () => {
       else route(req, res);
     });
     await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
-    tunnel = await startTunnel(`http://127.0.0.1:${(target.address() as AddressInfo).port}`);
+    tunnel = await startTunnel(`http://127.0.0.1:${(target.address() as AddressInfo).port}`, {
+      agent: { observer: captures },
+    });
   });
   after(async () => {
     await tunnel.close();
@@ -75,6 +79,14 @@ describe('requests without a body (the agent’s undici path)', () => {
     assert.equal(res.exitCode, 0);
     assert.match(res.stdout, /\r\nset-cookie: a=1\r\n/i);
     assert.match(res.stdout, /\r\nset-cookie: b=2\r\n/i);
+    // The inspector keeps the target's head as it came: names as written, repeats in order.
+    const capture = captures.list().find((c) => c.path === '/cookies');
+    assert.equal(capture?.status, 200);
+    const cookies = capture?.responseHeaders.filter(([name]) => name.toLowerCase() === 'set-cookie');
+    assert.deepEqual(cookies, [
+      ['Set-Cookie', 'a=1'],
+      ['Set-Cookie', 'b=2'],
+    ]);
   });
 
   test('a target that dies mid-response gives the visitor a cut transfer, never a clean end', async () => {

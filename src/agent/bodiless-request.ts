@@ -3,7 +3,7 @@ import type { Dispatcher } from 'undici';
 import { endToEndHeaders } from '../http/headers.js';
 import type { MuxStream } from '../mux/mux-stream.js';
 import { resetStream } from '../session/reset-stream.js';
-import type { ExchangeRecord } from './traffic-observer.js';
+import { type ExchangeRecord, headerPairs } from './traffic-observer.js';
 
 /**
  * Sends a request without a body (GET, HEAD, DELETE…: most of what a tunnel carries) to an http://
@@ -80,14 +80,13 @@ export function sendBodilessRequest(
       } else if (!stream.destroyed) callbacks.onFailed(failure);
     },
   };
-  const headers: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(request.headers))
-    if (value !== undefined) headers[name] = typeof value === 'number' ? String(value) : value;
   dispatcher.dispatch(
     {
       method: request.method as Dispatcher.HttpMethod,
       path: request.path,
-      headers,
+      // undici turns number values into strings itself (and checks every value); its type only
+      // names strings.
+      headers: request.headers as Record<string, string | string[] | undefined>,
       // Passed to the target as they come: a visitor's idempotent request is not sent twice.
       idempotent: false,
       blocking: false,
@@ -108,14 +107,10 @@ function sendTrailersWhenAsked(stream: MuxStream, trailers: IncomingHttpHeaders)
 
 /** undici's raw header list (names and values alternating) as the inspector's pairs. */
 function rawPairs(raw: Dispatcher.DispatchController['rawHeaders']): [string, string][] {
-  const pairs: [string, string][] = [];
-  if (!Array.isArray(raw)) return pairs;
-  for (let i = 0; i + 1 < raw.length; i += 2) pairs.push([latin1(raw[i]), latin1(raw[i + 1])]);
-  return pairs;
-}
-
-function latin1(value: Buffer | string | undefined): string {
-  return value instanceof Buffer ? value.toString('latin1') : String(value);
+  if (!Array.isArray(raw)) return [];
+  return headerPairs(
+    raw.map((item: Buffer | string) => (typeof item === 'string' ? item : item.toString('latin1'))),
+  );
 }
 
 /**
