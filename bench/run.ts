@@ -109,6 +109,19 @@ async function iperf(port: number): Promise<number> {
   return result.end.sum_received.bits_per_second / 8 / 1e6;
 }
 
+/**
+ * bench/tcp-send.ts in a process of its own: `settings.tcpMiB` over one connection opened with
+ * Postern's client library (a preflight connection string, or a plain tcp:// one), MB/s.
+ */
+async function tcpSend(connectionString: string): Promise<number> {
+  const { stdout } = await run(
+    process.execPath,
+    [join(here, 'tcp-send.js'), connectionString, String(settings.tcpMiB)],
+    { timeout: 120_000 },
+  );
+  return (JSON.parse(stdout) as { mbps: number }).mbps;
+}
+
 /** wrk with 50 connections: requests/s and p50/p99 latency in ms. */
 async function wrk(
   url: string,
@@ -503,6 +516,49 @@ async function main(): Promise<void> {
       direct: tcpPipe,
       postern: tcpTunnel,
       ratio: tcpTunnel / tcpPipe,
+      note: 'pipe',
+    });
+
+    say(`TCP through the client library: ${settings.tcpMiB} MiB on one connection, median of 3`);
+    const sink = await startHelperProcess('tcp-sink.js', []);
+    stops.push(() => sink.stop());
+    const sinkAgent = startCli([
+      'expose',
+      `tcp://127.0.0.1:${sink.port}`,
+      '--relay',
+      relayAddress,
+      '--name',
+      'sink',
+      '--key',
+      keyFile,
+      '--json',
+    ]);
+    stops.unshift(() => sinkAgent.stop());
+    const sinkConnect = (
+      (await sinkAgent.nextEvent((e) => e.event === 'ready')).services as { connect: string }[]
+    )[0]?.connect as string;
+    const sinkHopB = await startHelperProcess('pipe-hop.js', [String(sink.port)]);
+    const sinkHopA = await startHelperProcess('pipe-hop.js', [String(sinkHopB.port)]);
+    stops.push(
+      () => sinkHopA.stop(),
+      () => sinkHopB.stop(),
+    );
+    const libraryDirect = median(await repeat(3, () => tcpSend(`tcp://127.0.0.1:${sink.port}`)));
+    const libraryPipe = median(await repeat(3, () => tcpSend(`tcp://127.0.0.1:${sinkHopA.port}`)));
+    const libraryTunnel = median(await repeat(3, () => tcpSend(sinkConnect)));
+    rows.push({
+      scenario: `preflight TCP, client library, ${settings.tcpMiB} MiB, 1 connection (median of 3)`,
+      unit: 'MB/s',
+      direct: libraryDirect,
+      postern: libraryTunnel,
+      ratio: libraryTunnel / libraryDirect,
+    });
+    rows.push({
+      scenario: '… the same vs a plain two-hop socket pipe',
+      unit: 'MB/s',
+      direct: libraryPipe,
+      postern: libraryTunnel,
+      ratio: libraryTunnel / libraryPipe,
       note: 'pipe',
     });
 
