@@ -2,6 +2,15 @@
 // 127.0.0.1:<target port> with no framing. Two of these in a row (visitor → hop → hop → target)
 // are the floor any relay-plus-agent design in Node pays; the bench compares Postern with it.
 import { connect, createServer } from 'node:net';
+import { tuneGarbageCollector } from '../src/cli/gc-tuning.js';
+import { raiseMallocTrimThreshold } from '../src/cli/malloc-tuning.js';
+
+// The same process settings as every postern command, so the floor is measured as fast as Node
+// moves these bytes, not slowed by the settings Postern's processes escape.
+if (process.env.PIPE_HOP_UNTUNED === undefined) {
+  tuneGarbageCollector();
+  raiseMallocTrimThreshold();
+}
 
 const targetPort = Number(process.argv[2]);
 const server = createServer({ noDelay: true }, (inbound) => {

@@ -96,15 +96,11 @@ async function webSocketEcho(url: string): Promise<{ messagesPerSecond: number; 
   return JSON.parse(stdout) as { messagesPerSecond: number; p50: number; p99: number };
 }
 
-/** iperf3 sending `settings.tcpMiB` to 127.0.0.1:port over one TCP connection: MB/s. */
-async function iperf(port: number): Promise<number> {
-  const { stdout } = await run(
-    'iperf3',
-    ['-c', '127.0.0.1', '-p', String(port), '-n', `${settings.tcpMiB}M`, '-J'],
-    {
-      timeout: 120_000,
-    },
-  );
+/** iperf3 sending `mib` (default `settings.tcpMiB`) to 127.0.0.1:port over one TCP connection: MB/s. */
+async function iperf(port: number, mib = settings.tcpMiB): Promise<number> {
+  const { stdout } = await run('iperf3', ['-c', '127.0.0.1', '-p', String(port), '-n', `${mib}M`, '-J'], {
+    timeout: 120_000,
+  });
   const result = JSON.parse(stdout) as { end: { sum_received: { bits_per_second: number } } };
   return result.end.sum_received.bits_per_second / 8 / 1e6;
 }
@@ -113,12 +109,10 @@ async function iperf(port: number): Promise<number> {
  * bench/tcp-send.ts in a process of its own: `settings.tcpMiB` over one connection opened with
  * Postern's client library (a preflight connection string, or a plain tcp:// one), MB/s.
  */
-async function tcpSend(connectionString: string): Promise<number> {
-  const { stdout } = await run(
-    process.execPath,
-    [join(here, 'tcp-send.js'), connectionString, String(settings.tcpMiB)],
-    { timeout: 120_000 },
-  );
+async function tcpSend(connectionString: string, mib = settings.tcpMiB): Promise<number> {
+  const { stdout } = await run(process.execPath, [join(here, 'tcp-send.js'), connectionString, String(mib)], {
+    timeout: 120_000,
+  });
   return (JSON.parse(stdout) as { mbps: number }).mbps;
 }
 
@@ -467,7 +461,7 @@ async function main(): Promise<void> {
       note: `+${(wsTunnel.p99 - wsDirect.p99).toFixed(2)} ms`,
     });
 
-    say(`TCP through the preflight: iperf3 sends ${settings.tcpMiB} MiB on one connection`);
+    say(`TCP through the preflight: iperf3 sends ${settings.tcpMiB} MiB on one connection, median of 3`);
     const iperfPort = await freePort();
     const iperfDaemon = spawn('iperf3', ['-s', '-B', '127.0.0.1', '-p', String(iperfPort)], {
       stdio: 'ignore',
@@ -500,11 +494,14 @@ async function main(): Promise<void> {
       () => tcpHopA.stop(),
       () => tcpHopB.stop(),
     );
-    const tcpDirect = await iperf(iperfPort);
-    const tcpPipe = await iperf(tcpHopA.port);
-    const tcpTunnel = await iperf(localPort);
+    // A short throwaway transfer warms each path's JIT (as for the HTTP transfers); then the
+    // median of three, since a single transfer's figure swings by a third on this machine.
+    for (const port of [tcpHopA.port, localPort]) await iperf(port, 64);
+    const tcpDirect = median(await repeat(3, () => iperf(iperfPort)));
+    const tcpPipe = median(await repeat(3, () => iperf(tcpHopA.port)));
+    const tcpTunnel = median(await repeat(3, () => iperf(localPort)));
     rows.push({
-      scenario: `preflight TCP, ${settings.tcpMiB} MiB, 1 connection (iperf3)`,
+      scenario: `preflight TCP, ${settings.tcpMiB} MiB, 1 connection (iperf3, median of 3)`,
       unit: 'MB/s',
       direct: tcpDirect,
       postern: tcpTunnel,
@@ -543,6 +540,7 @@ async function main(): Promise<void> {
       () => sinkHopA.stop(),
       () => sinkHopB.stop(),
     );
+    for (const target of [`tcp://127.0.0.1:${sinkHopA.port}`, sinkConnect]) await tcpSend(target, 64);
     const libraryDirect = median(await repeat(3, () => tcpSend(`tcp://127.0.0.1:${sink.port}`)));
     const libraryPipe = median(await repeat(3, () => tcpSend(`tcp://127.0.0.1:${sinkHopA.port}`)));
     const libraryTunnel = median(await repeat(3, () => tcpSend(sinkConnect)));

@@ -9,6 +9,7 @@ import { tuneGarbageCollector } from './gc-tuning.js';
 import { hashPasswordCommand, hashPasswordUsage } from './hash-password.js';
 import { idCommand, idUsage } from './id.js';
 import { keygenCommand, keygenUsage } from './keygen.js';
+import { raiseMallocTrimThreshold } from './malloc-tuning.js';
 import { relayCommand, relayUsage } from './relay.js';
 import { replayCommand, replayUsage } from './replay.js';
 
@@ -89,4 +90,5 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 tuneGarbageCollector();
+raiseMallocTrimThreshold();
 await main(process.argv.slice(2));
