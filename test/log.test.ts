@@ -6,6 +6,7 @@ import { createJsonLogger } from '../src/log.js';
 import { startOrigin } from './helpers/origin.js';
 import { startCli } from './helpers/processes.js';
 import { readyWithin } from './helpers/tunnel.js';
+import { until } from './helpers/wait.js';
 
 describe('logs', () => {
   test('JSON lines carry the fields of every parent logger; levels below the threshold are dropped', () => {
@@ -63,6 +64,8 @@ describe('logs', () => {
       });
       const [service] = await readyWithin(agent);
       await agent.close();
+      // The relay's stderr reaches this process through a pipe, possibly after the agent's answer.
+      await until(() => relay.stderr().includes('agent session registered'), 'the registration log line');
       const records = relay
         .stderr()
         .trim()
