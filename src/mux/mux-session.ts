@@ -48,9 +48,13 @@ const CLOSE_LINGER_MS = 5_000;
 /**
  * A stream's write completes at once while the socket holds less than this unsent; past it, once
  * the socket has drained. The socket's own high-water mark (16 KiB) is below one 64 KiB read, so
- * honouring it stopped every body after each chunk until the next event-loop turn.
+ * honouring it stopped every body after each chunk until the next event-loop turn. At 256 KiB a
+ * bulk stream still hit it every few reads: the relay waited for writability twice as often and
+ * wrote in twice as many `writev`s as at 1 MiB, for ~10 % less throughput (docs/benchmarks.md).
+ * Frames of other streams queue behind at most this much (about 1 ms on loopback), under what the
+ * kernel's own send buffer already holds.
  */
-const MAX_UNSENT_BYTES = 256 * 1024;
+const MAX_UNSENT_BYTES = 1024 * 1024;
 const PING_PAYLOAD_BYTES = 8;
 
 /**
