@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { makeCertificates } from '../test/helpers/certs.js';
@@ -20,8 +21,8 @@ const quick = process.argv.includes('--quick');
 const peers = process.argv.includes('--peers');
 const MiB = 1024 * 1024;
 const settings = quick
-  ? { wrkSeconds: 3, bulkMiB: 32, parallelMiB: 16, startRuns: 2, tcpMiB: 256 }
-  : { wrkSeconds: 10, bulkMiB: 100, parallelMiB: 64, startRuns: 5, tcpMiB: 1024 };
+  ? { wrkSeconds: 2, bulkMiB: 32, parallelMiB: 16, startRuns: 2, tcpMiB: 128, warmMiB: 64 }
+  : { wrkSeconds: 10, bulkMiB: 100, parallelMiB: 64, startRuns: 5, tcpMiB: 1024, warmMiB: 1024 };
 
 interface Row {
   scenario: string;
@@ -98,11 +99,22 @@ async function webSocketEcho(url: string): Promise<{ messagesPerSecond: number; 
 
 /** iperf3 sending `mib` (default `settings.tcpMiB`) to 127.0.0.1:port over one TCP connection: MB/s. */
 async function iperf(port: number, mib = settings.tcpMiB): Promise<number> {
-  const { stdout } = await run('iperf3', ['-c', '127.0.0.1', '-p', String(port), '-n', `${mib}M`, '-J'], {
-    timeout: 120_000,
-  });
-  const result = JSON.parse(stdout) as { end: { sum_received: { bits_per_second: number } } };
-  return result.end.sum_received.bits_per_second / 8 / 1e6;
+  // The iperf3 server runs one test at a time and may still be closing the previous one (its end
+  // comes through the tunnel a moment later): it then answers "busy", and a later try succeeds.
+  for (let attempt = 1; ; attempt++) {
+    const { stdout } = await run('iperf3', ['-c', '127.0.0.1', '-p', String(port), '-n', `${mib}M`, '-J'], {
+      timeout: 120_000,
+    }).catch((error: { stdout?: string }) => ({ stdout: error.stdout ?? '{}' }));
+    const result = JSON.parse(stdout) as {
+      error?: string;
+      end?: { sum_received?: { bits_per_second: number } };
+    };
+    const bitsPerSecond = result.end?.sum_received?.bits_per_second;
+    if (bitsPerSecond !== undefined) return bitsPerSecond / 8 / 1e6;
+    if (attempt === 5)
+      throw new Error(`iperf3 to port ${port} failed: ${result.error ?? stdout.slice(0, 200)}`);
+    await delay(500);
+  }
 }
 
 /**
@@ -226,8 +238,9 @@ async function main(): Promise<void> {
     const tunnel = `http://127.0.0.1:${relayPort}`;
     const tunnelHost = `${label}.localhost:${relayPort}`;
     const hostArgs = ['-H', `Host: ${tunnelHost}`];
+    const started = performance.now();
     const say = (text: string): void => {
-      process.stderr.write(`bench: ${text}\n`);
+      process.stderr.write(`bench: [${((performance.now() - started) / 1000).toFixed(0)} s] ${text}\n`);
     };
 
     say(`small GET, 50 keep-alive connections, ${settings.wrkSeconds} s each way`);
@@ -269,13 +282,23 @@ async function main(): Promise<void> {
       curlSpeed([...extra, `${base}/bytes?n=${bulk}`], 'speed_download');
     const upload = (base: string, extra: string[]) => () =>
       curlSpeed([...extra, '--data-binary', `@${file}`, `${base}/upload`], 'speed_upload');
-    // One throwaway transfer each way warms the JIT; then the median of three.
-    await download(tunnel, hostArgs)();
-    await upload(tunnel, hostArgs)();
+    // Node's JIT needs about a GiB of bulk traffic before a fresh process moves bytes at its
+    // steady speed (docs/benchmarks.md, "Warm-up"): every path gets settings.warmMiB each way
+    // before its median of three, so the rows compare long-running processes, as deployed.
+    const warm = async (base: string, extra: string[]): Promise<void> => {
+      await curlSpeed([...extra, `${base}/bytes?n=${settings.warmMiB * MiB}`], 'speed_download');
+      for (let sent = 0; sent < settings.warmMiB; sent += settings.bulkMiB) await upload(base, extra)();
+    };
     const hopB = await startHelperProcess('pipe-hop.js', [String(origin.port)]);
     const hopA = await startHelperProcess('pipe-hop.js', [String(hopB.port)]);
     stops.push(hopA.stop, hopB.stop);
     const pipe = `http://127.0.0.1:${hopA.port}`;
+    for (const [base, extra] of [
+      [direct, []],
+      [pipe, []],
+      [tunnel, hostArgs],
+    ] as const)
+      await warm(base, [...extra]);
     const downDirect = median(await repeat(3, download(direct, [])));
     const downPipe = median(await repeat(3, download(pipe, [])));
     const downTunnel = median(await repeat(3, download(tunnel, hostArgs)));
@@ -319,6 +342,7 @@ async function main(): Promise<void> {
     await quiet.nextEvent((e) => e.event === 'ready');
     await wrk(`${tunnel}/small`, tunnelHost);
     const smallQuiet = await wrk(`${tunnel}/small`, tunnelHost);
+    await warm(tunnel, hostArgs);
     const downQuiet = median(await repeat(3, download(tunnel, hostArgs)));
     await quiet.stop();
     rows.push({
@@ -338,9 +362,9 @@ async function main(): Promise<void> {
       note: 'direct column = --no-inspect',
     });
 
-    /** A warm-up transfer, then the median of three downloads and three uploads, as rows against direct. */
+    /** The warm-up, then the median of three downloads and three uploads, as rows against direct. */
     const bulkRows = async (what: string, url: string, host: string[]): Promise<void> => {
-      await download(url, host)();
+      await warm(url, host);
       const down = median(await repeat(3, download(url, host)));
       const up = median(await repeat(3, upload(url, host)));
       for (const [direction, t, d] of [
@@ -494,9 +518,9 @@ async function main(): Promise<void> {
       () => tcpHopA.stop(),
       () => tcpHopB.stop(),
     );
-    // A short throwaway transfer warms each path's JIT (as for the HTTP transfers); then the
-    // median of three, since a single transfer's figure swings by a third on this machine.
-    for (const port of [tcpHopA.port, localPort]) await iperf(port, 64);
+    // The warm-up (as for the HTTP transfers), then the median of three, since a single
+    // transfer's figure swings by a third on this machine.
+    for (const port of [tcpHopA.port, localPort]) await iperf(port, settings.warmMiB);
     const tcpDirect = median(await repeat(3, () => iperf(iperfPort)));
     const tcpPipe = median(await repeat(3, () => iperf(tcpHopA.port)));
     const tcpTunnel = median(await repeat(3, () => iperf(localPort)));
@@ -540,7 +564,8 @@ async function main(): Promise<void> {
       () => sinkHopA.stop(),
       () => sinkHopB.stop(),
     );
-    for (const target of [`tcp://127.0.0.1:${sinkHopA.port}`, sinkConnect]) await tcpSend(target, 64);
+    for (const target of [`tcp://127.0.0.1:${sinkHopA.port}`, sinkConnect])
+      await tcpSend(target, settings.warmMiB);
     const libraryDirect = median(await repeat(3, () => tcpSend(`tcp://127.0.0.1:${sink.port}`)));
     const libraryPipe = median(await repeat(3, () => tcpSend(`tcp://127.0.0.1:${sinkHopA.port}`)));
     const libraryTunnel = median(await repeat(3, () => tcpSend(sinkConnect)));
