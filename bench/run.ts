@@ -243,6 +243,31 @@ async function main(): Promise<void> {
       process.stderr.write(`bench: [${((performance.now() - started) / 1000).toFixed(0)} s] ${text}\n`);
     };
 
+    /** The two-hop pipe baseline in front of 127.0.0.1:targetPort: the port to dial. */
+    const startPipe = async (targetPort: number): Promise<number> => {
+      const hopB = await startHelperProcess('pipe-hop.js', [String(targetPort)]);
+      const hopA = await startHelperProcess('pipe-hop.js', [String(hopB.port)]);
+      stops.push(hopA.stop, hopB.stop);
+      return hopA.port;
+    };
+    /** An agent exposing 127.0.0.1:port as TCP service `name`: the connection string clients dial. */
+    const exposeTcp = async (port: number, name: string): Promise<string> => {
+      const tcpAgent = startCli([
+        'expose',
+        `tcp://127.0.0.1:${port}`,
+        '--relay',
+        relayAddress,
+        '--name',
+        name,
+        '--key',
+        keyFile,
+        '--json',
+      ]);
+      stops.unshift(() => tcpAgent.stop());
+      const services = (await tcpAgent.nextEvent((e) => e.event === 'ready')).services;
+      return (services as { connect: string }[])[0]?.connect as string;
+    };
+
     say(`small GET, 50 keep-alive connections, ${settings.wrkSeconds} s each way`);
     await wrk(`${tunnel}/small`, tunnelHost); // warm-up: JIT and connection pools
     const smallDirect = await wrk(`${direct}/small`, undefined);
@@ -289,10 +314,7 @@ async function main(): Promise<void> {
       await curlSpeed([...extra, `${base}/bytes?n=${settings.warmMiB * MiB}`], 'speed_download');
       for (let sent = 0; sent < settings.warmMiB; sent += settings.bulkMiB) await upload(base, extra)();
     };
-    const hopB = await startHelperProcess('pipe-hop.js', [String(origin.port)]);
-    const hopA = await startHelperProcess('pipe-hop.js', [String(hopB.port)]);
-    stops.push(hopA.stop, hopB.stop);
-    const pipe = `http://127.0.0.1:${hopA.port}`;
+    const pipe = `http://127.0.0.1:${await startPipe(origin.port)}`;
     for (const [base, extra] of [
       [direct, []],
       [pipe, []],
@@ -493,36 +515,17 @@ async function main(): Promise<void> {
     stops.push(() => {
       iperfDaemon.kill();
     });
-    const tcpAgent = startCli([
-      'expose',
-      `tcp://127.0.0.1:${iperfPort}`,
-      '--relay',
-      relayAddress,
-      '--name',
-      'iperf',
-      '--key',
-      keyFile,
-      '--json',
-    ]);
-    stops.unshift(() => tcpAgent.stop());
-    const connectString = (
-      (await tcpAgent.nextEvent((e) => e.event === 'ready')).services as { connect: string }[]
-    )[0]?.connect as string;
+    const connectString = await exposeTcp(iperfPort, 'iperf');
     const localPort = await freePort();
     const client = startCli(['connect', connectString, '--listen', `tcp://127.0.0.1:${localPort}`, '--json']);
     stops.unshift(() => client.stop());
     await client.nextEvent((e) => e.event === 'listening');
-    const tcpHopB = await startHelperProcess('pipe-hop.js', [String(iperfPort)]);
-    const tcpHopA = await startHelperProcess('pipe-hop.js', [String(tcpHopB.port)]);
-    stops.push(
-      () => tcpHopA.stop(),
-      () => tcpHopB.stop(),
-    );
+    const tcpPipePort = await startPipe(iperfPort);
     // The warm-up (as for the HTTP transfers), then the median of three, since a single
     // transfer's figure swings by a third on this machine.
-    for (const port of [tcpHopA.port, localPort]) await iperf(port, settings.warmMiB);
+    for (const port of [tcpPipePort, localPort]) await iperf(port, settings.warmMiB);
     const tcpDirect = median(await repeat(3, () => iperf(iperfPort)));
-    const tcpPipe = median(await repeat(3, () => iperf(tcpHopA.port)));
+    const tcpPipe = median(await repeat(3, () => iperf(tcpPipePort)));
     const tcpTunnel = median(await repeat(3, () => iperf(localPort)));
     rows.push({
       scenario: `preflight TCP, ${settings.tcpMiB} MiB, 1 connection (iperf3, median of 3)`,
@@ -543,31 +546,11 @@ async function main(): Promise<void> {
     say(`TCP through the client library: ${settings.tcpMiB} MiB on one connection, median of 3`);
     const sink = await startHelperProcess('tcp-sink.js', []);
     stops.push(() => sink.stop());
-    const sinkAgent = startCli([
-      'expose',
-      `tcp://127.0.0.1:${sink.port}`,
-      '--relay',
-      relayAddress,
-      '--name',
-      'sink',
-      '--key',
-      keyFile,
-      '--json',
-    ]);
-    stops.unshift(() => sinkAgent.stop());
-    const sinkConnect = (
-      (await sinkAgent.nextEvent((e) => e.event === 'ready')).services as { connect: string }[]
-    )[0]?.connect as string;
-    const sinkHopB = await startHelperProcess('pipe-hop.js', [String(sink.port)]);
-    const sinkHopA = await startHelperProcess('pipe-hop.js', [String(sinkHopB.port)]);
-    stops.push(
-      () => sinkHopA.stop(),
-      () => sinkHopB.stop(),
-    );
-    for (const target of [`tcp://127.0.0.1:${sinkHopA.port}`, sinkConnect])
-      await tcpSend(target, settings.warmMiB);
+    const sinkConnect = await exposeTcp(sink.port, 'sink');
+    const sinkPipe = `tcp://127.0.0.1:${await startPipe(sink.port)}`;
+    for (const target of [sinkPipe, sinkConnect]) await tcpSend(target, settings.warmMiB);
     const libraryDirect = median(await repeat(3, () => tcpSend(`tcp://127.0.0.1:${sink.port}`)));
-    const libraryPipe = median(await repeat(3, () => tcpSend(`tcp://127.0.0.1:${sinkHopA.port}`)));
+    const libraryPipe = median(await repeat(3, () => tcpSend(sinkPipe)));
     const libraryTunnel = median(await repeat(3, () => tcpSend(sinkConnect)));
     rows.push({
       scenario: `preflight TCP, client library, ${settings.tcpMiB} MiB, 1 connection (median of 3)`,
