@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream';
+import { forwardBytes } from './forward-bytes.js';
 import { resetBehindEnd } from './reset-end.js';
 
 /**
@@ -37,29 +38,6 @@ export function joinDuplex(a: Duplex, b: Duplex, onClose?: (error?: Error) => vo
   b.on('error', fail);
   a.once('close', closed(a));
   b.once('close', closed(b));
-  forward(a, b);
-  forward(b, a);
-}
-
-/** Moves `from`'s bytes to `to`, pausing `from` while `to` is full. */
-function forward(from: Duplex, to: Duplex): void {
-  let waiting = false;
-  const resume = (): void => {
-    waiting = false;
-    from.resume();
-    // resume() lets data flow only on the next tick; move what is buffered now, as pipe() does.
-    while (from.readableFlowing && !waiting && from.read() !== null);
-  };
-  const wait = (): void => {
-    from.pause();
-    if (waiting) return;
-    waiting = true;
-    to.once('drain', resume);
-  };
-  from.on('data', (chunk: Buffer) => {
-    if (!to.write(chunk)) wait();
-  });
-  // Flow, unless the other side is already full (a stream paused before the join is resumed, as pipe does).
-  if (to.writableNeedDrain) wait();
-  else from.resume();
+  forwardBytes(a, b);
+  forwardBytes(b, a);
 }
