@@ -12,9 +12,9 @@
  * 48 MiB of freed heap for reuse. (16 MiB, a 32 MiB trim threshold, still let one agent run in
  * three trim on every scavenge.) Measured (docs/benchmarks.md): the relay's page faults per GiB
  * of HTTP download 260 000 → ~200, single-stream download 650–720 → 930–1 000 MB/s, and up to
- * ~48 MiB more resident memory after a transfer. An operator who prefers the memory back sets MALLOC_TRIM_THRESHOLD_
- * (e.g. to 131072): glibc then keeps that fixed and this has no effect. Other C libraries (musl,
- * macOS) ignore it.
+ * ~48 MiB more resident memory after a transfer. An operator who prefers the memory back sets
+ * MALLOC_TRIM_THRESHOLD_ (e.g. to 131072): glibc then keeps that fixed and this has no effect.
+ * Other C libraries (musl, macOS) ignore it.
  */
 export function raiseMallocTrimThreshold(): void {
   Buffer.allocUnsafeSlow(24 * 1024 * 1024);
