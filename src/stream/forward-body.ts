@@ -5,8 +5,8 @@ import { resetBehindEnd } from './reset-end.js';
 /**
  * Sends a body from `source` to `destination` with backpressure (a full destination pauses the
  * source until it drains). If the source stops before its end, or either side fails, both are
- * destroyed — a cut body is never passed on as a whole one. `onDone` runs once: with no argument when the
- * destination finished, with the error otherwise.
+ * destroyed — a cut body is never passed on as a whole one. `onDone` runs once: with no argument
+ * when the destination finished, with the error otherwise.
  *
  * stream.pipeline does the same but allocates an AbortController and a dozen listeners per call;
  * this runs for every request and response body, so it stays small.
