@@ -9,6 +9,7 @@ import { FrameReader, FrameType, frameHeader, MuxError } from '../src/mux/frames
 import type { IncomingMuxHeaders } from '../src/mux/header-block.js';
 import { MuxSession, type MuxSessionOptions } from '../src/mux/mux-session.js';
 import type { MuxStream } from '../src/mux/mux-stream.js';
+import { WindowGrowth } from '../src/mux/windows.js';
 import { until } from './helpers/wait.js';
 
 const OPTIONS = {
@@ -21,6 +22,7 @@ const OPTIONS = {
 /** A client and a server session over a real loopback TCP connection. */
 async function sessionPair(
   server: Partial<MuxSessionOptions> = {},
+  client: Partial<MuxSessionOptions> = {},
 ): Promise<{ client: MuxSession; server: MuxSession; close(): void }> {
   const listener: Server = createServer();
   listener.listen(0, '127.0.0.1');
@@ -29,7 +31,12 @@ async function sessionPair(
   const socket = connect((listener.address() as { port: number }).port, '127.0.0.1');
   const [serverSocket] = await accepted;
   const serverSession = new MuxSession(serverSocket, { role: 'server', ...OPTIONS, ...server });
-  const clientSession = new MuxSession(socket, { role: 'client', ...OPTIONS, maxConcurrentStreams: 0 });
+  const clientSession = new MuxSession(socket, {
+    role: 'client',
+    ...OPTIONS,
+    maxConcurrentStreams: 0,
+    ...client,
+  });
   for (const s of [serverSession, clientSession]) s.on('error', () => {});
   return {
     client: clientSession,
@@ -230,6 +237,105 @@ describe('session multiplexer (src/mux)', () => {
       const again = pair.client.request({ ':method': 'GET', ':path': '/nothing' }, { endStream: true });
       const [response] = (await once(again, 'response')) as [IncomingMuxHeaders];
       assert.equal(response[':status'], 404);
+    });
+  });
+
+  describe('receive windows that grow', () => {
+    const KiB = 1024;
+    /** Uploads `bytes` of random data on one stream with backpressure; resolves with what the server counted. */
+    async function upload(pair: Awaited<ReturnType<typeof sessionPair>>, bytes: number): Promise<string> {
+      const stream = pair.client.request({ ':method': 'POST', ':path': '/count' });
+      const block = randomBytes(64 * KiB);
+      for (let sent = 0; sent < bytes; sent += block.length)
+        if (!stream.write(block)) await once(stream, 'drain');
+      stream.end();
+      return (await readAll(stream)).toString();
+    }
+    function countingServer(pair: Awaited<ReturnType<typeof sessionPair>>): void {
+      pair.server.on('stream', (stream: MuxStream) => {
+        stream.on('error', () => {});
+        stream.respond({ ':status': 200 });
+        let received = 0;
+        stream.on('data', (chunk: Buffer) => {
+          received += chunk.length;
+        });
+        stream.on('end', () => stream.end(String(received)));
+      });
+    }
+
+    test('a stream whose reader keeps up grows its window to the most allowed; closing gives it back', async () => {
+      const growth = new WindowGrowth(1024 * KiB, 4096 * KiB);
+      const pair = await sessionPair({ windowGrowth: growth }, { windowGrowth: null });
+      try {
+        countingServer(pair);
+        let leastAvailable = growth.available;
+        const watch = setInterval(() => {
+          leastAvailable = Math.min(leastAvailable, growth.available);
+        }, 1);
+        const counted = await upload(pair, 32 << 20);
+        clearInterval(watch);
+        assert.equal(counted, String(32 << 20));
+        // 256 KiB → 512 KiB → 1 MiB: 768 KiB of the budget, and no more (1 MiB is the most).
+        assert.equal(leastAvailable, 4096 * KiB - 768 * KiB);
+        await until(() => pair.server.openStreams === 0, 'the server to forget the stream');
+        assert.equal(growth.available, 4096 * KiB);
+      } finally {
+        pair.close();
+      }
+    });
+
+    test('the budget bounds what all streams grow by together', async () => {
+      const growth = new WindowGrowth(4096 * KiB, 512 * KiB);
+      const pair = await sessionPair({ windowGrowth: growth }, { windowGrowth: null });
+      try {
+        countingServer(pair);
+        let leastAvailable = growth.available;
+        const watch = setInterval(() => {
+          leastAvailable = Math.min(leastAvailable, growth.available);
+        }, 1);
+        const counted = await Promise.all([upload(pair, 24 << 20), upload(pair, 24 << 20)]);
+        clearInterval(watch);
+        assert.deepEqual(counted, [String(24 << 20), String(24 << 20)]);
+        assert.equal(leastAvailable, 0, 'the streams grew until the budget was spent');
+        await until(() => pair.server.openStreams === 0, 'the server to forget both streams');
+        assert.equal(growth.available, 512 * KiB);
+      } finally {
+        pair.close();
+      }
+    });
+
+    test('a reader that stops, or reads slower than the sender, keeps its window', async () => {
+      const growth = new WindowGrowth(4096 * KiB, 4096 * KiB);
+      const pair = await sessionPair({ windowGrowth: growth }, { windowGrowth: null });
+      try {
+        let held: MuxStream | undefined;
+        pair.server.on('stream', (stream: MuxStream) => {
+          stream.on('error', () => {});
+          stream.respond({ ':status': 200 });
+          stream.pause();
+          held = stream;
+        });
+        const stream = pair.client.request({ ':method': 'POST', ':path': '/hold' });
+        stream.on('error', () => {});
+        const block = Buffer.alloc(64 * KiB);
+        for (let i = 0; i < 256; i++) stream.write(block);
+        await until(() => (held?.readableLength ?? 0) >= 256 * KiB, 'the held stream to fill its window');
+        await delay(200);
+        assert.equal(held?.readableLength, 256 * KiB);
+        // 16 KiB every 10 ms: credit goes back every 64 KiB, and the sender refills only that.
+        let taken = 0;
+        const trickle = setInterval(() => {
+          taken += (held?.read(16 * KiB) as Buffer | null)?.length ?? 0;
+        }, 10);
+        await delay(600);
+        clearInterval(trickle);
+        assert.ok(taken >= 256 * KiB, `the slow reader took ${taken} bytes`);
+        assert.ok((held?.readableLength ?? 0) <= 256 * KiB, `${held?.readableLength} bytes held`);
+        assert.equal(growth.available, 4096 * KiB);
+        stream.destroy();
+      } finally {
+        pair.close();
+      }
     });
   });
 

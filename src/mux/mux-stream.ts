@@ -44,6 +44,13 @@ export class MuxStream extends Duplex {
   recvWindow = 0;
   /** @internal credit not yet sent to the peer */
   pendingCredit = 0;
+  /** @internal our receive window: the most the peer may have sent that we have not credited */
+  windowSize = 0;
+  /** @internal how much of windowSize came from the process's growth budget */
+  grown = 0;
+  /** @internal the window sample this stream's data was last counted in, and how much it got */
+  sampleRound = 0;
+  sampledBytes = 0;
   /** @internal bytes of the chunk in _write not yet framed (waiting for window) */
   unsent = 0;
   /** Length of the chunk in _write until its callback ran. */

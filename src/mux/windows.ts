@@ -22,3 +22,42 @@ export function sessionWindows(streamWindowBytes: number): { stream: number; ses
   }
   return { stream: streamWindowBytes, session: Math.max(16 << 20, 4 * streamWindowBytes) };
 }
+
+/** The largest a stream's receive window grows to by itself (doubling from the chosen window). */
+export const GROWN_WINDOW_MAX = 8 << 20;
+/** What all grown windows of one process may add together to what their streams can buffer. */
+export const WINDOW_GROWTH_BUDGET = 64 << 20;
+
+/**
+ * The bytes a process lets its streams' receive windows grow by, shared by all its sessions. A
+ * window that grew is kept until its stream closes (credit given cannot be taken back), so the
+ * budget is what bounds the memory that growth can cost: once it is spent, new streams keep the
+ * window they started with.
+ */
+export class WindowGrowth {
+  readonly maxWindow: number;
+  #available: number;
+
+  constructor(maxWindow = GROWN_WINDOW_MAX, budget = WINDOW_GROWTH_BUDGET) {
+    this.maxWindow = maxWindow;
+    this.#available = budget;
+  }
+
+  get available(): number {
+    return this.#available;
+  }
+
+  /** Takes up to `bytes` from the budget; returns how many it got. */
+  take(bytes: number): number {
+    const granted = Math.max(0, Math.min(bytes, this.#available));
+    this.#available -= granted;
+    return granted;
+  }
+
+  give(bytes: number): void {
+    this.#available += bytes;
+  }
+}
+
+/** The budget every session of this process shares unless it is given its own. */
+export const processWindowGrowth = new WindowGrowth();

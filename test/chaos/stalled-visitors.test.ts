@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
+import { WINDOW_GROWTH_BUDGET } from '../../src/mux/windows.js';
 import { curl } from '../helpers/curl.js';
 import { sha256OfPattern } from '../helpers/origin.js';
 import {
@@ -217,10 +218,15 @@ describe('chaos: 200 visitors stop reading mid-response (real relay, agent and t
     // to reach V8's old generation go at its next full collection, which V8 starts once external
     // memory grew by 64 MiB (kExternalAllocationSoftLimit). Since the renewing tables (fewer full
     // collections) the relay's growth measured 229–307 MiB over six runs.
+    // Visitors whose socket buffers still took bytes fast look like fast readers, so some windows
+    // grow before the stall; all growth together is bounded by the relay's budget.
     const gcSlack = 64 * MiB;
     const relayGrowth = peak.relay.rss - baseline.relay.rss;
     const agentGrowth = peak.agent.rss - baseline.agent.rss;
-    assert.ok(relayGrowth < STALLED * 1.5 * MiB + gcSlack, `relay grew ${relayGrowth} bytes`);
+    assert.ok(
+      relayGrowth < STALLED * 1.5 * MiB + WINDOW_GROWTH_BUDGET + gcSlack,
+      `relay grew ${relayGrowth} bytes`,
+    );
     assert.ok(agentGrowth < STALLED * 1.5 * MiB + gcSlack, `agent grew ${agentGrowth} bytes`);
     const after = { relay: await processFigures(relayPid), agent: await processFigures(agentPid) };
     const mb = (n: number): string => `${(n / MiB).toFixed(0)} MiB`;
