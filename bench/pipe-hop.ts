@@ -4,6 +4,7 @@
 import { connect, createServer } from 'node:net';
 import { tuneGarbageCollector } from '../src/cli/gc-tuning.js';
 import { raiseMallocTrimThreshold } from '../src/cli/malloc-tuning.js';
+import { countRead } from '../src/read-buffer-collector.js';
 
 // The same process settings as every postern command, so the floor is measured as fast as Node
 // moves these bytes, not slowed by the settings Postern's processes escape.
@@ -23,6 +24,12 @@ const server = createServer({ noDelay: true }, (inbound) => {
   outbound.on('error', close).on('close', close);
   inbound.pipe(outbound);
   outbound.pipe(inbound);
+  // Postern's byte paths count what they read so that dead read buffers are collected young
+  // (src/read-buffer-collector.ts); the tuned floor does the same.
+  if (process.env.PIPE_HOP_UNTUNED === undefined) {
+    inbound.on('data', (chunk: Buffer) => countRead(chunk.length));
+    outbound.on('data', (chunk: Buffer) => countRead(chunk.length));
+  }
 });
 server.listen(0, '127.0.0.1', () => {
   process.stdout.write(`${JSON.stringify({ port: (server.address() as { port: number }).port })}\n`);

@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { endToEndHeaders } from '../http/headers.js';
 import type { MuxStream } from '../mux/mux-stream.js';
+import { countRead } from '../read-buffer-collector.js';
 import { resetStream } from '../session/reset-stream.js';
 import { type ExchangeRecord, headerPairs } from './traffic-observer.js';
 
@@ -58,6 +59,7 @@ export function sendBodilessRequest(
       record?.response(statusCode, rawPairs(started.rawHeaders));
     },
     onResponseData(started, chunk) {
+      countRead(chunk.length);
       if (stream.destroyed) return;
       record?.toVisitor(chunk);
       if (!stream.write(chunk)) started.pause();

@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
+import { countRead } from '../read-buffer-collector.js';
 import { RenewingMap, RenewingSet } from '../renewing-collections.js';
 import {
   ACK,
@@ -116,6 +117,7 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
     });
     socket.on('data', (chunk: Buffer) => {
       this.bytesRead += chunk.length;
+      countRead(chunk.length);
       this.#reader.push(chunk);
     });
     socket.on('drain', () => this.#drained());

@@ -1,4 +1,5 @@
 import type { Readable, Writable } from 'node:stream';
+import { countRead } from '../read-buffer-collector.js';
 
 /**
  * Moves `from`'s bytes to `to`, pausing `from` while `to` is full — the data path of `pipe()`
@@ -20,6 +21,7 @@ export function forwardBytes(from: Readable, to: Writable): void {
     to.once('drain', resume);
   };
   from.on('data', (chunk: Buffer) => {
+    countRead(chunk.length);
     if (!to.write(chunk)) wait();
   });
   // Flow, unless the other side is already full (a stream paused before is resumed, as pipe does).
