@@ -263,17 +263,25 @@ describe('session multiplexer (src/mux)', () => {
       });
     }
 
+    /** Runs `transfer` and gives what it returned and the least of `growth`'s budget meanwhile. */
+    async function lowestBudget<T>(growth: WindowGrowth, transfer: () => Promise<T>): Promise<[T, number]> {
+      let lowest = growth.available;
+      const watch = setInterval(() => {
+        lowest = Math.min(lowest, growth.available);
+      }, 1);
+      try {
+        return [await transfer(), lowest];
+      } finally {
+        clearInterval(watch);
+      }
+    }
+
     test('a stream whose reader keeps up grows its window to the most allowed; closing gives it back', async () => {
       const growth = new WindowGrowth(1024 * KiB, 4096 * KiB);
       const pair = await sessionPair({ windowGrowth: growth }, { windowGrowth: null });
       try {
         countingServer(pair);
-        let leastAvailable = growth.available;
-        const watch = setInterval(() => {
-          leastAvailable = Math.min(leastAvailable, growth.available);
-        }, 1);
-        const counted = await upload(pair, 32 << 20);
-        clearInterval(watch);
+        const [counted, leastAvailable] = await lowestBudget(growth, () => upload(pair, 32 << 20));
         assert.equal(counted, String(32 << 20));
         // 256 KiB → 512 KiB → 1 MiB: 768 KiB of the budget, and no more (1 MiB is the most).
         assert.equal(leastAvailable, 4096 * KiB - 768 * KiB);
@@ -289,12 +297,9 @@ describe('session multiplexer (src/mux)', () => {
       const pair = await sessionPair({ windowGrowth: growth }, { windowGrowth: null });
       try {
         countingServer(pair);
-        let leastAvailable = growth.available;
-        const watch = setInterval(() => {
-          leastAvailable = Math.min(leastAvailable, growth.available);
-        }, 1);
-        const counted = await Promise.all([upload(pair, 24 << 20), upload(pair, 24 << 20)]);
-        clearInterval(watch);
+        const [counted, leastAvailable] = await lowestBudget(growth, () =>
+          Promise.all([upload(pair, 24 << 20), upload(pair, 24 << 20)]),
+        );
         assert.deepEqual(counted, [String(24 << 20), String(24 << 20)]);
         assert.equal(leastAvailable, 0, 'the streams grew until the budget was spent');
         await until(() => pair.server.openStreams === 0, 'the server to forget both streams');
