@@ -103,7 +103,7 @@ export interface RelayOptions {
    * in flight from the agent. Default 1 MiB.
    */
   streamWindowBytes?: number | undefined;
-  /** Session receive window for all streams together, bytes. Default: 4 stream windows, at least 16 MiB. */
+  /** Session receive window for all streams together, bytes. Default: 4 stream windows, at least 32 MiB. */
   connectionWindowBytes?: number | undefined;
   /** On close(), in-flight requests get this long to finish, ms. Default 10 000. */
   drainTimeoutMs?: number | undefined;
