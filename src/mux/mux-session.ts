@@ -278,6 +278,7 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
 
   credit(stream: MuxStream, bytes: number): void {
     if (stream.forgotten || stream.remoteEnded) return;
+    stream.taken += bytes;
     stream.pendingCredit += bytes;
     if (stream.pendingCredit >= stream.windowSize / 4) {
       stream.recvWindow += stream.pendingCredit;
@@ -317,6 +318,7 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
       if (stream.sampleRound !== this.#sampleRound) {
         stream.sampleRound = this.#sampleRound;
         stream.sampledBytes = 0;
+        stream.takenAtSample = stream.taken;
         this.#sampled.push(stream);
       }
       stream.sampledBytes += chunk.length;
@@ -571,14 +573,16 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
 
   /**
    * Receive-window tuning, after gRPC's BDP estimate: a PING goes out with a bulk stream's credit,
-   * and each stream counts what it receives until the answer. A stream that got at least two thirds
-   * of its window in that round trip, and whose reader has taken nearly all of it by then, is held
-   * back by its window rather than by its reader or its sender, so its window doubles (up to the
-   * growth's maxWindow, from the process's budget). A slow reader's credit comes back in lumps
-   * (when its buffer falls below the high-water mark), which fill a round trip too; its full
-   * buffer at the answer is what tells it apart. On
-   * loopback the round trip is mostly the two processes' turns on the CPU: a 1 MiB window moved a
-   * single download at ~75 % of a plain two-hop socket pipe and 4–16 MiB at ~90 % or more
+   * and each stream counts what arrives for it and what its reader takes until the answer. A
+   * stream that received at least two thirds of its window in that round trip, and whose reader
+   * took at least half a window meanwhile, is held back by its window rather than by its reader or
+   * its sender, so its window doubles (up to the growth's maxWindow, from the process's budget).
+   * A slow reader's credit comes back in lumps (when its buffer falls below the high-water mark),
+   * and the lump's refill fills a round trip too; what its reader takes meanwhile tells it apart.
+   * (Its buffer at the answer did not: over a long path the refill arrives just before the answer,
+   * so a fast reader's buffer was full then too and uploads over 50 ms never grew.) On loopback
+   * the round trip is mostly the two processes' turns on the CPU: a 1 MiB window moved a single
+   * download at ~75 % of a plain two-hop socket pipe and 4–16 MiB at ~90 % or more
    * (docs/benchmarks.md). A reader that stops takes no credit, starts no sample and keeps the
    * window it has.
    */
@@ -592,8 +596,8 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
       for (const stream of sampled) {
         if (stream.sampleRound !== round) continue;
         const filled = stream.sampledBytes * 3 >= stream.windowSize * 2;
-        const drained = stream.readableLength * 4 <= stream.windowSize;
-        if (filled && drained) this.#growWindow(stream);
+        const keptUp = (stream.taken - stream.takenAtSample) * 2 >= stream.windowSize;
+        if (filled && keptUp) this.#growWindow(stream);
       }
     });
     if (!sent) return;

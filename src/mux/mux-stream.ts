@@ -48,9 +48,12 @@ export class MuxStream extends Duplex {
   windowSize = 0;
   /** @internal how much of windowSize came from the process's growth budget */
   grown = 0;
-  /** @internal the window sample this stream's data was last counted in, and how much it got */
+  /** @internal bytes its reader has taken (given back as credit) since the stream opened */
+  taken = 0;
+  /** @internal the window sample this stream was last counted in: what arrived, and `taken` then */
   sampleRound = 0;
   sampledBytes = 0;
+  takenAtSample = 0;
   /** @internal bytes of the chunk in _write not yet framed (waiting for window) */
   unsent = 0;
   /** Length of the chunk in _write until its callback ran. */
