@@ -61,6 +61,9 @@ async function startOriginProcess(): Promise<{ port: number; stop(): void }> {
 }
 
 /** Starts one of the bench's helper scripts; it prints {"port": N} when it listens. */
+/** One way's delay of the "agent far away" rows: 50 ms round trips, a continent apart. */
+const FAR_DELAY_MS = 25;
+
 async function startHelperProcess(script: string, args: string[]): Promise<{ port: number; stop(): void }> {
   const child = spawn(process.execPath, [join(here, script), ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -418,6 +421,54 @@ async function main(): Promise<void> {
       await transportAgent.nextEvent((e) => e.event === 'ready');
       await bulkRows(`agent session over ${name}`, tunnel, hostArgs);
       await transportAgent.stop();
+    }
+
+    // A far agent: its session crosses a delay line, FAR_DELAY_MS each way. The direct column is
+    // the same transfer over the same kind of line to the origin (TCP's own window tuning).
+    say(`an agent ${2 * FAR_DELAY_MS} ms away (a delay line): download and upload (median of 3)`);
+    {
+      const farKey = join(work, 'far.key');
+      await startCli(['keygen', '--out', farKey]).exited;
+      const towardsRelay = await startHelperProcess('delay-hop.js', [
+        String(relayPort),
+        String(FAR_DELAY_MS),
+      ]);
+      const towardsOrigin = await startHelperProcess('delay-hop.js', [
+        String(origin.port),
+        String(FAR_DELAY_MS),
+      ]);
+      stops.push(towardsRelay.stop, towardsOrigin.stop);
+      const farAgent = startCli([
+        'expose',
+        `http://127.0.0.1:${origin.port}`,
+        '--relay',
+        `tcp://127.0.0.1:${towardsRelay.port}`,
+        '--key',
+        farKey,
+        '--json',
+        '--connections',
+        '1',
+      ]);
+      const farReady = await farAgent.nextEvent((e) => e.event === 'ready');
+      const farLabel = (farReady.services as { label: string }[])[0]?.label as string;
+      const farHost = ['-H', `Host: ${farLabel}.localhost:${relayPort}`];
+      const farDirect = `http://127.0.0.1:${towardsOrigin.port}`;
+      for (const [what, transfer] of [
+        ['download', download],
+        ['upload', upload],
+      ] as const) {
+        const d = median(await repeat(3, transfer(farDirect, [])));
+        const t = median(await repeat(3, transfer(tunnel, farHost)));
+        rows.push({
+          scenario: `${settings.bulkMiB} MiB ${what}, agent ${2 * FAR_DELAY_MS} ms away (delay line)`,
+          unit: 'MB/s',
+          direct: d / 1e6,
+          postern: t / 1e6,
+          ratio: t / d,
+          note: `direct column = the same line to the origin; a fixed 1 MiB window allows ${(((MiB / (2 * FAR_DELAY_MS)) * 1000) / 1e6).toFixed(0)} MB/s`,
+        });
+      }
+      await farAgent.stop();
     }
     // Full runs only: --quick stays under a minute.
     if (!quick) say('the same download and upload with other stream windows (relay and agent; median of 3)');
