@@ -579,8 +579,8 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
    * its sender, so its window doubles (up to the growth's maxWindow, from the process's budget).
    * A slow reader's credit comes back in lumps (when its buffer falls below the high-water mark),
    * and the lump's refill fills a round trip too; what its reader takes meanwhile tells it apart.
-   * (Its buffer at the answer did not: over a long path the refill arrives just before the answer,
-   * so a fast reader's buffer was full then too and uploads over 50 ms never grew.) On loopback
+   * (Its buffer at the answer does too, in the unit test and over a 50 ms delay line alike; what
+   * the reader took is the direct measure, where the buffer is a snapshot of one moment.) On loopback
    * the round trip is mostly the two processes' turns on the CPU: a 1 MiB window moved a single
    * download at ~75 % of a plain two-hop socket pipe and 4–16 MiB at ~90 % or more
    * (docs/benchmarks.md). A reader that stops takes no credit, starts no sample and keeps the
