@@ -11,6 +11,10 @@ function delayLine(from: Socket, to: Socket): void {
   const queue: { due: number; chunk: Buffer | null }[] = [];
   let queued = 0;
   let timer: NodeJS.Timeout | undefined;
+  const resumeIfRoom = (): void => {
+    if (queued < LIMIT && to.writableLength < LIMIT) from.resume();
+  };
+  to.on('drain', resumeIfRoom);
   const schedule = (): void => {
     const next = queue[0];
     if (timer !== undefined || next === undefined) return;
@@ -27,8 +31,7 @@ function delayLine(from: Socket, to: Socket): void {
         to.write(next.chunk);
       }
     }
-    if (queued < LIMIT && to.writableLength < LIMIT) from.resume();
-    else if (to.writableLength >= LIMIT) to.once('drain', () => from.resume());
+    resumeIfRoom();
     schedule();
   };
   const enqueue = (chunk: Buffer | null): void => {

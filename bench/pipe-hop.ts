@@ -8,7 +8,8 @@ import { countRead } from '../src/read-buffer-collector.js';
 
 // The same process settings as every postern command, so the floor is measured as fast as Node
 // moves these bytes, not slowed by the settings Postern's processes escape.
-if (process.env.PIPE_HOP_UNTUNED === undefined) {
+const tuned = process.env.PIPE_HOP_UNTUNED === undefined;
+if (tuned) {
   tuneGarbageCollector();
   raiseMallocTrimThreshold();
 }
@@ -26,7 +27,7 @@ const server = createServer({ noDelay: true }, (inbound) => {
   outbound.pipe(inbound);
   // Postern's byte paths count what they read so that dead read buffers are collected young
   // (src/read-buffer-collector.ts); the tuned floor does the same.
-  if (process.env.PIPE_HOP_UNTUNED === undefined) {
+  if (tuned) {
     inbound.on('data', (chunk: Buffer) => countRead(chunk.length));
     outbound.on('data', (chunk: Buffer) => countRead(chunk.length));
   }
