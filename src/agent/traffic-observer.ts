@@ -47,7 +47,8 @@ export function outgoingPairs(
   headers: Record<string, number | string | string[] | undefined>,
 ): [string, string][] {
   const pairs: [string, string][] = [];
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name of Object.keys(headers)) {
+    const value = headers[name];
     if (value === undefined) continue;
     if (Array.isArray(value)) for (const one of value) pairs.push([name, one]);
     else pairs.push([name, String(value)]);
@@ -59,5 +60,5 @@ export function outgoingPairs(
 export function visitorOf(forwardedFor: string | string[] | number | undefined): string | undefined {
   const value = Array.isArray(forwardedFor) ? forwardedFor.join(',') : forwardedFor?.toString();
   if (value === undefined || value === '') return undefined;
-  return value.split(',').at(-1)?.trim();
+  return value.slice(value.lastIndexOf(',') + 1).trim();
 }
