@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { makeCertificates } from '../test/helpers/certs.js';
 import { startNginx } from '../test/helpers/nginx.js';
 import { startCli } from '../test/helpers/processes.js';
+import { bytesPerIdleStream, relayBytesPerIdleTunnel } from './idle-memory.js';
 
 const run = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -21,8 +22,28 @@ const quick = process.argv.includes('--quick');
 const peers = process.argv.includes('--peers');
 const MiB = 1024 * 1024;
 const settings = quick
-  ? { wrkSeconds: 2, bulkMiB: 32, parallelMiB: 16, startRuns: 2, tcpMiB: 128, warmMiB: 64 }
-  : { wrkSeconds: 10, bulkMiB: 100, parallelMiB: 64, startRuns: 5, tcpMiB: 1024, warmMiB: 1024 };
+  ? {
+      wrkSeconds: 2,
+      bulkMiB: 32,
+      parallelMiB: 16,
+      startRuns: 2,
+      tcpMiB: 128,
+      warmMiB: 64,
+      // None: at smaller counts the processes' fixed growth shows as per-stream cost (13.5 KiB a
+      // stream at 5 000 vs 10.6 at 10 000), and the full counts take the seconds --quick lacks.
+      idleTunnels: 0,
+      idleStreams: 0,
+    }
+  : {
+      wrkSeconds: 10,
+      bulkMiB: 100,
+      parallelMiB: 64,
+      startRuns: 5,
+      tcpMiB: 1024,
+      warmMiB: 1024,
+      idleTunnels: 1_000,
+      idleStreams: 10_000,
+    };
 
 interface Row {
   scenario: string;
@@ -60,10 +81,10 @@ async function startOriginProcess(): Promise<{ port: number; stop(): void }> {
   return startHelperProcess('origin-process.js', []);
 }
 
-/** Starts one of the bench's helper scripts; it prints {"port": N} when it listens. */
 /** One way's delay of the "agent far away" rows: 50 ms round trips, a continent apart. */
 const FAR_DELAY_MS = 25;
 
+/** Starts one of the bench's helper scripts; it prints {"port": N} when it listens. */
 async function startHelperProcess(script: string, args: string[]): Promise<{ port: number; stop(): void }> {
   const child = spawn(process.execPath, [join(here, script), ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -697,6 +718,38 @@ async function main(): Promise<void> {
       postern: median(startTimes),
       ratio: null,
     });
+
+    const { idleTunnels, idleStreams } = settings;
+    // Full runs only (see settings).
+    if (idleTunnels > 0) {
+      say(
+        `memory: ${idleTunnels} idle tunnels on one relay, ${idleStreams} idle TCP streams through one tunnel`,
+      );
+      rows.push({
+        scenario: `relay RSS per idle tunnel, ${idleTunnels} tunnels`,
+        unit: 'KiB',
+        direct: null,
+        postern: (await relayBytesPerIdleTunnel(idleTunnels)) / 1024,
+        ratio: null,
+        note: 'target ≤ 64',
+      });
+      const perStream = await bytesPerIdleStream(idleStreams);
+      rows.push({
+        scenario: `relay RSS per idle stream, ${idleStreams} TCP streams`,
+        unit: 'KiB',
+        direct: null,
+        postern: perStream.relay / 1024,
+        ratio: null,
+        note: 'target ≤ 16',
+      });
+      rows.push({
+        scenario: `agent RSS per idle stream, ${idleStreams} TCP streams`,
+        unit: 'KiB',
+        direct: null,
+        postern: perStream.agent / 1024,
+        ratio: null,
+      });
+    }
   } finally {
     for (const stop of stops) await stop();
     rmSync(work, { recursive: true, force: true });

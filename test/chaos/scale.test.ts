@@ -1,35 +1,15 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { request as httpRequest } from 'node:http';
-import { connect, type Socket } from 'node:net';
-import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { openFds, processFigures, startCli, startRelayProcess } from '../helpers/processes.js';
+import { openIdleConnections, startChaosScript, startIdleAgents } from '../helpers/scale.js';
 import { until } from '../helpers/wait.js';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
 const AGENTS = 1_000;
 const IDLE_CONNECTIONS = 10_000;
 const MiB = 1 << 20;
-
-/** Starts a helper script of this folder and resolves with its JSON lines as they come. */
-function startScript(
-  script: string,
-  args: string[],
-): { child: ReturnType<typeof spawn>; lines: Record<string, unknown>[] } {
-  const child = spawn(process.execPath, [join(HERE, script), ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines: Record<string, unknown>[] = [];
-  createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) =>
-    lines.push(JSON.parse(line) as Record<string, unknown>),
-  );
-  return { child, lines };
-}
 
 const mb = (n: number): string => `${(n / MiB).toFixed(0)} MiB`;
 
@@ -46,23 +26,6 @@ function get(port: number, path: string): Promise<{ status: number; body: string
     req.once('error', reject);
     req.end();
   });
-}
-
-/** A raw preflight: Upgrade: tcp by path routing; resolves with the socket once the 101 is read. */
-async function openPreflight(port: number, label: string): Promise<Socket> {
-  const socket = connect({ host: '127.0.0.1', port, noDelay: true });
-  socket.on('error', () => {});
-  await once(socket, 'connect');
-  socket.write(
-    `GET /${label}/ HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`,
-  );
-  let head = '';
-  while (!head.includes('\r\n\r\n')) {
-    const [chunk] = (await once(socket, 'data')) as [Buffer];
-    head += chunk.toString('latin1');
-  }
-  if (!head.startsWith('HTTP/1.1 101')) throw new Error(`preflight refused: ${head.split('\r\n')[0]}`);
-  return socket;
 }
 
 describe('chaos: scale', () => {
@@ -82,24 +45,11 @@ describe('chaos: scale', () => {
     const relayPid = relay.child.pid as number;
     await delay(200);
     const empty = await processFigures(relayPid);
-    const started = Date.now();
-    const agents = startScript('agents-process.js', [`tcp://127.0.0.1:${port}`, String(AGENTS), '1']);
+    const { agents, labels: list, registeredMs } = await startIdleAgents(`tcp://127.0.0.1:${port}`, AGENTS);
     cleanup.push(() => agents.child.kill('SIGKILL'));
-    const labels = new Set<string>();
-    await until(
-      () => {
-        for (const line of agents.lines.splice(0))
-          if (line.event === 'connected') labels.add(line.label as string);
-        return labels.size === AGENTS;
-      },
-      `${AGENTS} agents registered`,
-      90_000,
-    );
-    const registeredMs = Date.now() - started;
     await delay(500);
     const loaded = await processFigures(relayPid);
 
-    const list = [...labels];
     for (let i = 0; i < list.length; i += 50) {
       const batch = await Promise.all(list.slice(i, i + 50).map((label) => get(port, `/${label}/check`)));
       for (const res of batch) assert.deepEqual(res, { status: 200, body: 'ok /check' });
@@ -121,7 +71,7 @@ describe('chaos: scale', () => {
   });
 
   test(`${IDLE_CONNECTIONS} idle TCP connections (preflight) through one tunnel: all open, all echo, all released`, async (t) => {
-    const echo = startScript('echo-process.js', []);
+    const echo = startChaosScript('echo-process.js', []);
     cleanup.push(() => echo.child.kill('SIGKILL'));
     await until(() => echo.lines.length > 0, 'echo listening', 10_000);
     const echoPort = echo.lines[0]?.port as number;
@@ -152,16 +102,7 @@ describe('chaos: scale', () => {
     await delay(200);
     const before = { relay: await processFigures(relayPid), agent: await processFigures(agentPid) };
 
-    const started = Date.now();
-    const sockets: Socket[] = [];
-    // Opened 200 at a time: a bounded burst, like clients reconnecting after an outage.
-    for (let i = 0; i < IDLE_CONNECTIONS; i += 200) {
-      const batch = await Promise.all(
-        Array.from({ length: Math.min(200, IDLE_CONNECTIONS - i) }, () => openPreflight(port, label)),
-      );
-      sockets.push(...batch);
-    }
-    const openedMs = Date.now() - started;
+    const { sockets, openedMs } = await openIdleConnections(port, label, IDLE_CONNECTIONS);
     cleanup.push(() => {
       for (const socket of sockets) socket.destroy();
     });
