@@ -147,6 +147,35 @@ describe('the capture store keeps within its limits', () => {
     assert.equal(last?.request.truncated, true);
   });
 
+  test('over thousands of exchanges, some dropped from the middle for room, the oldest still go first', () => {
+    const store = new CaptureStore({ entries: 50, bodyBytes: 64 << 10, totalBytes: 256 << 10 });
+    // Open throughout: room is never made by dropping it, so budget evictions drop from behind it.
+    const held = store.open(exchange('/held'));
+    for (let i = 1; i <= 5_000; i++) {
+      const record = store.open(exchange(`/${i}`));
+      if (i % 7 === 0) record.toVisitor(Buffer.alloc(60 << 10));
+      record.end();
+      assert.ok(store.keptBytes <= 256 << 10, `kept ${store.keptBytes} bytes`);
+    }
+    const paths = store.list().map((c) => c.path);
+    assert.equal(paths[0], '/5000', 'newest first');
+    assert.equal(paths.at(-1), '/held', 'the open exchange was kept');
+    const numbers = paths.slice(0, -1).map((path) => Number(path.slice(1)));
+    assert.deepEqual(
+      numbers,
+      [...numbers].sort((a, b) => b - a),
+      'the rest in order',
+    );
+    assert.equal(store.get('2'), undefined);
+    // Past the entry limit the oldest goes whatever its state: the held exchange first.
+    for (let i = 0; i < 50; i++) store.open(exchange(`/late-${i}`)).end();
+    assert.equal(store.get(held.id), undefined);
+    assert.deepEqual(
+      store.list().map((c) => c.path),
+      Array.from({ length: 50 }, (_, i) => `/late-${49 - i}`),
+    );
+  });
+
   test('past the byte budget the oldest finished exchanges go; a record whose capture went writes nowhere', () => {
     const store = new CaptureStore({ entries: 1000, bodyBytes: 64 << 10, totalBytes: 256 << 10 });
     for (let i = 0; i < 40; i++) {
