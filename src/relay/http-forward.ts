@@ -14,7 +14,13 @@ import type { StallWatch } from '../stream/stall-watch.js';
 import type { RelayMetrics } from './metrics.js';
 import type { ResolvedRelayOptions } from './options.js';
 import type { Tunnel, TunnelRegistry } from './registry.js';
-import { admitStream, findSession, streamHeaders, visitorAddressOf } from './stream-admission.js';
+import {
+  admitStream,
+  admitStreamNow,
+  findSession,
+  streamHeaders,
+  visitorAddressOf,
+} from './stream-admission.js';
 import type { AccessContext } from './visitor-access.js';
 import { sendVisitorError } from './visitor-error.js';
 
@@ -46,12 +52,13 @@ export async function forwardHttpRequest(
   res: ServerResponse,
   route: { label: string; path: string; prefix: string },
 ): Promise<void> {
-  const admission = await admitStream(ctx, route, res, {
+  const request = {
     declaredBodyBytes: Number(req.headers['content-length'] ?? 0),
     upgrade: undefined,
     visitorAddress: visitorAddressOf(ctx, req),
     headers: req.headers,
-  });
+  };
+  const admission = admitStreamNow(ctx, route, res, request) ?? (await admitStream(ctx, route, res, request));
   if (!admission.ok) {
     if (admission.error !== undefined)
       sendVisitorError(res, admission.error, admission.message, admission.headers);
@@ -108,7 +115,7 @@ function openAgentStream(
     return;
   }
 
-  stream.once('close', ctx.metrics.streamOpened('http'));
+  const streamClosed = ctx.metrics.streamOpened('http');
   const timer = setTimeout(() => {
     sendVisitorError(
       res,
@@ -169,11 +176,12 @@ function openAgentStream(
       }
     });
     // A stream reset mid-body destroys the visitor's connection, so a cut transfer is seen as
-    // cut, never as a clean end.
-    ctx.stalls.watch(res, 'the visitor');
-    forwardBody(stream, res);
+    // cut, never as a clean end. Only a visitor whose connection filled up can stall: watched from
+    // then on, most responses (small ones) never are (docs/benchmarks.md).
+    forwardBody(stream, res, undefined, () => ctx.stalls.watch(res, 'the visitor'));
   });
   stream.once('close', () => {
+    streamClosed();
     clearTimeout(timer);
     if (res.headersSent || res.destroyed) return;
     if (attempt < MAX_SESSION_RETRIES && mayResend(req.method ?? 'GET', hasBody, stream, session)) {

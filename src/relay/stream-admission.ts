@@ -42,7 +42,7 @@ export async function admitStream(
     headers: IncomingHttpHeaders;
   },
 ): Promise<Admission> {
-  const { options, registry } = ctx;
+  const { registry } = ctx;
   if (ctx.cluster !== undefined && registry.get(route.label) === undefined) {
     const remote = await admitRemote(ctx, ctx.cluster, route, visitor, request);
     if (visitor.destroyed) return { ok: false, error: undefined };
@@ -74,24 +74,8 @@ export async function admitStream(
   }
   const waitMs = await takeRequestToken(ctx, tunnel);
   if (visitor.destroyed) return { ok: false, error: undefined };
-  if (waitMs > 0) {
-    return {
-      ok: false,
-      error: 'rateLimited',
-      message: `tunnel over its limit of ${options.requestsPerSecondPerTunnel} requests/s`,
-      headers: { 'retry-after': String(Math.ceil(waitMs / 1000)) },
-    };
-  }
-  if (tunnel.activeStreams >= options.maxConcurrentStreamsPerTunnel) {
-    return {
-      ok: false,
-      error: 'tooManyStreams',
-      message: `tunnel has ${tunnel.activeStreams} streams open (limit ${options.maxConcurrentStreamsPerTunnel})`,
-      headers: { 'retry-after': '1' },
-    };
-  }
-  const visitorRefusal = holdVisitorSlot(ctx, tunnel, visitor, request.visitorAddress);
-  if (visitorRefusal !== undefined) return visitorRefusal;
+  const limited = refuseOverLimits(ctx, tunnel, visitor, request.visitorAddress, waitMs);
+  if (limited !== undefined) return limited;
 
   const session = await findSession(ctx, tunnel, visitor);
   if (visitor.destroyed) return { ok: false, error: undefined };
@@ -104,6 +88,62 @@ export async function admitStream(
     };
   }
   return { ok: true, tunnel, session, consumed };
+}
+
+/**
+ * admitStream for the usual request, decided without waiting: the tunnel is held here with a
+ * session at hand, has no access rules to check and no cluster-wide rate limit to ask Redis about.
+ * Undefined when any of that does not hold (nothing is counted then): admitStream decides.
+ * Its three awaits, each a turn of the microtask queue, were about 5 % of the relay's CPU a
+ * small request (docs/benchmarks.md).
+ */
+export function admitStreamNow(
+  ctx: ForwardContext,
+  route: Route,
+  visitor: EventEmitter & { destroyed: boolean },
+  request: { declaredBodyBytes: number; upgrade: string | undefined; visitorAddress: string },
+): Admission | undefined {
+  // A visitor already gone would never give back the slot held for it ('close' came and went).
+  if (visitor.destroyed) return undefined;
+  const tunnel = ctx.registry.get(route.label);
+  if (tunnel === undefined || tunnel.access !== undefined || tunnel.remote !== undefined) return undefined;
+  if (tunnel.bucket !== undefined && ctx.cluster?.directory.reachable) return undefined;
+  const session = ctx.registry.pickSession(tunnel);
+  if (session === undefined) return undefined;
+  const refusal =
+    shapeRefusal(ctx, route.label, tunnel.kind, request) ??
+    refuseOverLimits(ctx, tunnel, visitor, request.visitorAddress, tunnel.bucket?.take(Date.now()) ?? 0);
+  return refusal ?? { ok: true, tunnel, session, consumed: [] };
+}
+
+/**
+ * The tunnel's rate limit (`waitMs` until its next token, 0 when one was taken), its stream cap and
+ * the per-address cap; undefined when the stream may open, with its slots then held.
+ */
+function refuseOverLimits(
+  ctx: ForwardContext,
+  tunnel: Tunnel,
+  visitor: EventEmitter,
+  address: string,
+  waitMs: number,
+): Admission | undefined {
+  if (waitMs > 0) {
+    return {
+      ok: false,
+      error: 'rateLimited',
+      message: `tunnel over its limit of ${ctx.options.requestsPerSecondPerTunnel} requests/s`,
+      headers: { 'retry-after': String(Math.ceil(waitMs / 1000)) },
+    };
+  }
+  if (tunnel.activeStreams >= ctx.options.maxConcurrentStreamsPerTunnel) {
+    return {
+      ok: false,
+      error: 'tooManyStreams',
+      message: `tunnel has ${tunnel.activeStreams} streams open (limit ${ctx.options.maxConcurrentStreamsPerTunnel})`,
+      headers: { 'retry-after': '1' },
+    };
+  }
+  return holdVisitorSlot(ctx, tunnel, visitor, address);
 }
 
 /**

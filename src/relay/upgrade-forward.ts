@@ -8,7 +8,7 @@ import { Header } from '../session/protocol.js';
 import { resetStream } from '../session/reset-stream.js';
 import { joinDuplex } from '../stream/join-duplex.js';
 import type { ForwardContext } from './http-forward.js';
-import { admitStream, streamHeaders, visitorAddressOf } from './stream-admission.js';
+import { admitStream, admitStreamNow, streamHeaders, visitorAddressOf } from './stream-admission.js';
 import { writeRawError } from './visitor-error.js';
 
 /**
@@ -28,12 +28,14 @@ export async function forwardUpgrade(
   const { options } = ctx;
   socket.pause();
   const token = String(req.headers.upgrade).toLowerCase();
-  const admission = await admitStream(ctx, route, socket, {
+  const request = {
     declaredBodyBytes: 0,
     upgrade: token,
     visitorAddress: visitorAddressOf(ctx, req),
     headers: req.headers,
-  });
+  };
+  const admission =
+    admitStreamNow(ctx, route, socket, request) ?? (await admitStream(ctx, route, socket, request));
   if (!admission.ok) {
     if (admission.error !== undefined)
       writeRawError(socket, admission.error, admission.message, admission.headers);

@@ -6,12 +6,18 @@ import { resetBehindEnd } from './reset-end.js';
  * Sends a body from `source` to `destination` with backpressure (a full destination pauses the
  * source until it drains). If the source stops before its end, or either side fails, both are
  * destroyed — a cut body is never passed on as a whole one. `onDone` runs once: with no argument
- * when the destination finished, with the error otherwise.
+ * when the destination finished, with the error otherwise. `onFirstFull` runs the first time the
+ * destination is full (for a stall watch that only full destinations need).
  *
  * stream.pipeline does the same but allocates an AbortController and a dozen listeners per call;
  * this runs for every request and response body, so it stays small.
  */
-export function forwardBody(source: Readable, destination: Writable, onDone?: (error?: Error) => void): void {
+export function forwardBody(
+  source: Readable,
+  destination: Writable,
+  onDone?: (error?: Error) => void,
+  onFirstFull?: () => void,
+): void {
   let settled = false;
   let ended = false;
   const settle = (error?: Error): void => {
@@ -45,5 +51,5 @@ export function forwardBody(source: Readable, destination: Writable, onDone?: (e
     if (!destination.writableFinished) fail(new Error('the receiver went away'));
   });
   // Not pipe(): its eight listeners per body were a visible share of a small request's cost.
-  forwardBytes(source, destination);
+  forwardBytes(source, destination, onFirstFull);
 }

@@ -4,10 +4,11 @@ import { countRead } from '../read-buffer-collector.js';
 /**
  * Moves `from`'s bytes to `to`, pausing `from` while `to` is full — the data path of `pipe()`
  * with one 'data' and one 'drain' listener instead of pipe's eight and their closures. Ends,
- * errors and closes are the caller's to handle.
+ * errors and closes are the caller's to handle. `onFirstFull` runs the first time `to` is full.
  */
-export function forwardBytes(from: Readable, to: Writable): void {
+export function forwardBytes(from: Readable, to: Writable, onFirstFull?: () => void): void {
   let waiting = false;
+  let wasFull = false;
   const resume = (): void => {
     waiting = false;
     from.resume();
@@ -19,6 +20,10 @@ export function forwardBytes(from: Readable, to: Writable): void {
     if (waiting) return;
     waiting = true;
     to.once('drain', resume);
+    if (!wasFull) {
+      wasFull = true;
+      onFirstFull?.();
+    }
   };
   from.on('data', (chunk: Buffer) => {
     countRead(chunk.length);
