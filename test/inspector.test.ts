@@ -3,6 +3,9 @@ import { once } from 'node:events';
 import { get, type IncomingMessage, request, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { connect } from '../src/client/connect.js';
@@ -174,6 +177,27 @@ describe('the capture store keeps within its limits', () => {
       store.list().map((c) => c.path),
       Array.from({ length: 50 }, (_, i) => `/late-${49 - i}`),
     );
+  });
+
+  test('exchanges dropped for room behind an open one are freed, not kept by the store', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const store = new CaptureStore({ entries: 50, bodyBytes: 64 << 10, totalBytes: 256 << 10 });
+    store.open(exchange('/websocket, open throughout'));
+    const dropped: WeakRef<object>[] = [];
+    for (let i = 0; i < 3_000; i++) {
+      const record = store.open(exchange(`/${i}`));
+      dropped.push(new WeakRef(store.get(record.id) as object));
+      record.toVisitor(Buffer.alloc(60 << 10));
+      record.end();
+    }
+    assert.ok(store.list().length < 10, 'the byte budget, not the entry limit, dropped them');
+    for (let i = 0; i < 3; i++) {
+      gc();
+      await delay(10);
+    }
+    const alive = dropped.filter((ref) => ref.deref() !== undefined).length;
+    assert.ok(alive < 50, `${alive} of 3 000 dropped captures (60 KiB bodies) still in memory`);
   });
 
   test('past the byte budget the oldest finished exchanges go; a record whose capture went writes nowhere', () => {

@@ -149,10 +149,12 @@ export class CaptureStore implements TrafficObserver {
   readonly limits: CaptureLimits;
   readonly #entries = new RenewingMap<string, Capture>();
   /**
-   * The captures oldest first (some may be gone already: #makeRoom drops from the middle), from
-   * #head on. The Map's own first entry is not used for this: V8 leaves a deleted entry's slot in
-   * place until the table is rebuilt, and finding the first live one stepped over every capture
-   * evicted since (up to `entries` of them, ~2 % of the agent's time under a small-GET load).
+   * The kept captures oldest first, from #head on, with holes (undefined) where one was dropped.
+   * The Map's own first entry is not used for this: V8 leaves a deleted entry's slot in place until
+   * the table is rebuilt, and finding the first live one stepped over every capture evicted since
+   * (up to `entries` of them, ~2 % of the agent's time under a small-GET load). Every removal
+   * clears its slot, so the list never holds a dropped capture (nor its bodies); #compact bounds
+   * the holes.
    */
   #order: (Capture | undefined)[] = [];
   #head = 0;
@@ -193,6 +195,7 @@ export class CaptureStore implements TrafficObserver {
   open(exchange: ObservedExchange): ExchangeRecord {
     const capture = new Capture(String(++this.#sequence), exchange, Date.now());
     this.#entries.set(capture.id, capture);
+    this.#compact();
     this.#order.push(capture);
     this.#account(capture, capture.headerBytes);
     while (this.#entries.size > this.limits.entries) this.#evictOldest();
@@ -289,39 +292,45 @@ export class CaptureStore implements TrafficObserver {
    * the chaos test with 200 stalled downloads). Returns how many bytes may be kept (maybe 0).
    */
   #makeRoom(wanted: number, writer: string): number {
-    if (this.#bytes + wanted > this.limits.totalBytes) {
-      for (const capture of this.#entries.values()) {
-        if (this.#bytes + wanted <= this.limits.totalBytes) break;
-        if (capture.state === 'open' || capture.id === writer) continue;
-        this.#entries.delete(capture.id);
-        this.#bytes -= captureBytes(capture);
-      }
+    const order = this.#order;
+    for (let i = this.#head; i < order.length && this.#bytes + wanted > this.limits.totalBytes; i++) {
+      const capture = order[i];
+      if (capture === undefined || capture.state === 'open' || capture.id === writer) continue;
+      this.#remove(capture, i);
     }
     return Math.max(0, Math.min(wanted, this.limits.totalBytes - this.#bytes));
   }
 
   #evictOldest(): void {
     const oldest = this.#oldest();
-    if (oldest === undefined) return;
-    this.#entries.delete(oldest.id);
-    this.#bytes -= captureBytes(oldest);
+    if (oldest !== undefined) this.#remove(oldest, this.#head);
   }
 
-  /** The oldest capture still kept; passed-over slots are cleared, and the list compacted now and then. */
+  #remove(capture: Capture, index: number): void {
+    this.#order[index] = undefined;
+    this.#entries.delete(capture.id);
+    this.#bytes -= captureBytes(capture);
+  }
+
+  /** The oldest capture kept, at #head. */
   #oldest(): Capture | undefined {
     const order = this.#order;
-    for (; this.#head < order.length; this.#head++) {
-      const capture = order[this.#head];
-      if (capture !== undefined && this.#entries.get(capture.id) === capture) break;
-      // Cleared, so a list that outlived a young collection holds no dead capture there.
-      order[this.#head] = undefined;
-    }
-    if (this.#head >= 1024 && this.#head * 2 >= order.length) {
-      this.#order = order.slice(this.#head);
-      order.length = 0;
-      this.#head = 0;
-    }
-    return this.#order[this.#head];
+    while (this.#head < order.length && order[this.#head] === undefined) this.#head++;
+    return order[this.#head];
+  }
+
+  /**
+   * Drops the list's holes once they outnumber its captures (and a thousand): an old exchange kept
+   * open (a WebSocket) while #makeRoom drops newer ones behind it would otherwise grow the list
+   * for ever. A new array, and the old one emptied: a dead array that outlived a young collection
+   * must not point at young captures.
+   */
+  #compact(): void {
+    const order = this.#order;
+    if (order.length - this.#head <= 2 * this.#entries.size + 1024) return;
+    this.#order = order.slice(this.#head).filter((capture) => capture !== undefined);
+    order.length = 0;
+    this.#head = 0;
   }
 
   #changed(capture: Capture): void {
