@@ -24,6 +24,7 @@ const MiB = 1024 * 1024;
 const settings = quick
   ? {
       wrkSeconds: 2,
+      wrkRounds: 2,
       bulkMiB: 32,
       parallelMiB: 16,
       startRuns: 2,
@@ -36,6 +37,7 @@ const settings = quick
     }
   : {
       wrkSeconds: 10,
+      wrkRounds: 5,
       bulkMiB: 100,
       parallelMiB: 64,
       startRuns: 5,
@@ -156,16 +158,10 @@ async function tcpSend(connectionString: string, mib = settings.tcpMiB): Promise
 async function wrk(
   url: string,
   host: string | undefined,
+  seconds: number = settings.wrkSeconds,
 ): Promise<{ rps: number; p50: number; p99: number }> {
-  const args = [
-    '-t2',
-    '-c50',
-    `-d${settings.wrkSeconds}s`,
-    '--latency',
-    ...(host ? ['-H', `Host: ${host}`] : []),
-    url,
-  ];
-  const { stdout } = await run('wrk', args, { timeout: (settings.wrkSeconds + 30) * 1000 });
+  const args = ['-t2', '-c50', `-d${seconds}s`, '--latency', ...(host ? ['-H', `Host: ${host}`] : []), url];
+  const { stdout } = await run('wrk', args, { timeout: (seconds + 30) * 1000 });
   const ms = (label: string): number => {
     const match = new RegExp(`\\s${label}\\s+([\\d.]+)(us|ms|s)`).exec(stdout);
     if (!match) return Number.NaN;
@@ -292,16 +288,60 @@ async function main(): Promise<void> {
       return (services as { connect: string }[])[0]?.connect as string;
     };
 
-    say(`small GET, 50 keep-alive connections, ${settings.wrkSeconds} s each way`);
-    await wrk(`${tunnel}/small`, tunnelHost); // warm-up: JIT and connection pools
-    const smallDirect = await wrk(`${direct}/small`, undefined);
-    const smallTunnel = await wrk(`${tunnel}/small`, tunnelHost);
+    // An agent with the inspector off, beside the default one: its own key, so its own tunnel.
+    const quietKey = join(work, 'quiet.key');
+    await startCli(['keygen', '--out', quietKey]).exited;
+    const quiet = startCli([
+      'expose',
+      `http://127.0.0.1:${origin.port}`,
+      '--relay',
+      relayAddress,
+      '--key',
+      quietKey,
+      '--json',
+      '--no-inspect',
+    ]);
+    stops.unshift(() => quiet.stop());
+    const quietReady = await quiet.nextEvent((e) => e.event === 'ready');
+    const quietHost = `${(quietReady.services as { label: string }[])[0]?.label}.localhost:${relayPort}`;
+
+    const rounds = settings.wrkRounds;
+    say(
+      `small GET, 50 keep-alive connections: direct, Postern and Postern --no-inspect in turn, ` +
+        `${rounds} rounds of ${settings.wrkSeconds / rounds} s each`,
+    );
+    await wrk(`${tunnel}/small`, tunnelHost, 2); // warm-up: JIT and connection pools
+    await wrk(`${tunnel}/small`, quietHost, 2);
+    // In turn, not one after the other: this machine's speed drifts by ±10 % over tens of seconds,
+    // which a ratio of two runs minutes apart would take for a difference.
+    const smallRuns: Record<'direct' | 'tunnel' | 'quiet', Awaited<ReturnType<typeof wrk>>[]> = {
+      direct: [],
+      tunnel: [],
+      quiet: [],
+    };
+    for (let round = 0; round < rounds; round++) {
+      const seconds = settings.wrkSeconds / rounds;
+      smallRuns.direct.push(await wrk(`${direct}/small`, undefined, seconds));
+      smallRuns.tunnel.push(await wrk(`${tunnel}/small`, tunnelHost, seconds));
+      smallRuns.quiet.push(await wrk(`${tunnel}/small`, quietHost, seconds));
+    }
+    const medianOf = (runs: Awaited<ReturnType<typeof wrk>>[]) => ({
+      rps: median(runs.map((r) => r.rps)),
+      p50: median(runs.map((r) => r.p50)),
+      p99: median(runs.map((r) => r.p99)),
+    });
+    const smallDirect = medianOf(smallRuns.direct);
+    const smallTunnel = medianOf(smallRuns.tunnel);
+    const smallQuiet = medianOf(smallRuns.quiet);
+    const ratioOf = (a: typeof smallRuns.direct, b: typeof smallRuns.direct): number =>
+      median(a.map((run, i) => run.rps / (b[i]?.rps ?? Number.NaN)));
     rows.push({
-      scenario: 'small GET, 50 connections',
+      scenario: `small GET, 50 connections (median of ${rounds} rounds)`,
       unit: 'req/s',
       direct: smallDirect.rps,
       postern: smallTunnel.rps,
-      ratio: smallTunnel.rps / smallDirect.rps,
+      ratio: ratioOf(smallRuns.tunnel, smallRuns.direct),
+      note: 'ratio: median of the rounds',
     });
     rows.push({
       scenario: 'small GET p50 latency',
@@ -376,31 +416,19 @@ async function main(): Promise<void> {
       });
     }
 
-    say('the inspector off (--no-inspect): small GET and download');
-    await agent.stop();
-    stops.shift();
-    const quiet = startCli([
-      'expose',
-      `http://127.0.0.1:${origin.port}`,
-      '--relay',
-      relayAddress,
-      '--key',
-      keyFile,
-      '--json',
-      '--no-inspect',
-    ]);
-    await quiet.nextEvent((e) => e.event === 'ready');
-    await wrk(`${tunnel}/small`, tunnelHost);
-    const smallQuiet = await wrk(`${tunnel}/small`, tunnelHost);
-    await warm(tunnel, hostArgs);
-    const downQuiet = median(await repeat(3, download(tunnel, hostArgs)));
+    say('the inspector off (--no-inspect): download');
+    const quietArgs = ['-H', `Host: ${quietHost}`];
+    await warm(tunnel, quietArgs);
+    const downQuiet = median(await repeat(3, download(tunnel, quietArgs)));
+    // The rows below start agents of their own on the same key: this one must not share the load.
     await quiet.stop();
+    await agent.stop();
     rows.push({
       scenario: 'small GET, 50 connections: inspector on vs --no-inspect',
       unit: 'req/s',
       direct: smallQuiet.rps,
       postern: smallTunnel.rps,
-      ratio: smallTunnel.rps / smallQuiet.rps,
+      ratio: ratioOf(smallRuns.tunnel, smallRuns.quiet),
       note: 'direct column = --no-inspect',
     });
     rows.push({
