@@ -123,6 +123,7 @@ class AgentRuntime extends EventEmitter implements Agent {
           stream.respond({ ':status': 426, [Header.error]: 'upgrade_required' }, { endStream: true });
         else forwardToTcpTarget(stream, headers, service);
       } else if (headers[Header.upgrade] !== undefined) forwardUpgradeToTarget(stream, headers, service);
+      else if (this.listenerCount('request') === 0) forwardToHttpTarget(stream, headers, service);
       else {
         const started = performance.now();
         forwardToHttpTarget(stream, headers, service, (status) =>
