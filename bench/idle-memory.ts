@@ -2,9 +2,8 @@
 // processes (the same set-up as test/chaos/scale.test.ts, which checks that they all work and are
 // all released; here only their memory is read).
 import { setTimeout as delay } from 'node:timers/promises';
-import { processFigures, startCli, startRelayProcess } from '../test/helpers/processes.js';
-import { openIdleConnections, startChaosScript, startIdleAgents } from '../test/helpers/scale.js';
-import { until } from '../test/helpers/wait.js';
+import { processFigures, startRelayProcess } from '../test/helpers/processes.js';
+import { openIdleConnections, startIdleAgents, startIdleStreamTunnel } from '../test/helpers/scale.js';
 
 /** Relay RSS growth per tunnel with `count` agents registered and idle (bytes). */
 export async function relayBytesPerIdleTunnel(count: number): Promise<number> {
@@ -32,46 +31,23 @@ export async function relayBytesPerIdleTunnel(count: number): Promise<number> {
  * through one tunnel to an echo service (bytes, each process apart).
  */
 export async function bytesPerIdleStream(count: number): Promise<{ relay: number; agent: number }> {
-  const echo = startChaosScript('echo-process.js', []);
-  const stops: (() => unknown)[] = [() => echo.child.kill('SIGKILL')];
+  const { relay, agent, port, label, stop } = await startIdleStreamTunnel(count);
   try {
-    await until(() => echo.lines.length > 0, 'echo listening', 10_000);
-    const { relay, port } = await startRelayProcess([
-      '--max-streams',
-      String(count),
-      // All come from 127.0.0.1.
-      '--max-streams-per-ip',
-      '0',
-      '--log-level',
-      'error',
-    ]);
-    stops.push(() => relay.stop('SIGKILL'));
-    const agent = startCli([
-      'expose',
-      `tcp://127.0.0.1:${echo.lines[0]?.port as number}`,
-      '--relay',
-      `tcp://127.0.0.1:${port}`,
-      '--max-streams',
-      String(count),
-      '--json',
-    ]);
-    stops.push(() => agent.stop('SIGKILL'));
-    const ready = await agent.nextEvent((e) => e.event === 'ready');
-    const label = (ready.services as { label: string }[])[0]?.label as string;
     const pids = { relay: relay.child.pid as number, agent: agent.child.pid as number };
     await delay(200);
     const before = { relay: await processFigures(pids.relay), agent: await processFigures(pids.agent) };
     const { sockets } = await openIdleConnections(port, label, count);
-    stops.push(() => {
+    try {
+      await delay(1_000);
+      const open = { relay: await processFigures(pids.relay), agent: await processFigures(pids.agent) };
+      return {
+        relay: (open.relay.rss - before.relay.rss) / count,
+        agent: (open.agent.rss - before.agent.rss) / count,
+      };
+    } finally {
       for (const socket of sockets) socket.destroy();
-    });
-    await delay(1_000);
-    const open = { relay: await processFigures(pids.relay), agent: await processFigures(pids.agent) };
-    return {
-      relay: (open.relay.rss - before.relay.rss) / count,
-      agent: (open.agent.rss - before.agent.rss) / count,
-    };
+    }
   } finally {
-    for (const stop of stops.reverse()) await stop();
+    await stop();
   }
 }

@@ -3,9 +3,8 @@ import { once } from 'node:events';
 import { request as httpRequest } from 'node:http';
 import { after, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { openFds, processFigures, startCli, startRelayProcess } from '../helpers/processes.js';
-import { openIdleConnections, startChaosScript, startIdleAgents } from '../helpers/scale.js';
-import { until } from '../helpers/wait.js';
+import { openFds, processFigures, startRelayProcess } from '../helpers/processes.js';
+import { openIdleConnections, startIdleAgents, startIdleStreamTunnel } from '../helpers/scale.js';
 
 const AGENTS = 1_000;
 const IDLE_CONNECTIONS = 10_000;
@@ -71,32 +70,8 @@ describe('chaos: scale', () => {
   });
 
   test(`${IDLE_CONNECTIONS} idle TCP connections (preflight) through one tunnel: all open, all echo, all released`, async (t) => {
-    const echo = startChaosScript('echo-process.js', []);
-    cleanup.push(() => echo.child.kill('SIGKILL'));
-    await until(() => echo.lines.length > 0, 'echo listening', 10_000);
-    const echoPort = echo.lines[0]?.port as number;
-    const { relay, port } = await startRelayProcess([
-      '--max-streams',
-      String(IDLE_CONNECTIONS),
-      // All 10 000 come from 127.0.0.1.
-      '--max-streams-per-ip',
-      '0',
-      '--log-level',
-      'error',
-    ]);
-    cleanup.push(() => relay.stop('SIGKILL'));
-    const agent = startCli([
-      'expose',
-      `tcp://127.0.0.1:${echoPort}`,
-      '--relay',
-      `tcp://127.0.0.1:${port}`,
-      '--max-streams',
-      String(IDLE_CONNECTIONS),
-      '--json',
-    ]);
-    cleanup.push(() => agent.stop('SIGKILL'));
-    const ready = await agent.nextEvent((e) => e.event === 'ready');
-    const label = (ready.services as { label: string }[])[0]?.label as string;
+    const { relay, agent, port, label, stop } = await startIdleStreamTunnel(IDLE_CONNECTIONS);
+    cleanup.push(stop);
     const relayPid = relay.child.pid as number;
     const agentPid = agent.child.pid as number;
     await delay(200);

@@ -6,6 +6,7 @@ import { connect, type Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { type CliProcess, startCli, startRelayProcess } from './processes.js';
 import { until } from './wait.js';
 
 const CHAOS = join(dirname(fileURLToPath(import.meta.url)), '..', 'chaos');
@@ -100,4 +101,58 @@ export async function openIdleConnections(
     }
   }
   return { sockets, openedMs: Date.now() - started };
+}
+
+export interface IdleStreamTunnel {
+  relay: CliProcess;
+  agent: CliProcess;
+  /** The relay's port. */
+  port: number;
+  /** The TCP tunnel to the echo service. */
+  label: string;
+  /** Kills every process started. */
+  stop(): Promise<void>;
+}
+
+/**
+ * An echo service (its own process: `count` connections need their own descriptor budget), a
+ * relay and `postern expose tcp://` in front of it, all limits raised for `count` streams from
+ * one address.
+ */
+export async function startIdleStreamTunnel(count: number): Promise<IdleStreamTunnel> {
+  const stops: (() => unknown)[] = [];
+  const stop = async (): Promise<void> => {
+    for (const step of stops.reverse()) await step();
+  };
+  try {
+    const echo = startChaosScript('echo-process.js', []);
+    stops.push(() => echo.child.kill('SIGKILL'));
+    await until(() => echo.lines.length > 0, 'echo listening', 10_000);
+    const { relay, port } = await startRelayProcess([
+      '--max-streams',
+      String(count),
+      // All come from 127.0.0.1.
+      '--max-streams-per-ip',
+      '0',
+      '--log-level',
+      'error',
+    ]);
+    stops.push(() => relay.stop('SIGKILL'));
+    const agent = startCli([
+      'expose',
+      `tcp://127.0.0.1:${echo.lines[0]?.port as number}`,
+      '--relay',
+      `tcp://127.0.0.1:${port}`,
+      '--max-streams',
+      String(count),
+      '--json',
+    ]);
+    stops.push(() => agent.stop('SIGKILL'));
+    const ready = await agent.nextEvent((e) => e.event === 'ready');
+    const label = (ready.services as { label: string }[])[0]?.label as string;
+    return { relay, agent, port, label, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
 }
