@@ -32,7 +32,7 @@ export function sendBodilessRequest(
   let status = 0;
   let finished = false;
   let hasTrailers = false;
-  stream.once('close', () => {
+  stream.on('close', () => {
     // A finished exchange leaves the target connection in the pool; only one cut short is closed.
     if (!finished) controller?.abort(new Error('the stream was closed'));
   });

@@ -41,7 +41,7 @@ export function forwardToHttpTarget(
   let failure: string | undefined;
   let finished = false;
   let req: ClientRequest | undefined;
-  stream.once('close', () => {
+  stream.on('close', () => {
     // A finished exchange leaves the target connection in the keep-alive pool; only one cut
     // short (the visitor left, the relay reset) is torn down.
     if (!finished) req?.destroy();

@@ -180,7 +180,7 @@ function openAgentStream(
     // then on, most responses (small ones) never are (docs/benchmarks.md).
     forwardBody(stream, res, undefined, () => ctx.stalls.watch(res, 'the visitor'));
   });
-  stream.once('close', () => {
+  stream.on('close', () => {
     streamClosed();
     clearTimeout(timer);
     if (res.headersSent || res.destroyed) return;
@@ -194,7 +194,7 @@ function openAgentStream(
     sendVisitorError(res, 'agentFailed', `the agent closed the stream before answering (code ${code})`);
   });
   stream.on('error', () => {});
-  res.once('close', () => {
+  res.on('close', () => {
     // Only a response cut short is reset: a finished stream is already gone on both ends.
     if (!res.writableFinished) resetStream(stream, 'visitor went away');
   });

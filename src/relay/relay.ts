@@ -423,7 +423,7 @@ class RelayServer extends EventEmitter implements Relay {
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     const started = performance.now();
-    res.once('close', () =>
+    res.on('close', () =>
       this.metrics.response(
         res.writableFinished ? res.statusCode : 'cut',
         (performance.now() - started) / 1000,

@@ -169,7 +169,7 @@ function holdVisitorSlot(
   tunnel.activeStreams++;
   tunnel.streamsTotal++;
   ctx.streamsByVisitor.set(address, perAddress + 1);
-  visitor.once('close', () => {
+  visitor.on('close', () => {
     tunnel.activeStreams--;
     const left = (ctx.streamsByVisitor.get(address) ?? 1) - 1;
     if (left > 0) ctx.streamsByVisitor.set(address, left);

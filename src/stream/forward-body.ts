@@ -10,7 +10,9 @@ import { resetBehindEnd } from './reset-end.js';
  * destination is full (for a stall watch that only full destinations need).
  *
  * stream.pipeline does the same but allocates an AbortController and a dozen listeners per call;
- * this runs for every request and response body, so it stays small.
+ * this runs for every request and response body, so it stays small. Its listeners are on(), not
+ * once(), here and on the other per-request paths: 'end', 'finish' and 'close' come once per
+ * stream anyway, and once() wraps each listener in two more objects and unlinks it again.
  */
 export function forwardBody(
   source: Readable,
@@ -32,7 +34,7 @@ export function forwardBody(
     destination.destroy(error);
     settle(error);
   };
-  source.once('end', () => {
+  source.on('end', () => {
     const rstCode = resetBehindEnd(source);
     if (rstCode !== undefined) {
       fail(new Error(`the body was cut: its stream was reset (code ${rstCode})`));
@@ -42,12 +44,12 @@ export function forwardBody(
     destination.end();
   });
   source.on('error', fail);
-  source.once('close', () => {
+  source.on('close', () => {
     if (!ended) fail(new Error('the body stopped before its end'));
   });
   destination.on('error', fail);
-  destination.once('finish', () => settle());
-  destination.once('close', () => {
+  destination.on('finish', () => settle());
+  destination.on('close', () => {
     if (!destination.writableFinished) fail(new Error('the receiver went away'));
   });
   // Not pipe(): its eight listeners per body were a visible share of a small request's cost.
