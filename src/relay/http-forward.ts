@@ -141,9 +141,13 @@ function openAgentStream(
       forwardBody(req, stream);
     }
   }
-  stream.on('continue', () => {
-    if (!res.headersSent) res.writeContinue();
-  });
+  // Listeners only where they can fire: an agent answers 100 only to a request that expects it,
+  // and sends trailers only after a head that announced them (Trailer).
+  if (req.headers.expect !== undefined) {
+    stream.on('continue', () => {
+      if (!res.headersSent) res.writeContinue();
+    });
+  }
   stream.once('response', (responseHeaders: IncomingMuxHeaders) => {
     clearTimeout(timer);
     if (res.headersSent || res.destroyed) return;
@@ -168,13 +172,15 @@ function openAgentStream(
       );
       return;
     }
-    stream.on('trailers', (trailers: IncomingMuxHeaders) => {
-      try {
-        res.addTrailers(endToEndHeaders(trailers) as Record<string, string>);
-      } catch {
-        // Trailers a visitor's HTTP/1.1 cannot carry are dropped, the body is still whole.
-      }
-    });
+    if (responseHeaders.trailer !== undefined) {
+      stream.on('trailers', (trailers: IncomingMuxHeaders) => {
+        try {
+          res.addTrailers(endToEndHeaders(trailers) as Record<string, string>);
+        } catch {
+          // Trailers a visitor's HTTP/1.1 cannot carry are dropped, the body is still whole.
+        }
+      });
+    }
     // A stream reset mid-body destroys the visitor's connection, so a cut transfer is seen as
     // cut, never as a clean end. Only a visitor whose connection filled up can stall: watched from
     // then on, most responses (small ones) never are (docs/benchmarks.md).
