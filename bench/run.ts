@@ -220,6 +220,26 @@ function median(values: number[]): number {
   return sorted[Math.floor(sorted.length / 2)] as number;
 }
 
+/**
+ * Every run once a round, for `rounds` rounds: the paths a ratio compares see the machine in the
+ * same minutes. Run one after the other, this machine's drift of about a tenth over tens of
+ * seconds came out as differences between them.
+ */
+async function inTurns<K extends string>(
+  rounds: number,
+  runs: Record<K, () => Promise<number>>,
+): Promise<Record<K, number[]>> {
+  const keys = Object.keys(runs) as K[];
+  const results = Object.fromEntries(keys.map((key) => [key, []])) as unknown as Record<K, number[]>;
+  for (let round = 0; round < rounds; round++) for (const key of keys) results[key].push(await runs[key]());
+  return results;
+}
+
+/** The median of the rounds' ratios a[i] / b[i]. */
+function medianRatio(a: number[], b: number[]): number {
+  return median(a.map((value, i) => value / (b[i] ?? Number.NaN)));
+}
+
 async function main(): Promise<void> {
   ensureTools();
   const work = mkdtempSync(join(tmpdir(), 'postern-bench-'));
@@ -334,7 +354,10 @@ async function main(): Promise<void> {
     const smallTunnel = medianOf(smallRuns.tunnel);
     const smallQuiet = medianOf(smallRuns.quiet);
     const ratioOf = (a: typeof smallRuns.direct, b: typeof smallRuns.direct): number =>
-      median(a.map((run, i) => run.rps / (b[i]?.rps ?? Number.NaN)));
+      medianRatio(
+        a.map((run) => run.rps),
+        b.map((run) => run.rps),
+      );
     rows.push({
       scenario: `small GET, 50 connections (median of ${rounds} rounds)`,
       unit: 'req/s',
@@ -389,29 +412,36 @@ async function main(): Promise<void> {
       [tunnel, hostArgs],
     ] as const)
       await warm(base, [...extra]);
-    const downDirect = median(await repeat(3, download(direct, [])));
-    const downPipe = median(await repeat(3, download(pipe, [])));
-    const downTunnel = median(await repeat(3, download(tunnel, hostArgs)));
-    const upDirect = median(await repeat(3, upload(direct, [])));
-    const upTunnel = median(await repeat(3, upload(tunnel, hostArgs)));
-    const upPipe = median(await repeat(3, upload(pipe, [])));
-    for (const [what, d, t, p] of [
-      ['download', downDirect, downTunnel, downPipe],
-      ['upload', upDirect, upTunnel, upPipe],
+    const downs = await inTurns(3, {
+      direct: download(direct, []),
+      pipe: download(pipe, []),
+      tunnel: download(tunnel, hostArgs),
+    });
+    const ups = await inTurns(3, {
+      direct: upload(direct, []),
+      pipe: upload(pipe, []),
+      tunnel: upload(tunnel, hostArgs),
+    });
+    const downTunnel = median(downs.tunnel);
+    const downDirect = median(downs.direct);
+    const upDirect = median(ups.direct);
+    for (const [what, runs] of [
+      ['download', downs],
+      ['upload', ups],
     ] as const) {
       rows.push({
-        scenario: `${settings.bulkMiB} MiB ${what}, 1 stream (median of 3)`,
+        scenario: `${settings.bulkMiB} MiB ${what}, 1 stream (median of 3 rounds)`,
         unit: 'MB/s',
-        direct: d / 1e6,
-        postern: t / 1e6,
-        ratio: t / d,
+        direct: median(runs.direct) / 1e6,
+        postern: median(runs.tunnel) / 1e6,
+        ratio: medianRatio(runs.tunnel, runs.direct),
       });
       rows.push({
         scenario: `… the same ${what} vs a plain two-hop socket pipe`,
         unit: 'MB/s',
-        direct: p / 1e6,
-        postern: t / 1e6,
-        ratio: t / p,
+        direct: median(runs.pipe) / 1e6,
+        postern: median(runs.tunnel) / 1e6,
+        ratio: medianRatio(runs.tunnel, runs.pipe),
         note: 'direct column = the pipe',
       });
     }
@@ -631,22 +661,29 @@ async function main(): Promise<void> {
     // The warm-up (as for the HTTP transfers), then the median of three, since a single
     // transfer's figure swings by a third on this machine.
     for (const port of [tcpPipePort, localPort]) await iperf(port, settings.warmMiB);
-    const tcpDirect = median(await repeat(3, () => iperf(iperfPort)));
-    const tcpPipe = median(await repeat(3, () => iperf(tcpPipePort)));
-    const tcpTunnel = median(await repeat(3, () => iperf(localPort)));
+    const tcpRuns = await inTurns(3, {
+      direct: () => iperf(iperfPort),
+      pipe: () => iperf(tcpPipePort),
+      tunnel: () => iperf(localPort),
+    });
+    const [tcpDirect, tcpPipe, tcpTunnel] = [
+      median(tcpRuns.direct),
+      median(tcpRuns.pipe),
+      median(tcpRuns.tunnel),
+    ];
     rows.push({
-      scenario: `preflight TCP, ${settings.tcpMiB} MiB, 1 connection (iperf3, median of 3)`,
+      scenario: `preflight TCP, ${settings.tcpMiB} MiB, 1 connection (iperf3, median of 3 rounds)`,
       unit: 'MB/s',
       direct: tcpDirect,
       postern: tcpTunnel,
-      ratio: tcpTunnel / tcpDirect,
+      ratio: medianRatio(tcpRuns.tunnel, tcpRuns.direct),
     });
     rows.push({
       scenario: '… the same vs a plain two-hop socket pipe',
       unit: 'MB/s',
       direct: tcpPipe,
       postern: tcpTunnel,
-      ratio: tcpTunnel / tcpPipe,
+      ratio: medianRatio(tcpRuns.tunnel, tcpRuns.pipe),
       note: 'pipe',
     });
 
@@ -656,22 +693,27 @@ async function main(): Promise<void> {
     const sinkConnect = await exposeTcp(sink.port, 'sink');
     const sinkPipe = `tcp://127.0.0.1:${await startPipe(sink.port)}`;
     for (const target of [sinkPipe, sinkConnect]) await tcpSend(target, settings.warmMiB);
-    const libraryDirect = median(await repeat(3, () => tcpSend(`tcp://127.0.0.1:${sink.port}`)));
-    const libraryPipe = median(await repeat(3, () => tcpSend(sinkPipe)));
-    const libraryTunnel = median(await repeat(3, () => tcpSend(sinkConnect)));
+    const libraryRuns = await inTurns(3, {
+      direct: () => tcpSend(`tcp://127.0.0.1:${sink.port}`),
+      pipe: () => tcpSend(sinkPipe),
+      tunnel: () => tcpSend(sinkConnect),
+    });
+    const libraryDirect = median(libraryRuns.direct);
+    const libraryPipe = median(libraryRuns.pipe);
+    const libraryTunnel = median(libraryRuns.tunnel);
     rows.push({
-      scenario: `preflight TCP, client library, ${settings.tcpMiB} MiB, 1 connection (median of 3)`,
+      scenario: `preflight TCP, client library, ${settings.tcpMiB} MiB, 1 connection (median of 3 rounds)`,
       unit: 'MB/s',
       direct: libraryDirect,
       postern: libraryTunnel,
-      ratio: libraryTunnel / libraryDirect,
+      ratio: medianRatio(libraryRuns.tunnel, libraryRuns.direct),
     });
     rows.push({
       scenario: '… the same vs a plain two-hop socket pipe',
       unit: 'MB/s',
       direct: libraryPipe,
       postern: libraryTunnel,
-      ratio: libraryTunnel / libraryPipe,
+      ratio: medianRatio(libraryRuns.tunnel, libraryRuns.pipe),
       note: 'pipe',
     });
 
