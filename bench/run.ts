@@ -268,8 +268,11 @@ async function main(): Promise<void> {
     const relayTlsPort = Number(relayTlsAddress.split(':').pop());
     const keyFile = join(work, 'agent.key');
     await startCli(['keygen', '--out', keyFile]).exited;
+    /** `postern expose <target> --relay <relay> --key <key> --json …flags` as a process. */
+    const expose = (target: string, flags: string[] = [], relay = relayAddress, key = keyFile) =>
+      startCli(['expose', target, '--relay', relay, '--key', key, '--json', ...flags]);
     const startAgent = (address = relayAddress): ReturnType<typeof startCli> =>
-      startCli(['expose', `http://127.0.0.1:${origin.port}`, '--relay', address, '--key', keyFile, '--json']);
+      expose(`http://127.0.0.1:${origin.port}`, [], address);
     const agent = startAgent();
     stops.unshift(() => agent.stop());
     const ready = await agent.nextEvent((e) => e.event === 'ready');
@@ -292,17 +295,7 @@ async function main(): Promise<void> {
     };
     /** An agent exposing 127.0.0.1:port as TCP service `name`: the connection string clients dial. */
     const exposeTcp = async (port: number, name: string): Promise<string> => {
-      const tcpAgent = startCli([
-        'expose',
-        `tcp://127.0.0.1:${port}`,
-        '--relay',
-        relayAddress,
-        '--name',
-        name,
-        '--key',
-        keyFile,
-        '--json',
-      ]);
+      const tcpAgent = expose(`tcp://127.0.0.1:${port}`, ['--name', name]);
       stops.unshift(() => tcpAgent.stop());
       const services = (await tcpAgent.nextEvent((e) => e.event === 'ready')).services;
       return (services as { connect: string }[])[0]?.connect as string;
@@ -311,16 +304,7 @@ async function main(): Promise<void> {
     // An agent with the inspector off, beside the default one: its own key, so its own tunnel.
     const quietKey = join(work, 'quiet.key');
     await startCli(['keygen', '--out', quietKey]).exited;
-    const quiet = startCli([
-      'expose',
-      `http://127.0.0.1:${origin.port}`,
-      '--relay',
-      relayAddress,
-      '--key',
-      quietKey,
-      '--json',
-      '--no-inspect',
-    ]);
+    const quiet = expose(`http://127.0.0.1:${origin.port}`, ['--no-inspect'], relayAddress, quietKey);
     stops.unshift(() => quiet.stop());
     const quietReady = await quiet.nextEvent((e) => e.event === 'ready');
     const quietHost = `${(quietReady.services as { label: string }[])[0]?.label}.localhost:${relayPort}`;
@@ -520,17 +504,12 @@ async function main(): Promise<void> {
         String(FAR_DELAY_MS),
       ]);
       stops.push(towardsRelay.stop, towardsOrigin.stop);
-      const farAgent = startCli([
-        'expose',
+      const farAgent = expose(
         `http://127.0.0.1:${origin.port}`,
-        '--relay',
+        ['--connections', '1'],
         `tcp://127.0.0.1:${towardsRelay.port}`,
-        '--key',
         farKey,
-        '--json',
-        '--connections',
-        '1',
-      ]);
+      );
       const farReady = await farAgent.nextEvent((e) => e.event === 'ready');
       const farLabel = (farReady.services as { label: string }[])[0]?.label as string;
       const farHost = ['-H', `Host: ${farLabel}.localhost:${relayPort}`];
@@ -570,17 +549,11 @@ async function main(): Promise<void> {
       const windowAddress = (
         (await windowRelay.nextEvent((e) => e.event === 'listening')).listen as string[]
       )[0];
-      const windowAgent = startCli([
-        'expose',
+      const windowAgent = expose(
         `http://127.0.0.1:${origin.port}`,
-        '--relay',
+        ['--stream-window', String(kib * 1024)],
         windowAddress as string,
-        '--stream-window',
-        String(kib * 1024),
-        '--key',
-        keyFile,
-        '--json',
-      ]);
+      );
       await windowAgent.nextEvent((e) => e.event === 'ready');
       const windowPort = Number(windowAddress?.split(':').pop());
       const windowUrl = `http://127.0.0.1:${windowPort}`;
@@ -612,17 +585,7 @@ async function main(): Promise<void> {
     say(`WebSocket echo, 50 connections, ${settings.wrkSeconds} s each way`);
     const wsEcho = await startHelperProcess('ws-echo-process.js', []);
     stops.push(() => wsEcho.stop());
-    const wsAgent = startCli([
-      'expose',
-      `http://127.0.0.1:${wsEcho.port}`,
-      '--relay',
-      relayAddress,
-      '--name',
-      'ws',
-      '--key',
-      keyFile,
-      '--json',
-    ]);
+    const wsAgent = expose(`http://127.0.0.1:${wsEcho.port}`, ['--name', 'ws']);
     stops.unshift(() => wsAgent.stop());
     const wsLabel = ((await wsAgent.nextEvent((e) => e.event === 'ready')).services as { label: string }[])[0]
       ?.label as string;
@@ -798,30 +761,21 @@ async function main(): Promise<void> {
       say(
         `memory: ${idleTunnels} idle tunnels on one relay, ${idleStreams} idle TCP streams through one tunnel`,
       );
-      rows.push({
-        scenario: `relay RSS per idle tunnel, ${idleTunnels} tunnels`,
+      const memoryRow = (scenario: string, bytes: number, note?: string): Row => ({
+        scenario,
         unit: 'KiB',
         direct: null,
-        postern: (await relayBytesPerIdleTunnel(idleTunnels)) / 1024,
+        postern: bytes / 1024,
         ratio: null,
-        note: 'target ≤ 64',
+        ...(note === undefined ? {} : { note }),
       });
+      const perTunnel = await relayBytesPerIdleTunnel(idleTunnels);
       const perStream = await bytesPerIdleStream(idleStreams);
-      rows.push({
-        scenario: `relay RSS per idle stream, ${idleStreams} TCP streams`,
-        unit: 'KiB',
-        direct: null,
-        postern: perStream.relay / 1024,
-        ratio: null,
-        note: 'target ≤ 16',
-      });
-      rows.push({
-        scenario: `agent RSS per idle stream, ${idleStreams} TCP streams`,
-        unit: 'KiB',
-        direct: null,
-        postern: perStream.agent / 1024,
-        ratio: null,
-      });
+      rows.push(
+        memoryRow(`relay RSS per idle tunnel, ${idleTunnels} tunnels`, perTunnel, 'target ≤ 64'),
+        memoryRow(`relay RSS per idle stream, ${idleStreams} TCP streams`, perStream.relay, 'target ≤ 16'),
+        memoryRow(`agent RSS per idle stream, ${idleStreams} TCP streams`, perStream.agent),
+      );
     }
   } finally {
     for (const stop of stops) await stop();
