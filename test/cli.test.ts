@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -149,6 +149,22 @@ describe('the postern command', () => {
     } finally {
       await relay.stop();
     }
+  });
+
+  test('relay --listen unix://…?path=F never deletes a regular file at F: one line, exit 1, the file intact', async () => {
+    const path = join(home, 'precious.txt');
+    await writeFile(path, 'keep me\n');
+    const relay = startCli(['relay', '--listen', `unix://localhost:0?path=${path}`, '--admin', 'off']);
+    // A relay that took the path would run on: stopped after a bound so the test fails, not hangs.
+    const bound = setTimeout(() => void relay.stop(), 30_000);
+    const code = await relay.exited;
+    clearTimeout(bound);
+    assert.equal(code, 1, relay.stderr());
+    assert.match(
+      relay.stderr(),
+      /^postern relay: cannot listen on unix socket .*precious\.txt: a file that is not a socket is there\n$/,
+    );
+    assert.equal(await readFile(path, 'utf8'), 'keep me\n');
   });
 
   for (const [args, message] of [

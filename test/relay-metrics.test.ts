@@ -7,7 +7,7 @@ import { connect } from '../src/client/connect.js';
 import { curl, curlResponse } from './helpers/curl.js';
 import { type EchoServer, startTcpEcho } from './helpers/echo.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
-import { startRelayProcess } from './helpers/processes.js';
+import { startCli, startRelayProcess } from './helpers/processes.js';
 import { startTunnel, type Tunnel } from './helpers/tunnel.js';
 import { until } from './helpers/wait.js';
 
@@ -172,6 +172,41 @@ describe('relay admin listener from the CLI', () => {
     } finally {
       await relay.stop();
     }
+    // DNS rebinding: a hostile page whose name now points at 127.0.0.1 reads nothing.
+    const { relay: open, listening: openListening } = await startRelayProcess(['--admin', '127.0.0.1:0']);
+    try {
+      const address = String(openListening.admin);
+      const port = address.split(':')[1] as string;
+      for (const path of ['/api/status', '/metrics', '/']) {
+        const rebound = await curlResponse([
+          '-H',
+          `Host: rebind.attacker.example:${port}`,
+          `http://${address}${path}`,
+        ]);
+        assert.equal(rebound.status, 421, path);
+        assert.doesNotMatch(rebound.body, /tunnels|postern_/);
+      }
+      for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`])
+        assert.equal(
+          (await curlResponse(['-H', `Host: ${host}`, `http://${address}/api/status`])).status,
+          200,
+          host,
+        );
+      assert.equal(
+        (await curlResponse(['-H', 'Host: any.example', `http://${address}/healthz`])).status,
+        200,
+      );
+    } finally {
+      await open.stop();
+    }
+    // Beyond loopback only with a token: refused before anything listens.
+    const exposed = startCli(['relay', '--listen', 'tcp://127.0.0.1:0', '--admin', '0.0.0.0:0']);
+    assert.equal(await exposed.exited, 1);
+    assert.match(
+      exposed.stderr(),
+      /^postern relay: the admin listener on 0\.0\.0\.0:0 is reachable beyond this machine; set --admin-token/,
+    );
+    assert.equal(exposed.stderr().trim().split('\n').length, 1);
     const off = await startRelayProcess(['--admin', 'off']);
     try {
       assert.equal(off.listening.admin, null);

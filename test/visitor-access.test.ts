@@ -64,6 +64,21 @@ describe('visitor access per tunnel, enforced by the relay', () => {
         assert.equal(refused.headers['www-authenticate'], 'Basic realm="postern", charset="UTF-8"');
         assert.doesNotMatch(refused.body, /s3cret|badpass/, 'errors never echo what was sent');
       }
+      // Only the one base64 spelling: Node's decoder skips characters outside the alphabet, which
+      // would make every padded or dotted variant of a password one more credential that passes.
+      const canonical = Buffer.from('bob:s3cret').toString('base64');
+      for (const variant of [
+        `${canonical.slice(0, 4)}.${canonical.slice(4)}`,
+        `${canonical.slice(0, 4)} ${canonical.slice(4)}`,
+        `${canonical}==`,
+      ]) {
+        const loose = await curlResponse(['-H', `Authorization: Basic ${variant}`, `${tunnel.url}/echo`]);
+        assert.equal(loose.status, 401, `Basic ${JSON.stringify(variant)}`);
+      }
+      assert.equal(
+        (await curlResponse(['-H', `Authorization: Basic ${canonical}`, `${tunnel.url}/echo`])).status,
+        200,
+      );
       assert.equal(
         (await curlResponse(['-H', `Authorization: Bearer ${TOKEN}`, `${tunnel.url}/`])).body,
         'postern: this tunnel takes Basic credentials\n',

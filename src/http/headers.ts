@@ -83,3 +83,19 @@ export function addForwardingHeaders(out: OutgoingHttpHeaders, facts: Forwarding
   else delete out['x-forwarded-prefix'];
   if (!facts.peerTrusted) delete out['x-real-ip'];
 }
+
+/**
+ * Whether a request head names its Host more than once: Node keeps the first, a proxy in front may
+ * route by another, so such a request is refused (RFC 9112 §3.2: 400).
+ */
+export function hasSeveralHosts(rawHeaders: readonly string[]): boolean {
+  let seen = false;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string;
+    if (name.length === 4 && name.toLowerCase() === 'host') {
+      if (seen) return true;
+      seen = true;
+    }
+  }
+  return false;
+}

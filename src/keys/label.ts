@@ -18,8 +18,18 @@ export function publicKeyX(publicKey: KeyObject): string {
   return jwk.x;
 }
 
+/**
+ * Whether `x` is the one base64url spelling of a 32-byte key: 43 characters whose last one carries
+ * two unused bits that must be zero. Decoders ignore those bits, so without this check one key
+ * would have four spellings, and the label (computed from the text) four labels.
+ */
+export function isCanonicalKeyX(x: string): boolean {
+  return /^[A-Za-z0-9_-]{43}$/.test(x) && Buffer.from(x, 'base64url').toString('base64url') === x;
+}
+
 /** Rebuilds a public key object from its base64url raw form (as sent in registration headers). */
 export function publicKeyFromX(x: string): KeyObject {
+  if (!isCanonicalKeyX(x)) throw new OptionError('an ed25519 public key is 32 bytes in canonical base64url');
   return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
 }
 

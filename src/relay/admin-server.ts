@@ -1,7 +1,9 @@
 import { timingSafeEqual } from 'node:crypto';
 import { createServer, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, isIPv4, isIPv6 } from 'node:net';
+import { OptionError } from '../errors.js';
 import { parseHostPort } from '../http/host-port.js';
+import { hostName } from '../session/protocol.js';
 import { DASHBOARD_PAGE } from './dashboard-page.js';
 import type { RelayMetrics } from './metrics.js';
 
@@ -39,16 +41,40 @@ function tokenMatches(header: string | undefined, token: string): boolean {
   return given.length === wanted.length && timingSafeEqual(given, wanted);
 }
 
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || (isIPv4(host) && host.startsWith('127.'));
+}
+
+/**
+ * DNS rebinding gives a hostile page the admin listener under the attacker's own name; a Host that
+ * is an IP address, localhost or the name the listener was given cannot be such a name.
+ */
+function hostAllowed(hostHeader: string | undefined, listenHost: string): boolean {
+  if (hostHeader === undefined) return false;
+  const name = hostName(hostHeader);
+  if (name.startsWith('[')) return isIPv6(name.slice(1, -1));
+  return isIPv4(name) || name === 'localhost' || name === listenHost.toLowerCase();
+}
+
 /**
  * The relay's admin listener, meant for a private address: Prometheus `/metrics`, `/healthz` (the
  * process answers) and `/readyz` (it accepts visitors and agents).
  */
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
   const { host, port } = parseHostPort(options.listen);
+  if (!isLoopback(host) && options.token === undefined)
+    throw new OptionError(
+      `the admin listener on ${options.listen} is reachable beyond this machine; set --admin-token (or POSTERN_ADMIN_TOKEN), or listen on 127.0.0.1`,
+    );
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       send(res, 405, 'GET only\n');
+      return;
+    }
+    // Probes of load balancers and orchestrators name the host as they like; these two reveal nothing.
+    if (path !== '/healthz' && path !== '/readyz' && !hostAllowed(req.headers.host, host)) {
+      send(res, 421, 'the admin listener answers only to its own address (an IP address or localhost)\n');
       return;
     }
     if (path === '/healthz') {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { OptionError } from '../errors.js';
 import { watchFilesFor } from '../file-watch.js';
-import { keyLabelFromX, LABEL_LENGTH, SERVICE_NAME } from '../keys/label.js';
+import { isCanonicalKeyX, keyLabelFromX, LABEL_LENGTH, SERVICE_NAME } from '../keys/label.js';
 import type { VerifiedRegistration } from '../session/registration.js';
 
 /** One line of an allowed-keys file. */
@@ -16,8 +16,6 @@ export interface AllowedKey {
 export type AllowedKeys = ReadonlyMap<string, AllowedKey>;
 
 const LABEL = new RegExp(`^[a-z2-7]{${LABEL_LENGTH}}$`);
-/** A raw ed25519 public key in base64url: 32 bytes → 43 characters. */
-const PUBLIC_KEY_X = /^[A-Za-z0-9_-]{43}$/;
 
 /**
  * Parses an allowed-keys file: one key a line — its label (what `postern id` prints) or its raw
@@ -33,10 +31,10 @@ export function parseAllowedKeys(text: string, path: string): AllowedKeys {
     const [key = '', ...fields] = line.split(/\s+/);
     let label: string;
     if (LABEL.test(key)) label = key;
-    else if (PUBLIC_KEY_X.test(key)) label = keyLabelFromX(key);
+    else if (isCanonicalKeyX(key)) label = keyLabelFromX(key);
     else
       throw new OptionError(
-        `${where}: "${key}" is neither a key label (52 of a-z, 2-7) nor a base64url public key`,
+        `${where}: "${key}" is neither a key label (52 of a-z, 2-7) nor a base64url public key (canonical: 43 characters)`,
       );
     const allowed: { names: Set<string> | undefined; maxSessions: number | undefined } = {
       names: undefined,

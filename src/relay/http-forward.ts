@@ -14,6 +14,7 @@ import type { StallWatch } from '../stream/stall-watch.js';
 import type { RelayMetrics } from './metrics.js';
 import type { ResolvedRelayOptions } from './options.js';
 import type { Tunnel, TunnelRegistry } from './registry.js';
+import { forbiddenTrailer, responseFramingProblem } from './response-framing.js';
 import {
   admitStream,
   admitStreamNow,
@@ -161,6 +162,12 @@ function openAgentStream(
       );
       return;
     }
+    const framing = responseFramingProblem(status, responseHeaders);
+    if (framing !== undefined) {
+      resetStream(stream, 'invalid response framing');
+      sendVisitorError(res, 'agentFailed', `the agent sent an invalid response head (${framing})`);
+      return;
+    }
     try {
       res.writeHead(status, endToEndHeaders(responseHeaders));
     } catch (error) {
@@ -174,6 +181,12 @@ function openAgentStream(
     }
     if (responseHeaders.trailer !== undefined) {
       stream.on('trailers', (trailers: IncomingMuxHeaders) => {
+        // Too late for a 502: a trailer that would reframe the message cuts it instead.
+        if (forbiddenTrailer(trailers) !== undefined) {
+          resetStream(stream, 'invalid trailers');
+          res.destroy();
+          return;
+        }
         try {
           res.addTrailers(endToEndHeaders(trailers) as Record<string, string>);
         } catch {

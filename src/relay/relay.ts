@@ -10,6 +10,7 @@ import { NODE_ID, NodeEndpoint } from '../cluster/node-endpoint.js';
 import { NodeLinks } from '../cluster/node-links.js';
 import { parseConnectionString } from '../connection-string/index.js';
 import { OptionError } from '../errors.js';
+import { hasSeveralHosts } from '../http/headers.js';
 import { keyLabelFromX, serviceLabel } from '../keys/label.js';
 import { type Logger, silentLogger } from '../log.js';
 import { RenewingMap, RenewingSet } from '../renewing-collections.js';
@@ -366,6 +367,7 @@ class RelayServer extends EventEmitter implements Relay {
         }),
       });
     } catch (error) {
+      if (error instanceof OptionError) throw error;
       if (!this.#opts.adminOptional) throw new Error(`admin listener ${listen}: ${(error as Error).message}`);
       this.#log.warn('admin listener not started', { listen, error: (error as Error).message });
     }
@@ -429,6 +431,10 @@ class RelayServer extends EventEmitter implements Relay {
         (performance.now() - started) / 1000,
       ),
     );
+    if (hasSeveralHosts(req.rawHeaders)) {
+      sendVisitorError(res, 'badRequest', 'more than one Host header', { connection: 'close' });
+      return;
+    }
     const inner = this.#inner(req.url ?? '');
     if (inner === undefined) {
       sendVisitorError(res, 'unknownTunnel', `this relay serves only under ${this.#opts.basePath}/`);
@@ -459,6 +465,10 @@ class RelayServer extends EventEmitter implements Relay {
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
+    if (hasSeveralHosts(req.rawHeaders)) {
+      writeRawError(socket, 'badRequest', 'more than one Host header');
+      return;
+    }
     const inner = this.#inner(req.url ?? '');
     if (inner === undefined) {
       writeRawError(socket, 'unknownTunnel', `this relay serves only under ${this.#opts.basePath}/`);

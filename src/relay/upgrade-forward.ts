@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { createWebSocketStream } from 'ws';
 import { endToEndHeaders } from '../http/headers.js';
@@ -8,6 +8,7 @@ import { Header } from '../session/protocol.js';
 import { resetStream } from '../session/reset-stream.js';
 import { joinDuplex } from '../stream/join-duplex.js';
 import type { ForwardContext } from './http-forward.js';
+import { responseFramingProblem } from './response-framing.js';
 import { admitStream, admitStreamNow, streamHeaders, visitorAddressOf } from './stream-admission.js';
 import { writeRawError } from './visitor-error.js';
 
@@ -94,13 +95,24 @@ export async function forwardUpgrade(
       return;
     }
     const status = switched ? 101 : Number(responseHeaders[':status']);
+    const problem =
+      switched || (Number.isInteger(status) && status >= 200 && status <= 599)
+        ? responseFramingProblem(status, responseHeaders)
+        : `invalid status (${String(responseHeaders[':status'])})`;
+    if (problem !== undefined) {
+      resetStream(stream, 'invalid response head');
+      writeRawError(socket, 'agentFailed', `the agent sent an invalid answer to the upgrade: ${problem}`);
+      return;
+    }
     // A TCP preflight's 101 stays short and bare: some clients (AMPS's own) read only the status
     // and may discard what follows for a moment. A WebSocket 101 carries the target's headers.
     const passOn = switched && tunnel.kind === 'tcp' ? {} : endToEndHeaders(responseHeaders);
     delete passOn[Header.status];
     delete passOn.date;
     const lines = [
-      switched ? 'HTTP/1.1 101 Switching Protocols' : `HTTP/1.1 ${status} ${statusText(status)}`,
+      switched
+        ? 'HTTP/1.1 101 Switching Protocols'
+        : `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}`,
     ];
     if (switched) lines.push('Connection: Upgrade', `Upgrade: ${String(req.headers.upgrade)}`);
     else lines.push('Connection: close');
@@ -132,17 +144,4 @@ export async function forwardUpgrade(
       );
     }
   });
-}
-
-function statusText(status: number): string {
-  return (
-    {
-      400: 'Bad Request',
-      401: 'Unauthorized',
-      403: 'Forbidden',
-      404: 'Not Found',
-      426: 'Upgrade Required',
-      502: 'Bad Gateway',
-    }[status] ?? 'Error'
-  );
 }

@@ -20,6 +20,9 @@ export type AccessVerdict =
 /** Credentials that passed, remembered so a browser's every request does not cost a scrypt. */
 const MAX_CACHED_PASSES = 256;
 
+/** RFC 4648 base64 with its padding, nothing else (RFC 7617 §2). */
+const STRICT_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
 interface BasicUser {
   nameHash: Buffer;
   hash: ScryptHash;
@@ -147,7 +150,11 @@ export class VisitorAccess {
       this.#passed.set(cacheKey, true);
       return true;
     }
-    const decoded = Buffer.from(credentials, 'base64').toString('utf8');
+    // Strict: Node's decoder skips characters outside the alphabet, so "Ym9i:OnB3" and other
+    // spellings would decode to the same user:password and each count as new credentials.
+    const decoded = STRICT_BASE64.test(credentials)
+      ? Buffer.from(credentials, 'base64').toString('utf8')
+      : '';
     const colon = decoded.indexOf(':');
     if (colon < 0) return refused('Basic credentials must be base64 of user:password');
     const wait = ctx.passwordAttempts?.take(visitorAddress, Date.now()) ?? 0;

@@ -1,6 +1,6 @@
 import { type KeyObject, randomBytes, sign, verify } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import { publicKeyFromX, publicKeyX, SERVICE_NAME } from '../keys/label.js';
+import { isCanonicalKeyX, publicKeyFromX, publicKeyX, SERVICE_NAME } from '../keys/label.js';
 import { type AccessDeclaration, parseAccess } from './access.js';
 import {
   type ErrorCodeName,
@@ -100,8 +100,8 @@ export function verifyRegistration(request: {
   const host = single(h, 'host');
   if (host === undefined || host === '') return malformed('missing Host header');
   const key = single(h, Header.key);
-  if (key === undefined || key.length !== 43 || !BASE64URL.test(key)) {
-    return malformed(`${Header.key} must be a 32-byte ed25519 public key in base64url`);
+  if (key === undefined || !isCanonicalKeyX(key)) {
+    return malformed(`${Header.key} must be a 32-byte ed25519 public key in canonical base64url`);
   }
   const timestamp = single(h, Header.timestamp);
   if (timestamp === undefined || !/^\d{1,12}$/.test(timestamp)) {

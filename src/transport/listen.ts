@@ -1,4 +1,4 @@
-import { existsSync, unlinkSync } from 'node:fs';
+import { lstatSync, type Stats, unlinkSync } from 'node:fs';
 import { createServer as createNetServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { type ConnectionString, formatConnectionString, hostForUrl } from '../connection-string/index.js';
@@ -89,9 +89,20 @@ export async function listenOn(
   };
 }
 
-/** A socket file nobody accepts on is left over from a crash; one that answers is in use. */
+/**
+ * A socket file nobody accepts on is left over from a crash; one that answers is in use. Anything
+ * that is not a socket (a regular file, a directory, a link to one) is never removed: a mistyped
+ * path must not delete someone's data.
+ */
 async function removeStaleSocket(path: string): Promise<void> {
-  if (!existsSync(path)) return;
+  let stats: Stats;
+  try {
+    stats = lstatSync(path);
+  } catch {
+    return;
+  }
+  if (!stats.isSocket())
+    throw new OptionError(`cannot listen on unix socket ${path}: a file that is not a socket is there`);
   const inUse = await new Promise<boolean>((resolve) => {
     const probe = netConnect({ path });
     probe.once('connect', () => {
