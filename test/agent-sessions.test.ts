@@ -13,7 +13,8 @@ import { MuxSession } from '../src/mux/mux-session.js';
 import type { MuxStream } from '../src/mux/mux-stream.js';
 import type { AgentSession } from '../src/relay/agent-session.js';
 import { createRelay } from '../src/relay/relay.js';
-import { AGENT_PATH, SESSION_UPGRADE_TOKEN } from '../src/session/protocol.js';
+import { PROOF_ACCEPTED, signPossession } from '../src/session/possession-proof.js';
+import { AGENT_PATH, Header, SESSION_UPGRADE_TOKEN } from '../src/session/protocol.js';
 import { curl, curlResponse } from './helpers/curl.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
 import { signedRegistration } from './helpers/registration.js';
@@ -234,7 +235,7 @@ describe('agent sessions and targets', () => {
     }
   });
 
-  test('bytes the agent sends in the same packet as its upgrade request are kept (DESIGN §3.4 a)', async () => {
+  test('bytes the agent sends in the same packet as its proof of possession are kept (DESIGN §3.4 a)', async () => {
     const relay = await createRelay({ listen: ['tcp://127.0.0.1:0'] });
     const port = Number((relay.addresses[0] as string).split(':').pop());
     const key = generateAgentKey();
@@ -251,8 +252,8 @@ describe('agent sessions and targets', () => {
         .concat(Object.entries(headers).map(([k, v]) => `${k}: ${v}`))
         .join('\r\n');
       // The test agent's session writes into a bridge that holds its first frames (its
-      // SETTINGS) back; their first four bytes then ride in the same write as the request head.
-      // If the relay dropped them, the rest would be garbage and the session would fail.
+      // SETTINGS) back; their first four bytes then ride in the same write as the proof that
+      // follows the 101. If the relay dropped them, the rest would be garbage and the session would fail.
       const held: Buffer[] = [];
       let live = false;
       const bridge = new Duplex({
@@ -279,22 +280,42 @@ describe('agent sessions and targets', () => {
       await new Promise((resolve) => setImmediate(resolve));
       const preface = Buffer.concat(held);
       assert.ok(preface.length > 4, 'the session wrote its SETTINGS');
-      socket.write(Buffer.concat([Buffer.from(`${head}\r\n\r\n`), preface.subarray(0, 4)]));
+      socket.write(`${head}\r\n\r\n`);
+      // The relay's answer, then PSOK, then its own frames, which go to the test agent's session.
+      let got = Buffer.alloc(0);
+      let proven = false;
       const reply = await new Promise<Buffer>((resolve) => {
-        let got = Buffer.alloc(0);
-        const onData = (chunk: Buffer): void => {
+        socket.on('data', (chunk: Buffer) => {
+          if (proven) {
+            bridge.push(chunk);
+            return;
+          }
           got = Buffer.concat([got, chunk]);
           const end = got.indexOf('\r\n\r\n');
-          if (end >= 0) {
-            socket.off('data', onData);
-            if (got.length > end + 4) bridge.push(got.subarray(end + 4));
-            socket.on('data', (more: Buffer) => bridge.push(more));
-            resolve(got.subarray(0, end));
+          if (end < 0) return;
+          const text = got.subarray(0, end).toString();
+          const challenge = /postern-challenge: (\S+)/i.exec(text)?.[1] ?? '';
+          if (got.length < end + 4 + PROOF_ACCEPTED.length) {
+            if (got.length === end + 4)
+              socket.write(
+                Buffer.concat([
+                  signPossession(key.privateKey, challenge, headers[Header.signature] as string),
+                  preface.subarray(0, 4),
+                ]),
+              );
+            return;
           }
-        };
-        socket.on('data', onData);
+          proven = true;
+          const rest = got.subarray(end + 4 + PROOF_ACCEPTED.length);
+          if (rest.length > 0) bridge.push(rest);
+          resolve(got.subarray(0, end + 4 + PROOF_ACCEPTED.length));
+        });
       });
       assert.match(reply.toString(), /^HTTP\/1\.1 101 /);
+      assert.ok(
+        reply.subarray(-PROOF_ACCEPTED.length).equals(PROOF_ACCEPTED),
+        'the relay accepted the proof',
+      );
       const label = JSON.parse(/postern-assigned: (.*)/i.exec(reply.toString())?.[1] ?? '[]')[0]
         .label as string;
       socket.write(preface.subarray(4));

@@ -1,44 +1,9 @@
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { generateAgentKey } from '../src/keys/key-file.js';
 import { createRelay, type Relay } from '../src/relay/relay.js';
-import { AGENT_PATH, Header, SESSION_UPGRADE_TOKEN } from '../src/session/protocol.js';
-import { signedRegistration } from './helpers/registration.js';
-
-interface Answer {
-  status: number;
-  code: string | undefined;
-  body: string;
-}
-
-/** Sends one registration upgrade request with exactly `headers`; destroys the socket on 101. */
-function register(port: number, headers: Record<string, string>): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request({
-      host: '127.0.0.1',
-      port,
-      path: AGENT_PATH,
-      headers: { connection: 'Upgrade', upgrade: SESSION_UPGRADE_TOKEN, ...headers },
-    });
-    req.once('upgrade', (res, socket) => {
-      socket.destroy();
-      resolve({ status: res.statusCode ?? 0, code: undefined, body: '' });
-    });
-    req.once('response', (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        body += chunk;
-      });
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, code: res.headers[Header.error] as string | undefined, body }),
-      );
-    });
-    req.once('error', reject);
-    req.end();
-  });
-}
+import { Header } from '../src/session/protocol.js';
+import { register, signedRegistration } from './helpers/registration.js';
 
 describe('signed registration', () => {
   let relay: Relay;
@@ -101,7 +66,7 @@ describe('signed registration', () => {
     [
       'wrong version',
       (h: Record<string, string>) => (h[Header.version] = '9'),
-      /postern-version must be "2"/,
+      /postern-version must be "3"/,
     ],
     ['garbage key', (h: Record<string, string>) => (h[Header.key] = 'not base64url!'), /postern-key must be/],
     [

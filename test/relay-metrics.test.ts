@@ -77,7 +77,7 @@ describe('relay admin listener: Prometheus /metrics, /healthz, /readyz', () => {
     // A registration without its signature headers: refused as malformed.
     const bad = netConnect({ host: '127.0.0.1', port: tunnel.port });
     bad.write(
-      'GET /_postern/agent HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: postern-session/2\r\n\r\n',
+      'GET /_postern/agent HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: postern-session/3\r\n\r\n',
     );
     await once(bad, 'data');
     bad.destroy();

@@ -154,7 +154,7 @@ describe('session transports: every way an agent can reach the relay carries eve
     try {
       for (const [scheme, upgrade] of [
         ['ws', 'websocket'],
-        ['tcp', 'postern-session/2'],
+        ['tcp', 'postern-session/3'],
       ] as const) {
         const agent = createAgent({
           relay: `${scheme}://127.0.0.1:${forwarder.port}`,

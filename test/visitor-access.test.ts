@@ -303,7 +303,7 @@ describe('visitor access per tunnel, enforced by the relay', () => {
     fake.on('upgrade', (_req, socket: Socket) => {
       const assigned = JSON.stringify([{ name: 'default', kind: 'http', label: 'x', url: 'http://x/' }]);
       socket.write(
-        `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: postern-session/2\r\npostern-assigned: ${assigned}\r\n\r\n`,
+        `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: postern-session/3\r\npostern-assigned: ${assigned}\r\n\r\n`,
       );
     });
     fake.listen(0, '127.0.0.1');

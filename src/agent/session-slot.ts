@@ -1,12 +1,13 @@
 import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { type ConnectionString, formatConnectionString, hostForUrl } from '../connection-string/index.js';
-import { RegistrationRejectedError, redactSecrets } from '../errors.js';
+import { ConnectError, RegistrationRejectedError, redactSecrets } from '../errors.js';
 import type { AgentKey } from '../keys/key-file.js';
 import type { Logger } from '../log.js';
 import { MuxSession } from '../mux/mux-session.js';
 import { backoffDelay } from '../session/backoff.js';
 import { startKeepalive } from '../session/keepalive.js';
+import { CHALLENGE, PROOF_ACCEPTED, signPossession } from '../session/possession-proof.js';
 import {
   type AssignedService,
   ErrorCode,
@@ -17,6 +18,7 @@ import {
   SESSION_UPGRADE_TOKEN,
 } from '../session/protocol.js';
 import { signRegistration } from '../session/registration.js';
+import { readExactly } from '../stream/read-exactly.js';
 import { dialSocket } from '../transport/dial.js';
 import { requestUpgrade, UpgradeRefusedError, type UpgradeResult } from '../transport/upgrade-request.js';
 import { requestWebSocketUpgrade } from '../transport/websocket-upgrade.js';
@@ -189,6 +191,17 @@ export class SessionSlot {
         true,
       );
     }
+    // stop() may come while the proof is under way: it destroys the pending socket.
+    this.#pendingSocket = socket;
+    try {
+      await this.#provePossession(upgraded, registration[Header.signature] as string);
+    } finally {
+      this.#pendingSocket = undefined;
+    }
+    if (this.#stopped) {
+      upgraded.socket.destroy();
+      throw new ConnectError('stopped');
+    }
     const session = new MuxSession(upgraded.socket, {
       role: 'server',
       streamWindowBytes: opts.streamWindowBytes,
@@ -210,6 +223,39 @@ export class SessionSlot {
     this.#ctx.serve(session);
     if (this.#stopped) session.close();
     return { session, services };
+  }
+
+  /**
+   * Answers the relay's challenge with the key's signature and waits for its `PSOK`: only then is
+   * the session routed to (docs/protocol.md, "Proof of possession").
+   */
+  async #provePossession(upgraded: UpgradeResult, registrationSignature: string): Promise<void> {
+    const challenge = upgraded.headers[Header.challenge];
+    if (typeof challenge !== 'string' || !CHALLENGE.test(challenge)) {
+      upgraded.socket.destroy();
+      throw new RegistrationRejectedError(
+        502,
+        `the relay's 101 has no valid ${Header.challenge} (a relay older than protocol version 3?)`,
+      );
+    }
+    upgraded.socket.write(signPossession(this.#ctx.key.privateKey, challenge, registrationSignature));
+    let answer: Buffer;
+    try {
+      answer = await readExactly(
+        upgraded.socket,
+        PROOF_ACCEPTED.length,
+        this.#ctx.opts.registrationTimeoutMs,
+      );
+    } catch (error) {
+      upgraded.socket.destroy();
+      throw new ConnectError(
+        `the relay did not accept the proof of key possession: ${(error as Error).message}`,
+      );
+    }
+    if (!answer.equals(PROOF_ACCEPTED)) {
+      upgraded.socket.destroy();
+      throw new ConnectError('the relay answered the proof of key possession with something else than PSOK');
+    }
   }
 
   /** Stops reconnecting, sends GOAWAY, lets open streams finish within `drainMs`, then destroys. */

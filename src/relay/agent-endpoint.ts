@@ -2,9 +2,10 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import { keyLabelFromX, serviceLabel } from '../keys/label.js';
+import { isCanonicalKeyX, keyLabelFromX, serviceLabel } from '../keys/label.js';
 import type { Logger } from '../log.js';
 import type { NonceCache } from '../session/nonce-cache.js';
+import { newChallenge, PROOF_ACCEPTED, PROOF_BYTES, verifyPossession } from '../session/possession-proof.js';
 import {
   type AssignedService,
   ErrorCode,
@@ -14,7 +15,9 @@ import {
   SESSION_UPGRADE_TOKEN,
 } from '../session/protocol.js';
 import { type VerifiedRegistration, verifyRegistration } from '../session/registration.js';
+import { readExactly } from '../stream/read-exactly.js';
 import { webSocketStream } from '../transport/websocket-stream.js';
+import { addressKey } from './address-key.js';
 import { AgentSession } from './agent-session.js';
 import type { KeyRefusal } from './allowed-keys.js';
 import type { RelayMetrics } from './metrics.js';
@@ -35,8 +38,15 @@ export interface AgentEndpointContext {
   sessionWebSockets: WebSocketServer;
   isClosing(): boolean;
   metrics: RelayMetrics;
-  /** The allowed-keys file and the per-key session limit: true, or why the key is refused. */
+  /**
+   * The allowed-keys file and the per-key session limit: true, or why the key is refused. Sessions
+   * still proving their key count against the limit, from admission until `release()`.
+   */
   admitKey(registration: VerifiedRegistration): true | KeyRefusal;
+  /** Counts an admitted registration against its key's and the relay's limits until the returned function is called. */
+  holdPending(registration: VerifiedRegistration): () => void;
+  /** Whether the allowed-keys file (if any) lists this public key; checked before anything else. */
+  keyListed(keyX: string): boolean;
   /**
    * Cluster mode: claims the nonce cluster-wide; false when another node saw it, undefined when
    * the cluster cannot be asked (this node's own cache has decided then).
@@ -45,9 +55,10 @@ export interface AgentEndpointContext {
 }
 
 /**
- * Handles `GET /_postern/agent` with `Upgrade: postern-session/2` or `Upgrade: websocket`
+ * Handles `GET /_postern/agent` with `Upgrade: postern-session/3` or `Upgrade: websocket`
  * (DESIGN §3.2): every check in order, a status and one-line reason on failure (no upgrade then),
- * else 101 and a session (src/mux) on the raw socket or inside the WebSocket's binary messages.
+ * else 101 with a challenge, and once the agent proved its key on this connection a session
+ * (src/mux) on the raw socket or inside the WebSocket's binary messages.
  */
 export function handleAgentUpgrade(
   ctx: AgentEndpointContext,
@@ -74,7 +85,14 @@ export function handleAgentUpgrade(
     );
     return;
   }
-  const waitMs = ctx.registrationLimiter.take(remoteAddress, now);
+  // A key the allowed-keys file does not list is refused before anything shared is spent on it:
+  // no limiter bucket, no signature check, no nonce (its public key is no secret, so this says nothing).
+  const keyHeader = req.headers[Header.key];
+  if (typeof keyHeader === 'string' && isCanonicalKeyX(keyHeader) && !ctx.keyListed(keyHeader)) {
+    refuse('notAdmitted', `key ${keyLabelFromX(keyHeader)} is not in this relay's allowed keys`);
+    return;
+  }
+  const waitMs = ctx.registrationLimiter.take(addressKey(remoteAddress, ctx.options.ipv6PrefixBits), now);
   if (waitMs > 0) {
     refuse('tooManyRegistrations', `too many registrations from ${remoteAddress}`, {
       'retry-after': String(Math.ceil(waitMs / 1000)),
@@ -98,42 +116,33 @@ export function handleAgentUpgrade(
     return;
   }
   const registration = verdict.registration;
-  const nonceState = ctx.nonces.add(`${registration.key}:${registration.nonce}`, now);
-  if (nonceState === 'seen') {
+  if (!admissible(ctx, registration, remoteAddress, refuse)) return;
+  // Only admitted registrations take a nonce, so nobody else can crowd the cache.
+  const nonce = `${registration.key}:${registration.nonce}`;
+  if (ctx.nonces.add(nonce, now) === 'seen') {
     refuse('replayedRegistration', 'this registration nonce was already used');
     return;
   }
-  if (nonceState === 'full') {
-    refuse('relayBusy', 'too many registrations in the time window; try again later', {
-      'retry-after': '5',
-    });
-    return;
-  }
   if (ctx.claimNonce === undefined) {
-    admitRegistration(ctx, req, socket, head, registration, upgradeToken, refuse);
+    admitRegistration(ctx, req, socket, head, registration, upgradeToken);
     return;
   }
   // A registration replayed on another node is caught by the nonce the cluster shares. Meanwhile
   // bytes behind the head wait in the socket's buffer (nothing reads it yet).
-  void ctx
-    .claimNonce(`${registration.key}:${registration.nonce}`, 2 * ctx.options.registrationWindowSeconds * 1000)
-    .then((claimed) => {
-      if (socket.destroyed) return;
-      if (claimed === false) refuse('replayedRegistration', 'this registration nonce was already used');
-      else admitRegistration(ctx, req, socket, head, registration, upgradeToken, refuse);
-    });
+  void ctx.claimNonce(nonce, 2 * ctx.options.registrationWindowSeconds * 1000).then((claimed) => {
+    if (socket.destroyed) return;
+    if (claimed === false) refuse('replayedRegistration', 'this registration nonce was already used');
+    else admitRegistration(ctx, req, socket, head, registration, upgradeToken);
+  });
 }
 
-function admitRegistration(
+/** The allowed-keys entry, the per-key session limit and the admission policy; false when refused. */
+function admissible(
   ctx: AgentEndpointContext,
-  req: IncomingMessage,
-  socket: Duplex,
-  head: Buffer,
   registration: VerifiedRegistration,
-  upgradeToken: string,
+  remoteAddress: string,
   refuse: (error: ErrorCodeName, message: string, headers?: Record<string, string>) => void,
-): void {
-  const remoteAddress = req.socket.remoteAddress ?? '';
+): boolean {
   const keyAdmitted = ctx.admitKey(registration);
   if (keyAdmitted !== true) {
     refuse(
@@ -143,13 +152,25 @@ function admitRegistration(
         ? {}
         : { 'retry-after': keyAdmitted.error === 'relayBusy' ? '60' : '10' },
     );
-    return;
+    return false;
   }
   const admitted = ctx.options.admit(registration, remoteAddress);
   if (admitted !== true) {
     refuse('notAdmitted', admitted);
-    return;
+    return false;
   }
+  return true;
+}
+
+function admitRegistration(
+  ctx: AgentEndpointContext,
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  registration: VerifiedRegistration,
+  upgradeToken: string,
+): void {
+  const remoteAddress = req.socket.remoteAddress ?? '';
 
   const keyLabel = keyLabelFromX(registration.key);
   const access = new Map<string, VisitorAccess>();
@@ -164,12 +185,24 @@ function admitRegistration(
     return assigned;
   });
   const facts = { keyLabel, services, remoteAddress, access };
+  const challenge = newChallenge();
+  const answerHeaders = [
+    `${Header.assigned}: ${JSON.stringify(services)}`,
+    `${Header.challenge}: ${challenge}`,
+  ];
+  const release = ctx.holdPending(registration);
+  socket.once('close', release);
+  const proven = (stream: Duplex): void => {
+    awaitPossession(ctx, stream, registration, challenge, remoteAddress).then((ok) => {
+      // Counted as a session from here on, or not at all.
+      release();
+      if (ok) startSession(ctx, stream, facts);
+    });
+  };
   if (upgradeToken === 'websocket') {
     // ws answers the handshake (or a 400 for a bad one) and takes care of `head` itself.
-    assignedHeaders.set(req, `${Header.assigned}: ${JSON.stringify(services)}`);
-    ctx.sessionWebSockets.handleUpgrade(req, socket, head, (ws) => {
-      startSession(ctx, webSocketStream(ws), facts);
-    });
+    answerHeadersFor.set(req, answerHeaders);
+    ctx.sessionWebSockets.handleUpgrade(req, socket, head, (ws) => proven(webSocketStream(ws)));
     return;
   }
   // Bytes the agent sent right behind its request head belong to the session: put them back
@@ -178,20 +211,54 @@ function admitRegistration(
   if (head.length > 0) socket.unshift(head);
   const response =
     `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${SESSION_UPGRADE_TOKEN}\r\n` +
-    `${Header.assigned}: ${JSON.stringify(services)}\r\n\r\n`;
-  // The session starts once the 101 is written, so a socket that failed meanwhile never gets one
-  // (version 1's http2 binding also aborted the process on a TLS write still in progress).
+    `${answerHeaders.join('\r\n')}\r\n\r\n`;
+  // The proof is awaited once the 101 is written, so a socket that failed meanwhile never gets a
+  // session (version 1's http2 binding also aborted the process on a TLS write still in progress).
   socket.write(response, (error) => {
     if (error || socket.destroyed) {
       socket.destroy();
       return;
     }
-    startSession(ctx, socket, facts);
+    proven(socket);
   });
 }
 
-/** The 101 header each pending WebSocket registration adds (read by the 'headers' hook below). */
-const assignedHeaders = new WeakMap<IncomingMessage, string>();
+/**
+ * Reads the agent's proof of possession, the first 64 bytes after the 101, within the head timeout;
+ * true (and `PSOK` sent) when it is the registered key's signature of this connection's challenge.
+ */
+async function awaitPossession(
+  ctx: AgentEndpointContext,
+  stream: Duplex,
+  registration: VerifiedRegistration,
+  challenge: string,
+  remoteAddress: string,
+): Promise<boolean> {
+  let proof: Buffer;
+  try {
+    proof = await readExactly(stream, PROOF_BYTES, ctx.options.headersTimeoutMs);
+  } catch (error) {
+    ctx.log.info('registration not proven', { remoteAddress, reason: (error as Error).message });
+    ctx.metrics.registration('registration_unproven');
+    stream.destroy();
+    return false;
+  }
+  if (!verifyPossession(registration.key, challenge, registration.signature, proof)) {
+    ctx.log.info('registration not proven', { remoteAddress, reason: 'wrong proof of possession' });
+    ctx.metrics.registration('registration_unproven');
+    stream.destroy();
+    return false;
+  }
+  if (stream.destroyed || ctx.isClosing()) {
+    stream.destroy();
+    return false;
+  }
+  stream.write(PROOF_ACCEPTED);
+  return true;
+}
+
+/** The 101 headers each pending WebSocket registration adds (read by the 'headers' hook below). */
+const answerHeadersFor = new WeakMap<IncomingMessage, string[]>();
 
 /**
  * The WebSocket server for agent sessions: binary messages carry the session's frames, bounded in
@@ -205,8 +272,8 @@ export function createSessionWebSocketServer(): WebSocketServer {
     maxPayload: MAX_SESSION_MESSAGE_BYTES,
   });
   server.on('headers', (headers: string[], req: IncomingMessage) => {
-    const assigned = assignedHeaders.get(req);
-    if (assigned !== undefined) headers.push(assigned);
+    const extra = answerHeadersFor.get(req);
+    if (extra !== undefined) headers.push(...extra);
   });
   return server;
 }

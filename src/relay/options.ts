@@ -34,6 +34,11 @@ export interface RelayOptions {
   /** Registrations per minute from one IP address (burst the same). Default 60. */
   registrationsPerMinutePerIp?: number | undefined;
   /**
+   * The per-address limits (registrations, password checks) count IPv6 addresses per prefix of this
+   * many bits: one host usually holds a whole /64. 1-128. Default 64.
+   */
+  ipv6PrefixBits?: number | undefined;
+  /**
    * Password checks (HTTP Basic on tunnels that require it; each a salted scrypt) per minute from
    * one visitor address, burst the same; 429 access_rate_limited beyond. Credentials that passed
    * are remembered and not counted. 0 = unlimited. Default 30.
@@ -158,6 +163,7 @@ export const DEFAULT_RELAY_OPTIONS = {
   maxSessionsPerKey: 32,
   maxTunnels: 10_000,
   registrationsPerMinutePerIp: 60,
+  ipv6PrefixBits: 64,
   passwordAttemptsPerMinutePerIp: 30,
   keepaliveIntervalMs: 10_000,
   keepaliveTimeoutMs: 10_000,
@@ -187,6 +193,8 @@ export function resolveRelayOptions(options: RelayOptions, logger: Logger): Reso
     logger,
     ...withoutUndefined(options),
   };
+  if (!Number.isInteger(merged.ipv6PrefixBits) || merged.ipv6PrefixBits < 1 || merged.ipv6PrefixBits > 128)
+    throw new OptionError(`the IPv6 prefix must be 1 to 128 bits (got ${merged.ipv6PrefixBits})`);
   const windows = sessionWindows(merged.streamWindowBytes);
   return {
     ...merged,

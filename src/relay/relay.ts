@@ -160,6 +160,7 @@ class RelayServer extends EventEmitter implements Relay {
         maxPayload: MAX_WEBSOCKET_MESSAGE_BYTES,
       }),
       access: {
+        ipv6PrefixBits: opts.ipv6PrefixBits,
         passwords: new PasswordCheck(MAX_QUEUED_PASSWORD_CHECKS),
         passwordAttempts:
           opts.passwordAttemptsPerMinutePerIp > 0
@@ -222,6 +223,7 @@ class RelayServer extends EventEmitter implements Relay {
           cert: this.#opts.tlsCert,
           key: this.#opts.tlsKey,
           reloadIntervalMs: this.#opts.tlsReloadIntervalMs,
+          handshakeTimeoutMs: this.#opts.headersTimeoutMs,
           onReload: (error) => {
             if (error)
               this.#log.warn('new TLS certificate not loaded; the old one stays', { error: error.message });
@@ -316,18 +318,49 @@ class RelayServer extends EventEmitter implements Relay {
     );
   }
 
+  /** Admitted registrations still proving their key, by key label: they count as sessions. */
+  readonly #pendingByKey = new Map<string, number>();
+  /** The tunnel labels those registrations would attach: they count against --max-tunnels. */
+  readonly #pendingLabels = new Map<string, number>();
+
+  #holdPending(registration: VerifiedRegistration): () => void {
+    const key = keyLabelFromX(registration.key);
+    // A default service's label is the key's own label: two maps, so the two counts stay apart.
+    const held: [Map<string, number>, string][] = [
+      [this.#pendingByKey, key],
+      ...registration.services.map((s): [Map<string, number>, string] => [
+        this.#pendingLabels,
+        serviceLabel(key, s.name),
+      ]),
+    ];
+    for (const [counts, name] of held) counts.set(name, (counts.get(name) ?? 0) + 1);
+    let holding = true;
+    return () => {
+      if (!holding) return;
+      holding = false;
+      for (const [counts, name] of held) {
+        const left = (counts.get(name) ?? 1) - 1;
+        if (left === 0) counts.delete(name);
+        else counts.set(name, left);
+      }
+    };
+  }
+
   #admitKey(registration: VerifiedRegistration): true | KeyRefusal {
     const label = keyLabelFromX(registration.key);
-    let open = 0;
+    let open = this.#pendingByKey.get(label) ?? 0;
     for (const session of this.#sessions)
       if (session.keyLabel === label && session.state !== 'closed') open++;
     const verdict = checkAllowedKey(this.#allowedKeys, registration, open, this.#opts.maxSessionsPerKey);
     if (verdict !== true) return verdict;
     const max = this.#opts.maxTunnels;
-    const added = registration.services.filter(
-      (s) => this.#registry.get(serviceLabel(label, s.name)) === undefined,
-    );
-    if (max > 0 && added.length > 0 && this.#registry.size + added.length > max)
+    const isNew = (tunnel: string): boolean =>
+      this.#registry.get(tunnel) === undefined && !this.#pendingLabels.has(tunnel);
+    const added = registration.services.filter((s) => isNew(serviceLabel(label, s.name)));
+    let pendingNew = 0;
+    for (const tunnel of this.#pendingLabels.keys())
+      if (this.#registry.get(tunnel) === undefined) pendingNew++;
+    if (max > 0 && added.length > 0 && this.#registry.size + pendingNew + added.length > max)
       return {
         error: 'relayBusy',
         reason: `this relay holds its limit of ${max} tunnels; try another relay or later`,
@@ -493,6 +526,8 @@ class RelayServer extends EventEmitter implements Relay {
           isClosing: () => this.#closing !== undefined,
           metrics: this.metrics,
           admitKey: (registration) => this.#admitKey(registration),
+          holdPending: (registration) => this.#holdPending(registration),
+          keyListed: (keyX) => this.#allowedKeys === undefined || this.#allowedKeys.has(keyLabelFromX(keyX)),
           ...(this.#cluster === undefined
             ? {}
             : {

@@ -30,8 +30,9 @@ export class TokenBucket {
 }
 
 /**
- * One bucket per key (an IP address, a tunnel), at most `maxKeys` of them: full buckets are
- * forgotten first; when every bucket is in use the caller is refused, which is the safe side.
+ * One bucket per key (an address prefix, a tunnel), at most `maxKeys` of them: full buckets are
+ * forgotten first; when every bucket is in use the one used longest ago goes. Refusing new keys
+ * instead would let one party with many addresses lock everybody else out.
  */
 export class KeyedTokenBuckets {
   readonly #buckets = new Map<string, TokenBucket>();
@@ -49,10 +50,14 @@ export class KeyedTokenBuckets {
     let bucket = this.#buckets.get(key);
     if (bucket === undefined) {
       if (this.#buckets.size >= this.maxKeys) this.#forgetFull(now);
-      if (this.#buckets.size >= this.maxKeys) return 1000;
+      if (this.#buckets.size >= this.maxKeys)
+        this.#buckets.delete(this.#buckets.keys().next().value as string);
       bucket = new TokenBucket(this.ratePerSecond, this.burst, now);
-      this.#buckets.set(key, bucket);
+    } else {
+      this.#buckets.delete(key);
     }
+    // Re-inserted on every use, so the Map's order is the order of last use.
+    this.#buckets.set(key, bucket);
     return bucket.take(now);
   }
 

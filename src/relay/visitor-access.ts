@@ -3,6 +3,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { BlockList, isIPv4 } from 'node:net';
 import { type AccessRules, parseCidr, parseScryptHash, type ScryptHash } from '../session/access.js';
 import type { ErrorCodeName } from '../session/protocol.js';
+import { addressKey } from './address-key.js';
 import type { PasswordCheck } from './password-check.js';
 import type { KeyedTokenBuckets } from './token-bucket.js';
 
@@ -11,6 +12,8 @@ export interface AccessContext {
   passwords: PasswordCheck;
   /** Password checks (those not answered from the cache) per visitor address; undefined = unlimited. */
   passwordAttempts: KeyedTokenBuckets | undefined;
+  /** IPv6 visitors are counted per prefix of this many bits (address-key.ts). */
+  ipv6PrefixBits: number;
 }
 
 export type AccessVerdict =
@@ -157,7 +160,7 @@ export class VisitorAccess {
       : '';
     const colon = decoded.indexOf(':');
     if (colon < 0) return refused('Basic credentials must be base64 of user:password');
-    const wait = ctx.passwordAttempts?.take(visitorAddress, Date.now()) ?? 0;
+    const wait = ctx.passwordAttempts?.take(addressKey(visitorAddress, ctx.ipv6PrefixBits), Date.now()) ?? 0;
     if (wait > 0) {
       return {
         ok: false,

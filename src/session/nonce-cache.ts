@@ -1,7 +1,8 @@
 /**
- * Remembers registration nonces for as long as their timestamp could still be accepted, so a
- * captured registration cannot be replayed. Bounded: when full of unexpired nonces it refuses new
- * ones (the caller answers 503) rather than forgetting one that could then be replayed.
+ * Remembers registration nonces for as long as their timestamp could still be accepted: a second
+ * use of a registration is refused at once. Defence in depth only — what stops a recorded
+ * registration is the proof of possession (possession-proof.ts) — so when full the oldest nonce
+ * is forgotten, rather than refusing every registration (which would let anyone lock keys out).
  */
 export class NonceCache {
   readonly #expiries = new Map<string, number>();
@@ -13,11 +14,12 @@ export class NonceCache {
     this.#ttlMs = options.ttlMs;
   }
 
-  /** 'added' the first time, 'seen' for a replay, 'full' when the cache cannot take more. */
-  add(nonce: string, now: number): 'added' | 'seen' | 'full' {
+  /** 'added' the first time, 'seen' for a replay. */
+  add(nonce: string, now: number): 'added' | 'seen' {
     this.#sweep(now);
     if (this.#expiries.has(nonce)) return 'seen';
-    if (this.#expiries.size >= this.#maxEntries) return 'full';
+    if (this.#expiries.size >= this.#maxEntries)
+      this.#expiries.delete(this.#expiries.keys().next().value as string);
     this.#expiries.set(nonce, now + this.#ttlMs);
     return 'added';
   }

@@ -1,27 +1,29 @@
 /**
- * The agent ↔ relay wire protocol, version 2 — everything both sides must agree on, in one place.
+ * The agent ↔ relay wire protocol, version 3 — everything both sides must agree on, in one place.
  * docs/protocol.md describes it for people who write another agent.
  *
  * 1. Agent → relay: `GET /_postern/agent HTTP/1.1` with `Connection: Upgrade`,
- *    `Upgrade: postern-session/2` and the registration headers below, signed with the agent's
+ *    `Upgrade: postern-session/3` and the registration headers below, signed with the agent's
  *    ed25519 key over `signedString()`.
  * 2. Relay → agent: `101 Switching Protocols` with `Postern-Assigned` (JSON list of the services'
- *    labels and public URLs), or an error status (400, 401, 403, 429, 503) with a one-line reason
- *    in the body and in `Postern-Error`; no upgrade then.
- * 3. After the 101 the connection carries Postern's session framing (src/mux/): the relay opens
+ *    labels and public URLs) and `Postern-Challenge`, or an error status (400, 401, 403, 429, 503)
+ *    with a one-line reason in the body and in `Postern-Error`; no upgrade then.
+ * 3. Agent → relay: 64 bytes, its signature of the challenge (possession-proof.ts); relay → agent:
+ *    `PSOK`. A registration recorded on the wire cannot answer a new challenge.
+ * 4. Then the connection carries Postern's session framing (src/mux/): the relay opens
  *    streams, the agent answers them. Each visitor request is one stream; `postern-service` names
  *    the agent's service. (Version 1 ran HTTP/2 here; version 2 replaced it, docs/protocol.md.)
- * 4. Either side PINGs every keepalive interval and closes a session whose PING is not answered in
+ * 5. Either side PINGs every keepalive interval and closes a session whose PING is not answered in
  *    time; GOAWAY announces an orderly shutdown.
  */
 export const AGENT_PATH = '/_postern/agent';
-export const SESSION_UPGRADE_TOKEN = 'postern-session/2';
+export const SESSION_UPGRADE_TOKEN = 'postern-session/3';
 /**
  * The largest binary message either side accepts on a WebSocket session. Senders cut their
  * batches into messages of at most 256 KiB (websocket-stream.ts), well inside it.
  */
 export const MAX_SESSION_MESSAGE_BYTES = 1 << 20;
-export const PROTOCOL_VERSION = '2';
+export const PROTOCOL_VERSION = '3';
 /**
  * Header fields one stream's request or response head may carry, both ways: what Node's HTTP/1.1 parser keeps
  * (2 000) plus room for pseudo-headers and the forwarding headers the relay adds.
@@ -30,7 +32,7 @@ export const MAX_HEADER_PAIRS = 2_048;
 export const SIGNED_STRING_TAG = 'POSTERN-REGISTRATION-V1';
 
 export const Header = {
-  /** Agent → relay: protocol version, "1". */
+  /** Agent → relay: protocol version, "3". */
   version: 'postern-version',
   /** Agent → relay: ed25519 public key, raw 32 bytes in base64url (the JWK `x`). */
   key: 'postern-key',
@@ -49,6 +51,8 @@ export const Header = {
   signature: 'postern-signature',
   /** Relay → agent (101): JSON array of AssignedService. */
   assigned: 'postern-assigned',
+  /** Relay → agent (101): 32 random bytes, base64url, the agent signs to prove its key on this connection. */
+  challenge: 'postern-challenge',
   /** Relay → visitor and agent → relay on errors: a stable error code (see docs/protocol.md). */
   error: 'postern-error',
   /** Relay → agent on every stream: the name of the service the stream is for. */

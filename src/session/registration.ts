@@ -63,6 +63,8 @@ export interface VerifiedRegistration {
   /** base64url raw public key. */
   key: string;
   nonce: string;
+  /** The registration's signature as sent; the proof of possession is bound to it. */
+  signature: string;
   timestampSeconds: number;
   services: RequestedService[];
   /** Visitor access rules by service name ({} when none were sent). */
@@ -154,7 +156,7 @@ export function verifyRegistration(request: {
       reason: `timestamp is ${Math.round(skew)} s away from the relay's clock (allowed: ${request.windowSeconds} s); check the agent's clock`,
     };
   }
-  return { ok: true, registration: { key, nonce, timestampSeconds, services, access } };
+  return { ok: true, registration: { key, nonce, signature, timestampSeconds, services, access } };
 }
 
 /** Parses `name=kind,…`; returns the reason as a string when malformed. */

@@ -1,9 +1,12 @@
 import { lstatSync, type Stats, unlinkSync } from 'node:fs';
 import { createServer as createNetServer, connect as netConnect, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer } from 'node:tls';
+import { createSecureContext, type SecureContext, TLSSocket } from 'node:tls';
 import { type ConnectionString, formatConnectionString, hostForUrl } from '../connection-string/index.js';
 import { OptionError } from '../errors.js';
 import { DEFAULT_TLS_RELOAD_INTERVAL_MS, loadTlsFiles, watchTlsFiles } from './tls-files.js';
+
+/** How long a TLS handshake may take before the connection is cut, ms. */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 20_000;
 
 export interface BoundListener {
   /** The connection string actually bound (port 0 replaced by the real port). */
@@ -24,6 +27,8 @@ export async function listenOn(
     reloadIntervalMs?: number | undefined;
     /** Told of every reload: no error when the new pair is in use, else why it was not taken. */
     onReload?: ((error?: Error) => void) | undefined;
+    /** A TLS handshake not done within this is cut, ms. Default 20 000. */
+    handshakeTimeoutMs?: number | undefined;
   },
   onSocket: (socket: Socket) => void,
 ): Promise<BoundListener> {
@@ -37,21 +42,21 @@ export async function listenOn(
       throw new OptionError(`listening on ${formatConnectionString(cs)} needs --tls-cert and --tls-key`);
     }
     const files = { cert: tls.cert, key: tls.key };
-    const tlsServer = createTlsServer(
-      { ...loadTlsFiles(files), noDelay: true, allowHalfOpen: true },
-      onSocket,
+    let context = createSecureContext(loadTlsFiles(files));
+    const handshakeTimeoutMs = tls.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    server = createNetServer({ noDelay: true, allowHalfOpen: true }, (raw) =>
+      acceptTls(raw, context, handshakeTimeoutMs, onSocket),
     );
     // New certificates apply to new connections; open ones keep the one they shook hands with.
     stopWatching = watchTlsFiles(
       files,
       tls.reloadIntervalMs ?? DEFAULT_TLS_RELOAD_INTERVAL_MS,
       (pair) => {
-        tlsServer.setSecureContext(pair);
+        context = createSecureContext(pair);
         tls.onReload?.();
       },
       (error) => tls.onReload?.(error),
     );
-    server = tlsServer;
   } else {
     throw new OptionError(`cannot listen on ${formatConnectionString(cs)}: use tcp://, tcps:// or unix://`);
   }
@@ -62,7 +67,6 @@ export async function listenOn(
     connections.add(socket);
     socket.once('close', () => connections.delete(socket));
   });
-  server.on('tlsClientError', (_error: Error, socket: Socket) => socket.destroy());
   if (cs.transport === 'unix') await removeStaleSocket(cs.socketPath as string);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {
@@ -87,6 +91,34 @@ export async function listenOn(
       for (const socket of connections) socket.destroy();
     },
   };
+}
+
+/**
+ * Runs the TLS handshake on an accepted socket and hands it on once it is done. tls.Server keeps an
+ * unfinished handshake for 120 s, and a half-closed one (the peer sent FIN, with allowHalfOpen on)
+ * until then too: a flood of them held thousands of descriptors. Here a handshake has
+ * `timeoutMs`, and a peer that ends before finishing it is closed at once.
+ */
+function acceptTls(
+  raw: Socket,
+  secureContext: SecureContext,
+  timeoutMs: number,
+  onSocket: (socket: Socket) => void,
+): void {
+  const socket = new TLSSocket(raw, { isServer: true, secureContext });
+  const unfinished = (): void => {
+    socket.destroy();
+  };
+  const timer = setTimeout(unfinished, timeoutMs);
+  socket.once('end', unfinished);
+  socket.on('error', unfinished);
+  socket.once('close', () => clearTimeout(timer));
+  socket.once('secure', () => {
+    clearTimeout(timer);
+    socket.off('end', unfinished);
+    socket.off('error', unfinished);
+    onSocket(socket);
+  });
 }
 
 /**

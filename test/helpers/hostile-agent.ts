@@ -1,7 +1,13 @@
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import type { AgentKey } from '../../src/keys/key-file.js';
-import { AGENT_PATH, type RequestedService, SESSION_UPGRADE_TOKEN } from '../../src/session/protocol.js';
+import { PROOF_ACCEPTED, signPossession } from '../../src/session/possession-proof.js';
+import {
+  AGENT_PATH,
+  Header,
+  type RequestedService,
+  SESSION_UPGRADE_TOKEN,
+} from '../../src/session/protocol.js';
 import { signRegistration } from '../../src/session/registration.js';
 
 /**
@@ -95,6 +101,17 @@ export async function registerHostile(
   const assigned = /postern-assigned: (.*)/i.exec(head)?.[1] ?? '[]';
   const label = (JSON.parse(assigned) as { label: string }[])[0]?.label as string;
   buffered = buffered.subarray(end + 4);
+  // The proof of possession: this agent holds its key; what it sends afterwards is hostile.
+  const challenge = /postern-challenge: (\S+)/i.exec(head)?.[1] ?? '';
+  socket.write(signPossession(key.privateKey, challenge, headers[Header.signature] as string));
+  while (buffered.length < PROOF_ACCEPTED.length) {
+    const chunk = await Promise.race([once(socket, 'data').then(([c]) => c as Buffer), closed]);
+    if (chunk === undefined) throw new Error('relay closed the connection instead of accepting the proof');
+    buffered = Buffer.concat([buffered, chunk]);
+  }
+  if (!buffered.subarray(0, PROOF_ACCEPTED.length).equals(PROOF_ACCEPTED))
+    throw new Error('relay did not answer the proof with PSOK');
+  buffered = buffered.subarray(PROOF_ACCEPTED.length);
 
   // Parse the frames the relay sends. Waiters get frames of the type they want.
   const frames: Frame[] = [];
