@@ -5,6 +5,13 @@ import { type ConnectionString, formatConnectionString, hostForUrl } from '../co
 import { OptionError } from '../errors.js';
 import { DEFAULT_TLS_RELOAD_INTERVAL_MS, loadTlsFiles, watchTlsFiles } from './tls-files.js';
 
+/**
+ * Connections the kernel may hold ready for accept (capped by net.core.somaxconn). Node's 511 is
+ * reached by a burst of a few hundred visitors while the relay is busy; the kernel then drops the
+ * handshakes' last packets, and those clients wait seconds for retransmissions.
+ */
+const LISTEN_BACKLOG = 4_096;
+
 /** How long a TLS handshake may take before the connection is cut, ms. */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 20_000;
 
@@ -76,7 +83,7 @@ export async function listenOn(
       );
     });
     if (cs.transport === 'unix') server.listen(cs.socketPath, resolve);
-    else server.listen({ host: cs.host, port: cs.port }, resolve);
+    else server.listen({ host: cs.host, port: cs.port, backlog: LISTEN_BACKLOG }, resolve);
   });
   const bound = server.address();
   const address: ConnectionString = { ...cs };
