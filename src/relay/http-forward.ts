@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { Transform, type TransformCallback } from 'node:stream';
 import type { WebSocketServer } from 'ws';
 import type { ClusterContext } from '../cluster/cluster-context.js';
@@ -8,9 +8,11 @@ import { MuxError } from '../mux/frames.js';
 import type { IncomingMuxHeaders } from '../mux/header-block.js';
 import type { MuxStream } from '../mux/mux-stream.js';
 import type { RenewingMap } from '../renewing-collections.js';
+import { hostName } from '../session/protocol.js';
 import { resetStream } from '../session/reset-stream.js';
 import { forwardBody } from '../stream/forward-body.js';
 import type { StallWatch } from '../stream/stall-watch.js';
+import { scopeSetCookies } from './cookie-scope.js';
 import type { RelayMetrics } from './metrics.js';
 import type { ResolvedRelayOptions } from './options.js';
 import type { Tunnel, TunnelRegistry } from './registry.js';
@@ -168,8 +170,10 @@ function openAgentStream(
       sendVisitorError(res, 'agentFailed', `the agent sent an invalid response head (${framing})`);
       return;
     }
+    const outgoing = endToEndHeaders(responseHeaders);
+    if (outgoing['set-cookie'] !== undefined) scopeCookies(ctx, req, route, outgoing);
     try {
-      res.writeHead(status, endToEndHeaders(responseHeaders));
+      res.writeHead(status, outgoing);
     } catch (error) {
       resetStream(stream, 'invalid response head');
       sendVisitorError(
@@ -217,6 +221,26 @@ function openAgentStream(
     // Only a response cut short is reset: a finished stream is already gone on both ends.
     if (!res.writableFinished) resetStream(stream, 'visitor went away');
   });
+}
+
+/** Makes cookies that would reach other tunnels host-only (cookie-scope.ts). */
+export function scopeCookies(
+  ctx: ForwardContext,
+  req: IncomingMessage,
+  route: { label: string },
+  headers: OutgoingHttpHeaders,
+): void {
+  const host = hostName(req.headers.host ?? '');
+  const scoped = scopeSetCookies(
+    headers['set-cookie'] as string | string[],
+    host.startsWith(`${route.label}.`) ? host : undefined,
+  );
+  headers['set-cookie'] = scoped.values;
+  if (scoped.rescoped > 0)
+    ctx.options.logger.debug('cookie Domain removed: it reached other tunnels', {
+      tunnel: route.label,
+      cookies: scoped.rescoped,
+    });
 }
 
 async function resendOnAnotherSession(

@@ -7,7 +7,7 @@ import type { MuxStream } from '../mux/mux-stream.js';
 import { Header } from '../session/protocol.js';
 import { resetStream } from '../session/reset-stream.js';
 import { joinDuplex } from '../stream/join-duplex.js';
-import type { ForwardContext } from './http-forward.js';
+import { type ForwardContext, scopeCookies } from './http-forward.js';
 import { responseFramingProblem } from './response-framing.js';
 import { admitStream, admitStreamNow, streamHeaders, visitorAddressOf } from './stream-admission.js';
 import { writeRawError } from './visitor-error.js';
@@ -107,6 +107,7 @@ export async function forwardUpgrade(
     // A TCP preflight's 101 stays short and bare: some clients (AMPS's own) read only the status
     // and may discard what follows for a moment. A WebSocket 101 carries the target's headers.
     const passOn = switched && tunnel.kind === 'tcp' ? {} : endToEndHeaders(responseHeaders);
+    if (passOn['set-cookie'] !== undefined) scopeCookies(ctx, req, route, passOn);
     delete passOn[Header.status];
     delete passOn.date;
     const lines = [

@@ -24,10 +24,14 @@ export function curl(args: string[], options: { timeoutMs?: number } = {}): Prom
   });
 }
 
-/** `curl -i` parsed: status, lower-cased headers and body. */
-export async function curlResponse(
-  args: string[],
-): Promise<{ status: number; headers: Record<string, string>; body: string; exitCode: number }> {
+/** `curl -i` parsed: status, lower-cased headers (the last of each name), every header line, and body. */
+export async function curlResponse(args: string[]): Promise<{
+  status: number;
+  headers: Record<string, string>;
+  headerLines: string[];
+  body: string;
+  exitCode: number;
+}> {
   const result = await curl(['-i', ...args]);
   const blocks = result.stdout.split('\r\n\r\n');
   // Skip interim 1xx heads (100 Continue) to the final one.
@@ -41,5 +45,11 @@ export async function curlResponse(
     const colon = line.indexOf(':');
     if (colon > 0) headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
   }
-  return { status: Number(statusLine?.split(' ')[1] ?? 0), headers, body, exitCode: result.exitCode };
+  return {
+    status: Number(statusLine?.split(' ')[1] ?? 0),
+    headers,
+    headerLines: lines,
+    body,
+    exitCode: result.exitCode,
+  };
 }
