@@ -157,7 +157,7 @@ describe('config file (YAML), environment and flags', () => {
       const start = docs.indexOf(heading);
       const end = docs.indexOf('\n## ', start + 1);
       const table = docs.slice(start, end === -1 ? undefined : end);
-      return [...table.matchAll(/^\| `([a-z-]+)` \|/gm)].map((m) => m[1] as string).sort();
+      return [...table.matchAll(/^\| `([a-z0-9-]+)` \|/gm)].map((m) => m[1] as string).sort();
     };
     const optionsOf = (spec: object): string[] => Object.keys(spec).sort();
     assert.deepEqual(keysOf('## `relay:` keys'), optionsOf(RELAY_OPTIONS));

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { get, Agent as HttpAgent } from 'node:http';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as delay } from 'node:timers/promises';
 import { createAgent } from '../src/agent/agent.js';
 import { generateAgentKey } from '../src/keys/key-file.js';
 import { createRelay, type Relay } from '../src/relay/relay.js';
@@ -71,7 +70,8 @@ describe('two sessions per agent, one socket cut during a steady request load', 
         };
         const workers = Array.from({ length: 8 }, (_, index) => worker(index));
 
-        await delay(300);
+        // Load under way before the cut: wait for the requests themselves, not for a clock.
+        await until(() => outcomes.length > 20, 'load before the cut', 20_000);
         let registeredAfterCut = 0;
         const onSession = (): void => {
           registeredAfterCut++;
@@ -84,7 +84,8 @@ describe('two sessions per agent, one socket cut during a steady request load', 
           'the session to come back',
         );
         relay.off('session', onSession);
-        await delay(300);
+        const afterComeback = outcomes.length;
+        await until(() => outcomes.length > afterComeback + 20, 'load after the session came back', 20_000);
         stop = true;
         await Promise.all(workers);
 

@@ -8,6 +8,7 @@ import type { MuxSession } from '../mux/mux-session.js';
 import type { MuxStream } from '../mux/mux-stream.js';
 import { sessionWindows } from '../mux/windows.js';
 import { type AssignedService, Header } from '../session/protocol.js';
+import { formatSetups, serviceFingerprint } from '../session/registration.js';
 import { StallWatch } from '../stream/stall-watch.js';
 import { forwardToHttpTarget } from './http-target.js';
 import { type AgentOptions, DEFAULT_AGENT_OPTIONS, type ResolvedAgentOptions } from './options.js';
@@ -85,7 +86,8 @@ class AgentRuntime extends EventEmitter implements Agent {
     this.ready.catch(() => {});
     // 'fatal' stops the agent; make sure an unlistened one does not crash the process as 'error' would.
     this.on('fatal', (error: Error) => {
-      this.#log.error('agent stopped', { error: error.message });
+      // Info, not error: the 'fatal' listener (the CLI's one line) is where the user is told.
+      this.#log.info('agent stopped', { error: error.message });
       void this.close();
     });
     const extraHeaders = Object.fromEntries((options.headers ?? []).map(normalizePreflightHeader));
@@ -103,6 +105,16 @@ class AgentRuntime extends EventEmitter implements Agent {
           events: this,
           extraHeaders,
           access,
+          setups: formatSetups(
+            this.#services.map((s, index) => ({
+              name: s.name,
+              fingerprint: serviceFingerprint(this.#opts.key.privateKey, [
+                s.kind,
+                s.targetText,
+                this.#opts.services[index]?.access ?? null,
+              ]),
+            })),
+          ),
           serve: (session) => this.#serve(session, byName),
         }),
       );

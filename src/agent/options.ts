@@ -78,6 +78,12 @@ export interface AgentOptions {
   maxIdleTargetSockets?: number | undefined;
   /** On close(), open streams get this long to finish, ms. Default 10 000. */
   drainTimeoutMs?: number | undefined;
+  /**
+   * Take the services over when the relay has them live from another agent of this key with
+   * another target or other access rules (those sessions are closed). Without it such a
+   * registration is refused with 409 registration_conflict and the agent stops. Default false.
+   */
+  replace?: boolean | undefined;
   logger?: Logger | undefined;
   /** Told about every exchange the agent forwards (the inspector's CaptureStore). Default none. */
   observer?: TrafficObserver | undefined;
@@ -97,6 +103,7 @@ export const DEFAULT_AGENT_OPTIONS = {
   streamWindowBytes: 1 << 20,
   maxIdleTargetSockets: 64,
   drainTimeoutMs: 10_000,
+  replace: false,
 } as const;
 
 /** Options after defaults; `proxy`, `relayHost` and `headers` stay optional: absent means "the default behaviour". */

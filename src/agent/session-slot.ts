@@ -43,6 +43,8 @@ export interface SlotContext {
   extraHeaders: Record<string, string>;
   /** The signed `Postern-Access` value (visitor access rules), if any service has rules. */
   access: string | undefined;
+  /** The Postern-Setups value: fingerprints of the services' setups. */
+  setups: string;
   /** Serves one session's streams. */
   serve(session: MuxSession): void;
 }
@@ -147,6 +149,8 @@ export class SessionSlot {
       path: relay.path,
       host,
       access: this.#ctx.access,
+      setups: this.#ctx.setups,
+      replace: opts.replace,
     });
     // Custom headers first: the registration's own can never be replaced by them.
     const headers = { ...this.#ctx.extraHeaders, ...registration };
@@ -174,7 +178,10 @@ export class SessionSlot {
       if (error instanceof UpgradeRefusedError) {
         // Only the relay's own verdict stops the agent; a proxy in front of it may be fixed later.
         const code = String(error.headers[Header.error] ?? '');
-        const permanent = code === ErrorCode.notAdmitted[0] || code === ErrorCode.malformedRegistration[0];
+        const permanent =
+          code === ErrorCode.notAdmitted[0] ||
+          code === ErrorCode.malformedRegistration[0] ||
+          code === ErrorCode.registrationConflict[0];
         throw new RegistrationRejectedError(error.status, error.reason, permanent);
       }
       throw error;

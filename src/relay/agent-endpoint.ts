@@ -14,7 +14,7 @@ import {
   MAX_SESSION_MESSAGE_BYTES,
   SESSION_UPGRADE_TOKEN,
 } from '../session/protocol.js';
-import { type VerifiedRegistration, verifyRegistration } from '../session/registration.js';
+import { serviceSetup, type VerifiedRegistration, verifyRegistration } from '../session/registration.js';
 import { readExactly } from '../stream/read-exactly.js';
 import { webSocketStream } from '../transport/websocket-stream.js';
 import { addressKey } from './address-key.js';
@@ -148,7 +148,7 @@ function admissible(
     refuse(
       keyAdmitted.error,
       keyAdmitted.reason,
-      keyAdmitted.error === 'notAdmitted'
+      keyAdmitted.error === 'notAdmitted' || keyAdmitted.error === 'registrationConflict'
         ? {}
         : { 'retry-after': keyAdmitted.error === 'relayBusy' ? '60' : '10' },
     );
@@ -184,7 +184,8 @@ function admitRegistration(
     if (kinds !== undefined && kinds.length > 0) assigned.access = [...kinds];
     return assigned;
   });
-  const facts = { keyLabel, services, remoteAddress, access };
+  const setups = new Map(registration.services.map((s) => [s.name, serviceSetup(registration, s.name)]));
+  const facts = { keyLabel, services, remoteAddress, access, setups, replace: registration.replace };
   const challenge = newChallenge();
   const answerHeaders = [
     `${Header.assigned}: ${JSON.stringify(services)}`,
@@ -286,6 +287,8 @@ function startSession(
     services: AssignedService[];
     remoteAddress: string;
     access: ReadonlyMap<string, VisitorAccess>;
+    setups: ReadonlyMap<string, string>;
+    replace: boolean;
   },
 ): void {
   if ('setNoDelay' in socket && typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
@@ -295,6 +298,8 @@ function startSession(
     keyLabel: facts.keyLabel,
     services: facts.services,
     access: facts.access,
+    setups: facts.setups,
+    replace: facts.replace,
     remoteAddress: facts.remoteAddress,
     socket,
     streamWindowBytes: ctx.options.streamWindowBytes,

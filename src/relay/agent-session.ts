@@ -23,6 +23,10 @@ export class AgentSession extends EventEmitter {
   readonly services: readonly AssignedService[];
   /** Visitor access rules by service name (services without rules are open). */
   readonly access: ReadonlyMap<string, VisitorAccess>;
+  /** What each service serves and how it is guarded (registration.ts serviceSetup()), by name. */
+  readonly setups: ReadonlyMap<string, string>;
+  /** Registered with `replace`: live sessions of its services that differ are closed for it. */
+  readonly replace: boolean;
   readonly remoteAddress: string;
   readonly log: Logger;
   #state: AgentSessionState = 'ready';
@@ -34,6 +38,8 @@ export class AgentSession extends EventEmitter {
     keyLabel: string;
     services: readonly AssignedService[];
     access?: ReadonlyMap<string, VisitorAccess>;
+    setups?: ReadonlyMap<string, string>;
+    replace?: boolean;
     remoteAddress: string;
     socket: Duplex;
     streamWindowBytes: number;
@@ -46,6 +52,8 @@ export class AgentSession extends EventEmitter {
     this.keyLabel = options.keyLabel;
     this.services = options.services;
     this.access = options.access ?? new Map();
+    this.setups = options.setups ?? new Map();
+    this.replace = options.replace ?? false;
     this.remoteAddress = options.remoteAddress;
     this.log = options.log;
     this.#mux = new MuxSession(options.socket, {

@@ -73,7 +73,10 @@ export function loadAllowedKeys(path: string): AllowedKeys {
 }
 
 /** Why a key is refused: not admitted (403, final) or over its session limit (429, retried). */
-export type KeyRefusal = { error: 'notAdmitted' | 'tooManySessions' | 'relayBusy'; reason: string };
+export type KeyRefusal = {
+  error: 'notAdmitted' | 'tooManySessions' | 'relayBusy' | 'registrationConflict';
+  reason: string;
+};
 
 /**
  * Whether `registration` may register, given the allowed keys (undefined: any key) and how many

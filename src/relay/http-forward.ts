@@ -1,6 +1,5 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { Transform, type TransformCallback } from 'node:stream';
-import type { WebSocketServer } from 'ws';
 import type { ClusterContext } from '../cluster/cluster-context.js';
 import type { StreamPeer } from '../cluster/node-links.js';
 import { endToEndHeaders } from '../http/headers.js';
@@ -40,8 +39,6 @@ export interface ForwardContext {
   streamsByVisitor: RenewingMap<string, number>;
   /** Cuts visitors that stop taking bytes. */
   stalls: StallWatch;
-  /** Ends WebSockets that visitors open to TCP services (their messages carry the bytes). */
-  webSockets: WebSocketServer;
   /** Shared by every tunnel's visitor access checks. */
   access: AccessContext;
   /** Set in cluster mode: where tunnels held by other nodes are found and reached. */

@@ -3,7 +3,6 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { BlockList, isIPv6, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer } from 'ws';
 import { ClusterDirectory } from '../cluster/directory.js';
 import { MIN_CLUSTER_SECRET_LENGTH, NODE_PATH } from '../cluster/node-auth.js';
 import { NODE_ID, NodeEndpoint } from '../cluster/node-endpoint.js';
@@ -16,7 +15,7 @@ import { type Logger, silentLogger } from '../log.js';
 import { RenewingMap, RenewingSet } from '../renewing-collections.js';
 import { NonceCache } from '../session/nonce-cache.js';
 import { AGENT_PATH } from '../session/protocol.js';
-import type { VerifiedRegistration } from '../session/registration.js';
+import { serviceSetup, type VerifiedRegistration } from '../session/registration.js';
 import { StallWatch } from '../stream/stall-watch.js';
 import { type BoundListener, describeListener, listenOn } from '../transport/listen.js';
 import { type AdminServer, startAdminServer } from './admin-server.js';
@@ -39,8 +38,6 @@ import { KeyedTokenBuckets } from './token-bucket.js';
 import { forwardUpgrade } from './upgrade-forward.js';
 import { sendVisitorError, writeRawError } from './visitor-error.js';
 
-/** Largest WebSocket message a relay-ended WebSocket (to a TCP service) accepts. */
-const MAX_WEBSOCKET_MESSAGE_BYTES = 64 << 20;
 /** How often close() checks whether draining is done, ms. */
 const DRAIN_POLL_MS = 20;
 /** How often tunnels past their retention are forgotten, ms. */
@@ -154,11 +151,6 @@ class RelayServer extends EventEmitter implements Relay {
       startedAt: Date.now(),
       stalls: new StallWatch(opts.stallTimeoutMs),
       streamsByVisitor: new RenewingMap(),
-      webSockets: new WebSocketServer({
-        noServer: true,
-        clientTracking: false,
-        maxPayload: MAX_WEBSOCKET_MESSAGE_BYTES,
-      }),
       access: {
         ipv6PrefixBits: opts.ipv6PrefixBits,
         passwords: new PasswordCheck(MAX_QUEUED_PASSWORD_CHECKS),
@@ -353,6 +345,8 @@ class RelayServer extends EventEmitter implements Relay {
       if (session.keyLabel === label && session.state !== 'closed') open++;
     const verdict = checkAllowedKey(this.#allowedKeys, registration, open, this.#opts.maxSessionsPerKey);
     if (verdict !== true) return verdict;
+    const conflict = registration.replace ? undefined : this.#conflict(registration, label);
+    if (conflict !== undefined) return { error: 'registrationConflict', reason: conflict };
     const max = this.#opts.maxTunnels;
     const isNew = (tunnel: string): boolean =>
       this.#registry.get(tunnel) === undefined && !this.#pendingLabels.has(tunnel);
@@ -366,6 +360,22 @@ class RelayServer extends EventEmitter implements Relay {
         reason: `this relay holds its limit of ${max} tunnels; try another relay or later`,
       };
     return true;
+  }
+
+  /**
+   * Why `registration` may not join its services' live sessions, if it may not: a service of the
+   * same key live with another target or other access rules. A guarded tunnel must never turn open
+   * (or point elsewhere) because a second agent of its key started without the same flags.
+   */
+  #conflict(registration: VerifiedRegistration, keyLabel: string): string | undefined {
+    for (const service of registration.services) {
+      const live = this.#registry.get(serviceLabel(keyLabel, service.name))?.sessions ?? [];
+      const setup = serviceSetup(registration, service.name);
+      const other = live.find((s) => s.state === 'ready' && s.setups.get(service.name) !== setup);
+      if (other !== undefined)
+        return `service "${service.name}" of key ${keyLabel} is live from ${other.remoteAddress} with another target or other access rules; stop that agent, or register with --replace to take the service over`;
+    }
+    return undefined;
   }
 
   async #startAdmin(listen: string): Promise<void> {
@@ -574,6 +584,19 @@ class RelayServer extends EventEmitter implements Relay {
   }
 
   #addSession(session: AgentSession): void {
+    if (session.replace) {
+      // Taking over: sessions that serve these services otherwise are closed (GOAWAY, drain).
+      for (const other of this.#sessions)
+        if (
+          other.keyLabel === session.keyLabel &&
+          session.services.some(
+            (s) => other.setups.has(s.name) && other.setups.get(s.name) !== session.setups.get(s.name),
+          )
+        ) {
+          other.log.info('session replaced by a newer registration with --replace');
+          other.close();
+        }
+    }
     this.#sessions.add(session);
     for (const service of session.services) {
       this.#registry.attach(session, service, Date.now());

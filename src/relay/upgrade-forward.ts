@@ -1,6 +1,5 @@
 import { type IncomingMessage, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { createWebSocketStream } from 'ws';
 import { endToEndHeaders } from '../http/headers.js';
 import type { IncomingMuxHeaders } from '../mux/header-block.js';
 import type { MuxStream } from '../mux/mux-stream.js';
@@ -11,6 +10,7 @@ import { type ForwardContext, scopeCookies } from './http-forward.js';
 import { responseFramingProblem } from './response-framing.js';
 import { admitStream, admitStreamNow, streamHeaders, visitorAddressOf } from './stream-admission.js';
 import { writeRawError } from './visitor-error.js';
+import { webSocketBytes, webSocketHandshake } from './websocket-bytes.js';
 
 /**
  * Forwards a visitor's upgrade (DESIGN §4) as one full-duplex stream. For an HTTP tunnel
@@ -47,6 +47,11 @@ export async function forwardUpgrade(
   // A WebSocket to a TCP service is ended here: its binary messages carry the service's bytes
   // (clients that can only speak WebSocket, connect('ws://…')). The agent just sees a preflight.
   const endWebSocketHere = tunnel.kind === 'tcp' && token === 'websocket';
+  const handshake = webSocketHandshake(req);
+  if (endWebSocketHere && !handshake.ok) {
+    writeRawError(socket, 'badRequest', handshake.response);
+    return;
+  }
   const headers = streamHeaders(ctx, req, route, tunnel);
   headers[Header.upgrade] = endWebSocketHere ? 'tcp' : token;
 
@@ -85,13 +90,10 @@ export async function forwardUpgrade(
     const switched = responseHeaders[Header.status] === '101';
     if (switched && endWebSocketHere) {
       socket.once('close', () => resetStream(stream, 'visitor went away'));
-      // ws attaches its 'data' listener synchronously inside handleUpgrade; reads arrive later.
-      socket.resume();
-      ctx.webSockets.handleUpgrade(req, socket, head, (ws) => {
-        const visitor = createWebSocketStream(ws);
-        ctx.stalls.watch(visitor, 'the visitor');
-        joinDuplex(visitor, stream);
-      });
+      socket.write(handshake.response);
+      const visitor = webSocketBytes(socket, head, options.stallTimeoutMs);
+      ctx.stalls.watch(visitor, 'the visitor');
+      joinDuplex(visitor, stream);
       return;
     }
     const status = switched ? 101 : Number(responseHeaders[':status']);

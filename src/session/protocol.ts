@@ -47,6 +47,15 @@ export const Header = {
    * the rest, so no one on the way can loosen them.
    */
   access: 'postern-access',
+  /**
+   * Agent → relay, optional: a fingerprint of each service's setup (target and access options),
+   * `name=<fp>` joined by commas (registration.ts serviceFingerprint()). The relay never learns
+   * the setup; it only compares fingerprints, so a second agent of the same key cannot silently
+   * change a live service.
+   */
+  setups: 'postern-setups',
+  /** Agent → relay, optional: `1` takes the services over from live sessions that differ. */
+  replace: 'postern-replace',
   /** Agent → relay: ed25519 signature of signedString(), base64url. */
   signature: 'postern-signature',
   /** Relay → agent (101): JSON array of AssignedService. */
@@ -97,8 +106,9 @@ export function hostName(hostHeader: string): string {
 /**
  * What the agent signs: every registration field plus the request line and the Host name, one per
  * line. The Host's port is left out because proxies in front of a relay (nginx's `$host`) drop it.
- * Access rules, when sent, add a last line `access:<value>`: a registration signed without them
- * cannot have them added, and one signed with them cannot have them taken away.
+ * Access rules, when sent, add a line `access:<value>`: a registration signed without them
+ * cannot have them added, and one signed with them cannot have them taken away. Setup
+ * fingerprints and a replace request add `setups:<value>` and `replace:<value>` the same way.
  */
 export function signedString(fields: {
   method: string;
@@ -109,6 +119,8 @@ export function signedString(fields: {
   nonce: string;
   services: string;
   access?: string | undefined;
+  setups?: string | undefined;
+  replace?: string | undefined;
 }): string {
   const lines = [
     SIGNED_STRING_TAG,
@@ -121,6 +133,8 @@ export function signedString(fields: {
     fields.services,
   ];
   if (fields.access !== undefined) lines.push(`access:${fields.access}`);
+  if (fields.setups !== undefined) lines.push(`setups:${fields.setups}`);
+  if (fields.replace !== undefined) lines.push(`replace:${fields.replace}`);
   return lines.join('\n');
 }
 
@@ -143,6 +157,7 @@ export const ErrorCode = {
   staleRegistration: ['registration_stale', 401],
   replayedRegistration: ['registration_replayed', 401],
   notAdmitted: ['registration_not_admitted', 403],
+  registrationConflict: ['registration_conflict', 409],
   tooManyRegistrations: ['registration_rate_limited', 429],
   tooManySessions: ['registration_too_many_sessions', 429],
   relayBusy: ['relay_busy', 503],

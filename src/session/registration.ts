@@ -1,4 +1,4 @@
-import { type KeyObject, randomBytes, sign, verify } from 'node:crypto';
+import { createHash, createHmac, type KeyObject, randomBytes, sign, verify } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { isCanonicalKeyX, publicKeyFromX, publicKeyX, SERVICE_NAME } from '../keys/label.js';
 import { type AccessDeclaration, parseAccess } from './access.js';
@@ -30,8 +30,13 @@ export function signRegistration(options: {
   host: string;
   /** Visitor access rules as formatAccess() wrote them; absent when every service is open. */
   access?: string | undefined;
+  /** formatSetups() of the services' fingerprints; absent: the relay compares access rules only. */
+  setups?: string | undefined;
+  /** Take the services over from live sessions of the same key that differ. */
+  replace?: boolean | undefined;
   now?: number;
 }): Record<string, string> {
+  const replace = options.replace === true ? '1' : undefined;
   const key = publicKeyX(options.publicKey);
   const timestamp = String(Math.floor((options.now ?? Date.now()) / 1000));
   const nonce = randomBytes(18).toString('base64url');
@@ -45,6 +50,8 @@ export function signRegistration(options: {
     nonce,
     services,
     access: options.access,
+    setups: options.setups,
+    replace,
   });
   const signature = sign(null, Buffer.from(text, 'utf8'), options.privateKey).toString('base64url');
   const headers: Record<string, string> = {
@@ -56,7 +63,42 @@ export function signRegistration(options: {
     [Header.signature]: signature,
   };
   if (options.access !== undefined) headers[Header.access] = options.access;
+  if (options.setups !== undefined) headers[Header.setups] = options.setups;
+  if (replace !== undefined) headers[Header.replace] = replace;
   return headers;
+}
+
+/**
+ * A service's setup (kind, target, access options as given) as the relay may compare it: 16 bytes
+ * of an HMAC under a key derived from the agent's private key. Equal setups of one key give equal
+ * fingerprints; nobody without the key can test a guessed password or target against one.
+ */
+export function serviceFingerprint(privateKey: KeyObject, setup: unknown): string {
+  const key = createHash('sha256')
+    .update('POSTERN-SERVICE-SETUP-V1\n')
+    .update(privateKey.export({ format: 'der', type: 'pkcs8' }))
+    .digest();
+  return createHmac('sha256', key)
+    .update(JSON.stringify(setup))
+    .digest()
+    .subarray(0, 16)
+    .toString('base64url');
+}
+
+/** `name=<fingerprint>` of each service, joined by commas (the Postern-Setups header). */
+export function formatSetups(services: readonly { name: string; fingerprint: string }[]): string {
+  return services.map((s) => `${s.name}=${s.fingerprint}`).join(',');
+}
+
+/**
+ * What must match for a second session to join a live service: the fingerprint of its setup, or
+ * (from an agent that sends none) its visitor access rules as registered.
+ */
+export function serviceSetup(registration: VerifiedRegistration, name: string): string {
+  const fingerprint = registration.setups[name];
+  return fingerprint !== undefined
+    ? `setup:${fingerprint}`
+    : `access:${JSON.stringify(registration.access[name] ?? null)}`;
 }
 
 export interface VerifiedRegistration {
@@ -69,6 +111,10 @@ export interface VerifiedRegistration {
   services: RequestedService[];
   /** Visitor access rules by service name ({} when none were sent). */
   access: AccessDeclaration;
+  /** Setup fingerprints by service name ({} when none were sent). */
+  setups: Record<string, string>;
+  /** The agent asked to take its services over from live sessions that differ. */
+  replace: boolean;
 }
 
 export type VerifyResult =
@@ -123,6 +169,13 @@ export function verifyRegistration(request: {
   const access =
     accessText === undefined ? {} : parseAccess(accessText, new Set(services.map((s) => s.name)));
   if (typeof access === 'string') return malformed(access);
+  const setupsText = h[Header.setups] === undefined ? undefined : single(h, Header.setups);
+  if (h[Header.setups] !== undefined && setupsText === undefined)
+    return malformed(`${Header.setups} must be sent once`);
+  const setups = setupsText === undefined ? {} : parseSetups(setupsText, services);
+  if (typeof setups === 'string') return malformed(setups);
+  const replaceText = h[Header.replace] === undefined ? undefined : single(h, Header.replace);
+  if (h[Header.replace] !== undefined && replaceText !== '1') return malformed(`${Header.replace} must be 1`);
   const signature = single(h, Header.signature);
   if (signature === undefined || signature.length !== 86 || !BASE64URL.test(signature)) {
     return malformed(`${Header.signature} must be a 64-byte ed25519 signature in base64url`);
@@ -143,6 +196,8 @@ export function verifyRegistration(request: {
     nonce,
     services: servicesText,
     access: accessText,
+    setups: setupsText,
+    replace: replaceText,
   });
   if (!verify(null, Buffer.from(text, 'utf8'), publicKey, Buffer.from(signature, 'base64url'))) {
     return { ok: false, error: 'badSignature', reason: 'signature does not match the registration' };
@@ -156,7 +211,34 @@ export function verifyRegistration(request: {
       reason: `timestamp is ${Math.round(skew)} s away from the relay's clock (allowed: ${request.windowSeconds} s); check the agent's clock`,
     };
   }
-  return { ok: true, registration: { key, nonce, signature, timestampSeconds, services, access } };
+  return {
+    ok: true,
+    registration: {
+      key,
+      nonce,
+      signature,
+      timestampSeconds,
+      services,
+      access,
+      setups,
+      replace: replaceText === '1',
+    },
+  };
+}
+
+/** Parses `name=<fingerprint>,…` for the registered services; the reason as a string when malformed. */
+function parseSetups(text: string, services: readonly RequestedService[]): Record<string, string> | string {
+  const setups: Record<string, string> = {};
+  for (const part of text.split(',')) {
+    const [name = '', fingerprint = '', extra] = part.split('=');
+    if (extra !== undefined || !/^[A-Za-z0-9_-]{22}$/.test(fingerprint))
+      return `${Header.setups} entry "${part}" is not name=<22 base64url characters>`;
+    if (!services.some((s) => s.name === name))
+      return `${Header.setups} names service "${name}", not registered`;
+    if (Object.hasOwn(setups, name)) return `${Header.setups} lists "${name}" twice`;
+    setups[name] = fingerprint;
+  }
+  return setups;
 }
 
 /** Parses `name=kind,…`; returns the reason as a string when malformed. */
