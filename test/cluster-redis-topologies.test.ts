@@ -74,17 +74,9 @@ describe('cluster mode on other Redis topologies', () => {
       ['redis-sentinel://127.0.0.1:1', /name the master/],
       ['redis-cluster://nohostport', /"nohostport" is not host:port/],
     ] as const) {
-      const cli = startCli([
-        'relay',
-        '--listen',
-        'tcp://127.0.0.1:0',
-        '--admin',
-        'off',
-        '--redis',
-        url,
-        '--cluster-secret',
-        'x'.repeat(20),
-      ]);
+      const cli = startCli(['relay', '--listen', 'tcp://127.0.0.1:0', '--admin', 'off', '--redis', url], {
+        POSTERN_CLUSTER_SECRET: 'x'.repeat(20),
+      });
       assert.equal(await cli.exited, 1, url);
       assert.match(cli.stderr(), message);
       assert.equal(cli.stderr().trim().split('\n').length, 1);

@@ -39,6 +39,17 @@ export const CHOICE_OPTIONS: Record<string, readonly string[]> = {
   'host-header': ['preserve', 'rewrite'],
 };
 
+/**
+ * Secrets, each with an option that reads it from a file instead. On a command line a secret is
+ * readable by every local user (`ps`); the file form and the POSTERN_* variable are not.
+ */
+export const SECRET_OPTIONS: Record<string, string> = {
+  'basic-auth': 'basic-auth-file',
+  'bearer-token': 'bearer-token-file',
+  'admin-token': 'admin-token-file',
+  'cluster-secret': 'cluster-secret-file',
+};
+
 /** The environment variable of an option: POSTERN_ + its name in upper snake case. */
 export function envName(option: string): string {
   return `POSTERN_${option.toUpperCase().replaceAll('-', '_')}`;
@@ -59,6 +70,8 @@ export function parseLayeredArgs<T extends OptionSpec>(
   spec: T,
   allowPositionals: boolean,
   env: NodeJS.ProcessEnv = process.env,
+  warn: (message: string) => void = (message) =>
+    process.stderr.write(`postern ${command}: warning: ${message}\n`),
 ): { values: ParsedValues<T>; positionals: string[] } {
   const withConfig = { ...spec, config: { type: 'string' } } as const satisfies OptionSpec;
   const cli = parseCommandArgs(argv, withConfig, allowPositionals);
@@ -76,9 +89,43 @@ export function parseLayeredArgs<T extends OptionSpec>(
   for (const [name, value] of Object.entries(cliValues)) {
     if (value !== undefined && name !== 'config') values[name] = value;
   }
+  for (const [secret, fileOption] of Object.entries(SECRET_OPTIONS)) {
+    if (!(secret in spec)) continue;
+    const path = values[fileOption] as string | undefined;
+    if (path !== undefined) {
+      if (cliValues[secret] !== undefined)
+        throw new UsageError(`give --${secret} or --${fileOption}, not both`);
+      values[secret] = readSecretFile(path, fileOption, spec[secret]?.multiple === true);
+    }
+    if (cliValues[secret] !== undefined)
+      warn(
+        `--${secret} on the command line is visible to every local user (ps); use --${fileOption} or ${envName(secret)}`,
+      );
+  }
   const positionals = cli.positionals.length > 0 ? cli.positionals : file.services;
   // Each layer was checked against `spec`, so the merged values have parseArgs' own shape.
   return { values: values as ParsedValues<T>, positionals };
+}
+
+/**
+ * A secret from a file: its one line, or for a list option one entry a line (blank lines and
+ * lines starting with # skipped). Trailing newlines and spaces are not part of a secret.
+ */
+function readSecretFile(path: string, option: string, multiple: boolean): string | string[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new UsageError(`--${option} ${path}: cannot read it (${(error as NodeJS.ErrnoException).code})`);
+  }
+  const lines = text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter((line) => line !== '' && !line.startsWith('#'));
+  if (lines.length === 0) throw new UsageError(`--${option} ${path}: the file is empty`);
+  if (multiple) return lines;
+  if (lines.length > 1) throw new UsageError(`--${option} ${path}: the file must hold one line`);
+  return lines[0] as string;
 }
 
 function fromEnv(name: string, option: OptionSpec[string], raw: string): Value {

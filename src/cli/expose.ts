@@ -28,6 +28,8 @@ export const EXPOSE_OPTIONS = {
   'host-header': { type: 'string' },
   'basic-auth': { type: 'string', multiple: true },
   'bearer-token': { type: 'string', multiple: true },
+  'basic-auth-file': { type: 'string' },
+  'bearer-token-file': { type: 'string' },
   'require-header': { type: 'string', multiple: true },
   'allow-ip': { type: 'string', multiple: true },
   'deny-ip': { type: 'string', multiple: true },

@@ -37,6 +37,12 @@ export class CapturedBody {
   size = 0;
   kept = 0;
   parts: Buffer[] = [];
+  /**
+   * The body decoded (gzip, deflate, br), once: the promise is kept so nothing decodes it twice;
+   * it resolves with undefined when the body is not encoded, not whole, or does not decode within
+   * the limit (capture-view.ts decodedBody()).
+   */
+  decoding: Promise<Buffer | undefined> | undefined;
 
   get truncated(): boolean {
     return this.kept < this.size;
@@ -84,6 +90,8 @@ export class Capture {
   messageCount = 0;
   /** Why the WebSocket frames could no longer be read, if they could not. */
   framingNote: string | undefined = undefined;
+  /** Bytes of decoded bodies kept beside the encoded ones (counted in the store's budget). */
+  decodedBytes = 0;
   #requestHead: string;
   #responseHead = '';
 
@@ -275,6 +283,17 @@ export class CaptureStore implements TrafficObserver {
     this.#changed(capture);
   }
 
+  /**
+   * Counts a decoded body against the store's budget, dropping older finished exchanges to make
+   * room; false (keep it not) when there is no room or the capture is gone.
+   */
+  noteDecoded(capture: Capture, bytes: number): boolean {
+    if (!this.#entries.has(capture.id) || this.#makeRoom(bytes, capture.id) < bytes) return false;
+    capture.decodedBytes += bytes;
+    this.#bytes += bytes;
+    return true;
+  }
+
   #account(capture: Capture, bytes: number): void {
     if (!this.#entries.has(capture.id)) return;
     this.#bytes += bytes;
@@ -339,7 +358,7 @@ export class CaptureStore implements TrafficObserver {
 }
 
 function captureBytes(capture: Capture): number {
-  let bytes = capture.headerBytes;
+  let bytes = capture.headerBytes + capture.decodedBytes;
   bytes += capture.request.kept + capture.response.kept;
   for (const message of capture.messages) bytes += message.data.length;
   return bytes;

@@ -162,14 +162,14 @@ async function route(
         limits: store.limits,
       });
     if (path === '/api/requests')
-      return sendJson(res, 200, { captures: listCaptures(store, url.searchParams) });
+      return sendJson(res, 200, { captures: await listCaptures(store, url.searchParams) });
     if (path === '/api/events') return events.subscribe(req, res);
     const one = /^\/api\/requests\/([0-9]+)(\/body\/(request|response))?$/.exec(path);
     if (one !== null) {
       const capture = store.get(one[1] as string);
       if (capture === undefined)
         return sendJson(res, 404, { error: `no capture ${one[1]} (it may have been dropped)` });
-      if (one[3] === undefined) return sendJson(res, 200, captureDetail(capture));
+      if (one[3] === undefined) return sendJson(res, 200, await captureDetail(store, capture));
       const body = one[3] === 'request' ? capture.request : capture.response;
       // Raw bytes as a download: never rendered by the browser, whatever they contain.
       res.setHeader('content-disposition', `attachment; filename="capture-${capture.id}-${one[3]}.bin"`);
@@ -220,7 +220,18 @@ function changeRefusal(req: IncomingMessage): string | undefined {
   return undefined;
 }
 
-function listCaptures(store: CaptureStore, params: URLSearchParams): Record<string, unknown>[] {
+/** A search holds the event loop at most this long before it lets other work run, ms. */
+const SEARCH_SLICE_MS = 4;
+
+/**
+ * The captures that pass the filter, newest first. A search may read hundreds of bodies of up to
+ * 1 MiB each: it gives the event loop back every few milliseconds, so the agent's tunnels (and
+ * their keepalives) go on meanwhile.
+ */
+async function listCaptures(
+  store: CaptureStore,
+  params: URLSearchParams,
+): Promise<Record<string, unknown>[]> {
   const filter: CaptureFilter = {
     q: params.get('q') ?? undefined,
     kind: params.get('kind') ?? undefined,
@@ -229,9 +240,14 @@ function listCaptures(store: CaptureStore, params: URLSearchParams): Record<stri
   };
   const limit = Math.min(Number(params.get('limit') ?? store.limits.entries) || store.limits.entries, 10_000);
   const out: Record<string, unknown>[] = [];
+  let slice = performance.now();
   for (const capture of store.list()) {
     if (out.length >= limit) break;
-    if (matches(capture, filter)) out.push(captureSummary(capture));
+    if (await matches(store, capture, filter)) out.push(captureSummary(capture));
+    if (performance.now() - slice > SEARCH_SLICE_MS) {
+      await new Promise((resolve) => setImmediate(resolve));
+      slice = performance.now();
+    }
   }
   return out;
 }

@@ -20,21 +20,22 @@ export async function startClusterNode(
   id: string,
   options: { secret?: string; admin?: boolean; extra?: string[] } = {},
 ): Promise<ClusterNode> {
-  const cli = startCli([
-    'relay',
-    '--listen',
-    'tcp://127.0.0.1:0',
-    '--admin',
-    options.admin ? '127.0.0.1:0' : 'off',
-    '--redis',
-    'socketPath' in redis ? redis.socketPath : redis.url,
-    '--node-id',
-    id,
-    '--cluster-secret',
-    options.secret ?? CLUSTER_SECRET,
-    '--json',
-    ...(options.extra ?? []),
-  ]);
+  const cli = startCli(
+    [
+      'relay',
+      '--listen',
+      'tcp://127.0.0.1:0',
+      '--admin',
+      options.admin ? '127.0.0.1:0' : 'off',
+      '--redis',
+      'socketPath' in redis ? redis.socketPath : redis.url,
+      '--node-id',
+      id,
+      '--json',
+      ...(options.extra ?? []),
+    ],
+    { POSTERN_CLUSTER_SECRET: options.secret ?? CLUSTER_SECRET },
+  );
   const listening = await cli.nextEvent((e) => e.event === 'listening');
   const address = (listening.listen as string[])[0] as string;
   assert.deepEqual(listening.node, { id, advertise: address });
