@@ -7,16 +7,23 @@ import type { MuxStream } from '../mux/mux-stream.js';
 import type { ForwardContext } from '../relay/http-forward.js';
 import { findSession, takeRequestToken } from '../relay/stream-admission.js';
 import { writeRawError } from '../relay/visitor-error.js';
-import { NonceCache } from '../session/nonce-cache.js';
+import { PROOF_ACCEPTED } from '../session/possession-proof.js';
 import { ErrorCode, type ErrorCodeName, Header, MAX_HEADER_PAIRS } from '../session/protocol.js';
 import { joinDuplex } from '../stream/join-duplex.js';
+import { readExactly } from '../stream/read-exactly.js';
 import {
+  LINK_CHALLENGE_BYTES,
+  linkAnswerMatches,
   NODE_AUTH_HEADER,
-  NODE_AUTH_WINDOW_S,
   NODE_ID_HEADER,
   NODE_UPGRADE_TOKEN,
+  newLinkChallenge,
   verifyNodeAuth,
 } from './node-auth.js';
+
+/** A dialing node must answer the link challenge within this, ms. */
+const LINK_PROOF_TIMEOUT_MS = 10_000;
+
 import { FORWARD_LABEL_HEADER, FORWARD_VISITOR_HEADER } from './node-links.js';
 
 /** Node ids: what --node-id accepts. */
@@ -32,11 +39,13 @@ export class NodeEndpoint {
   readonly #ctx: ForwardContext;
   readonly #secret: string;
   readonly #log: Logger;
-  readonly #nonces = new NonceCache({ maxEntries: 10_000, ttlMs: 2 * NODE_AUTH_WINDOW_S * 1000 });
   readonly #sessions = new Set<MuxSession>();
 
-  constructor(ctx: ForwardContext, secret: string, log: Logger) {
+  readonly #selfId: string;
+
+  constructor(ctx: ForwardContext, selfId: string, secret: string, log: Logger) {
     this.#ctx = ctx;
+    this.#selfId = selfId;
     this.#secret = secret;
     this.#log = log;
   }
@@ -50,13 +59,44 @@ export class NodeEndpoint {
     if (String(req.headers.upgrade).toLowerCase() !== NODE_UPGRADE_TOKEN)
       return refuse(`the node endpoint expects "Upgrade: ${NODE_UPGRADE_TOKEN}"`);
     if (!NODE_ID.test(id)) return refuse('missing or malformed node id');
-    const verdict = verifyNodeAuth(this.#secret, id, String(req.headers[NODE_AUTH_HEADER] ?? ''));
+    const verdict = verifyNodeAuth(
+      this.#secret,
+      id,
+      this.#selfId,
+      String(req.headers[NODE_AUTH_HEADER] ?? ''),
+    );
     if (!verdict.ok) return refuse(verdict.reason);
-    if (this.#nonces.add(verdict.nonce, Date.now()) !== 'added') return refuse('node proof replayed');
+    const challenge = newLinkChallenge();
     socket.write(
-      `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${NODE_UPGRADE_TOKEN}\r\n\r\n`,
+      Buffer.concat([
+        Buffer.from(
+          `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${NODE_UPGRADE_TOKEN}\r\n\r\n`,
+        ),
+        challenge,
+      ]),
     );
     if (head.length > 0) socket.unshift(head);
+    readExactly(socket, LINK_CHALLENGE_BYTES, LINK_PROOF_TIMEOUT_MS).then(
+      (answer) => {
+        if (!linkAnswerMatches(this.#secret, id, this.#selfId, challenge, answer)) {
+          this.#log.warn('node link refused', { peer: id, reason: 'wrong answer to the link challenge' });
+          socket.destroy();
+          return;
+        }
+        socket.write(PROOF_ACCEPTED);
+        this.#accept(id, socket);
+      },
+      (error: Error) => {
+        this.#log.warn('node link refused', {
+          peer: id,
+          reason: `no answer to the link challenge: ${error.message}`,
+        });
+        socket.destroy();
+      },
+    );
+  }
+
+  #accept(id: string, socket: Duplex): void {
     const session = new MuxSession(socket, {
       role: 'server',
       streamWindowBytes: 1 << 20,
@@ -129,6 +169,8 @@ export class NodeEndpoint {
       if (consumed.includes(name)) continue;
       out[name] = value;
     }
+    // The service is the one of the label whose rules were checked here, whatever the peer sent.
+    out[Header.service] = tunnel.name;
     let agentStream: MuxStream;
     try {
       agentStream = session.openStream(out, { endStream: false });

@@ -1,12 +1,17 @@
 import { connect } from '../client/connect.js';
+import { formatConnectionString, parseConnectionString } from '../connection-string/index.js';
 import type { Logger } from '../log.js';
 import type { MuxHeaders } from '../mux/header-block.js';
 import { MuxSession } from '../mux/mux-session.js';
 import type { MuxStream } from '../mux/mux-stream.js';
 import { startKeepalive } from '../session/keepalive.js';
+import { PROOF_ACCEPTED } from '../session/possession-proof.js';
 import { MAX_HEADER_PAIRS } from '../session/protocol.js';
+import { readExactly } from '../stream/read-exactly.js';
 import type { NodeRecord, TunnelLocation } from './directory.js';
 import {
+  LINK_CHALLENGE_BYTES,
+  linkAnswer,
   NODE_AUTH_HEADER,
   NODE_ID_HEADER,
   NODE_PATH,
@@ -109,15 +114,29 @@ export class NodeLinks {
   }
 
   async #dial(node: NodeRecord): Promise<MuxSession> {
-    const socket = await connect(`${node.advertise}${this.#basePath}${NODE_PATH}?http_preflight=true`, {
+    const address = formatConnectionString({
+      ...parseConnectionString(node.advertise),
+      path: `${this.#basePath}${NODE_PATH}`,
+      httpPreflight: true,
+    });
+    const socket = await connect(address, {
       upgradeToken: NODE_UPGRADE_TOKEN,
       headers: [
         [NODE_ID_HEADER, this.#self.id],
-        [NODE_AUTH_HEADER, nodeAuthValue(this.#secret, this.#self.id)],
+        [NODE_AUTH_HEADER, nodeAuthValue(this.#secret, this.#self.id, node.id)],
       ],
       connectTimeoutMs: DIAL_TIMEOUT_MS,
       handshakeTimeoutMs: DIAL_TIMEOUT_MS,
     });
+    try {
+      const challenge = await readExactly(socket, LINK_CHALLENGE_BYTES, DIAL_TIMEOUT_MS);
+      socket.write(linkAnswer(this.#secret, this.#self.id, node.id, challenge));
+      const accepted = await readExactly(socket, PROOF_ACCEPTED.length, DIAL_TIMEOUT_MS);
+      if (!accepted.equals(PROOF_ACCEPTED)) throw new Error('the node did not accept the link proof');
+    } catch (error) {
+      socket.destroy();
+      throw new Error(`node link to ${node.id}: ${(error as Error).message}`);
+    }
     const session = new MuxSession(socket, {
       role: 'client',
       streamWindowBytes: 1 << 20,

@@ -7,7 +7,7 @@ import { ClusterDirectory } from '../cluster/directory.js';
 import { MIN_CLUSTER_SECRET_LENGTH, NODE_PATH } from '../cluster/node-auth.js';
 import { NODE_ID, NodeEndpoint } from '../cluster/node-endpoint.js';
 import { NodeLinks } from '../cluster/node-links.js';
-import { parseConnectionString } from '../connection-string/index.js';
+import { formatConnectionString, parseConnectionString } from '../connection-string/index.js';
 import { OptionError } from '../errors.js';
 import { hasSeveralHosts } from '../http/headers.js';
 import { keyLabelFromX, serviceLabel } from '../keys/label.js';
@@ -250,17 +250,31 @@ class RelayServer extends EventEmitter implements Relay {
     const id = this.#opts.nodeId ?? `${hostname()}-${process.pid}`;
     if (!NODE_ID.test(id))
       throw new OptionError(`node id "${id}" must be 1-63 of letters, digits, ".", "_" and "-"`);
-    const advertise = this.#opts.advertise ?? this.addresses.find((a) => a.startsWith('tcp://'));
+    // Links carry visitors' requests, credentials and cookies: over TLS whenever the relay has
+    // a tcps:// listener, unless told otherwise.
+    const advertise =
+      this.#opts.advertise ??
+      this.addresses.find((a) => a.startsWith('tcps://')) ??
+      this.addresses.find((a) => a.startsWith('tcp://'));
     const target = advertise === undefined ? undefined : parseConnectionString(advertise);
-    if (target === undefined || target.transport !== 'tcp')
+    if (target === undefined || (target.transport !== 'tcp' && target.transport !== 'tcps'))
       throw new OptionError(
-        'cluster mode needs --advertise tcp://host:port, the address other nodes reach this one at',
+        'cluster mode needs --advertise tcp://host:port or tcps://host:port, the address other nodes reach this one at',
       );
     if (['0.0.0.0', '::'].includes(target.host))
       throw new OptionError(`--advertise ${advertise}: give an address other nodes can dial, not a wildcard`);
+    // Only what another node needs to dial and verify this one: transport, address, ca=, sni=, pin=.
     const node = {
       id,
-      advertise: `tcp://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`,
+      advertise: formatConnectionString({
+        transport: target.transport,
+        host: target.host,
+        port: target.port,
+        path: '',
+        ...(target.ca === undefined ? {} : { ca: target.ca }),
+        ...(target.sni === undefined ? {} : { sni: target.sni }),
+        ...(target.pin === undefined ? {} : { pin: target.pin }),
+      }),
     };
     const log = this.#log.child({ node: id });
     const directory = new ClusterDirectory(redis, node, log);
@@ -271,7 +285,7 @@ class RelayServer extends EventEmitter implements Relay {
       log,
       keepalive: { intervalMs: this.#opts.keepaliveIntervalMs, timeoutMs: this.#opts.keepaliveTimeoutMs },
     });
-    const endpoint = new NodeEndpoint(this.#forward, secret, log);
+    const endpoint = new NodeEndpoint(this.#forward, id, secret, log);
     this.#cluster = { directory, links, endpoint };
     this.#forward.cluster = { directory, links, forwarded: (kind) => this.metrics.forwarded(kind) };
     try {
