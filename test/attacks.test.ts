@@ -17,8 +17,10 @@ import { type Agent, createAgent } from '../src/agent/agent.js';
 import { generateAgentKey, writeKeyFile } from '../src/keys/key-file.js';
 import type { IncomingMuxHeaders } from '../src/mux/header-block.js';
 import { MuxSession } from '../src/mux/mux-session.js';
+import { PROOF_ACCEPTED, PROOF_BYTES } from '../src/session/possession-proof.js';
 import { AGENT_PATH, Header, SESSION_UPGRADE_TOKEN, signedString } from '../src/session/protocol.js';
 import { signRegistration } from '../src/session/registration.js';
+import { readExactly } from '../src/stream/read-exactly.js';
 import { curlResponse } from './helpers/curl.js';
 import {
   Flag,
@@ -353,8 +355,10 @@ describe('attacks on a public relay: the relay survives and a well-behaved tunne
     const code = /postern-error: (\S+)/i.exec(result.text)?.[1];
     return `${result.status.replace('HTTP/1.1 ', '')}${code ? ` ${code}` : ''}`;
   };
-  const signed = (options: Partial<Parameters<typeof signRegistration>[0]> = {}): Record<string, string> => {
-    const key = generateAgentKey();
+  const signed = (
+    options: Partial<Parameters<typeof signRegistration>[0]> = {},
+    key = generateAgentKey(),
+  ): Record<string, string> => {
     return signRegistration({
       privateKey: key.privateKey,
       publicKey: key.publicKey,
@@ -417,14 +421,7 @@ describe('attacks on a public relay: the relay survives and a well-behaved tunne
     '400 registration_malformed: one key, one label',
     async () => {
       const key = generateAgentKey();
-      const headers = signRegistration({
-        privateKey: key.privateKey,
-        publicKey: key.publicKey,
-        services: [{ name: 'default', kind: 'http' }],
-        method: 'GET',
-        path: AGENT_PATH,
-        host: `127.0.0.1:${port}`,
-      });
+      const headers = signed({}, key);
       const canonical = headers[Header.key] as string;
       const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
       const last = alphabet.indexOf(canonical.at(-1) as string);
@@ -1068,6 +1065,8 @@ describe('attacks on a public relay: the relay survives and a well-behaved tunne
       'the agent dials only its own target; canary sees nothing',
       async () => {
         const answer = await hostileRelayStream(origin.url, headers as Record<string, string>);
+        // A session that never started would prove nothing: the agent must have answered.
+        assert.match(answer, /^\d{3}/);
         assert.equal(canaryConnections, 0);
         return `agent answered ${answer}; canary connections 0`;
       },
@@ -1182,11 +1181,14 @@ describe('attacks on a public relay: the relay survives and a well-behaved tunne
   async function hostileRelayStream(target: string, headers: Record<string, string>): Promise<string> {
     const fake = createHttpServer();
     const answered = new Promise<string>((resolve) => {
-      fake.on('upgrade', (_req, socket: Socket) => {
+      fake.on('upgrade', async (_req, socket: Socket) => {
         const assigned = JSON.stringify([{ name: 'default', kind: 'http', label: 'x', url: 'http://x/' }]);
         socket.write(
-          `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${SESSION_UPGRADE_TOKEN}\r\n${Header.assigned}: ${assigned}\r\n\r\n`,
+          `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${SESSION_UPGRADE_TOKEN}\r\n${Header.assigned}: ${assigned}\r\n${Header.challenge}: ${'A'.repeat(43)}\r\n\r\n`,
         );
+        // The agent's proof of possession: a hostile relay takes it unchecked.
+        await readExactly(socket, PROOF_BYTES, 5_000).catch(() => undefined);
+        socket.write(PROOF_ACCEPTED);
         const session = new MuxSession(socket, {
           role: 'client',
           streamWindowBytes: 1 << 20,

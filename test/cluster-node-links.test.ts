@@ -17,9 +17,9 @@ import { NodeLinks } from '../src/cluster/node-links.js';
 import { generateAgentKey } from '../src/keys/key-file.js';
 import { silentLogger } from '../src/log.js';
 import type { IncomingMuxHeaders } from '../src/mux/header-block.js';
-import { createRelay, type Relay } from '../src/relay/relay.js';
+import type { Relay } from '../src/relay/relay.js';
 import { makeCertificates } from './helpers/certs.js';
-import { CLUSTER_SECRET } from './helpers/cluster-node.js';
+import { CLUSTER_SECRET, startClusterRelays } from './helpers/cluster-node.js';
 import { curlResponse } from './helpers/curl.js';
 import { type CliProcess, startCli } from './helpers/processes.js';
 import { type Redis, startRedis } from './helpers/redis.js';
@@ -45,17 +45,7 @@ describe('cluster node links: bound to sender and receiver, never replayed, neve
 
   before(async () => {
     redis = await startRedis();
-    const nodes: Relay[] = [];
-    for (const id of ['a', 'b'])
-      nodes.push(
-        await createRelay({
-          listen: ['tcp://127.0.0.1:0'],
-          redis: redis.socketPath,
-          nodeId: id,
-          clusterSecret: CLUSTER_SECRET,
-        }),
-      );
-    [a, b] = nodes as [Relay, Relay];
+    [a, b] = (await startClusterRelays(redis, ['a', 'b'])) as [Relay, Relay];
     const server = async (body: string): Promise<Server> => {
       const s = createServer((_req, res) => res.end(body));
       await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));

@@ -6,7 +6,7 @@ import { createAgent } from '../src/agent/agent.js';
 import { generateAgentKey } from '../src/keys/key-file.js';
 import { createRelay, type Relay } from '../src/relay/relay.js';
 import { PROOF_BYTES } from '../src/session/possession-proof.js';
-import { CLUSTER_SECRET } from './helpers/cluster-node.js';
+import { startClusterRelays } from './helpers/cluster-node.js';
 import { curlResponse } from './helpers/curl.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
 import { type Redis, startRedis } from './helpers/redis.js';
@@ -119,17 +119,9 @@ describe('a registration recorded on the wire is never accepted again', () => {
 
   test('on another cluster node while Redis is down: refused, and nothing is half-admitted when Redis returns', async () => {
     const redis: Redis = await startRedis();
-    const nodes: Relay[] = [];
+    let nodes: Relay[] = [];
     try {
-      for (const id of ['a', 'b'])
-        nodes.push(
-          await createRelay({
-            listen: ['tcp://127.0.0.1:0'],
-            redis: redis.socketPath,
-            nodeId: id,
-            clusterSecret: CLUSTER_SECRET,
-          }),
-        );
+      nodes = await startClusterRelays(redis, ['a', 'b']);
       const [a, b] = nodes as [Relay, Relay];
       const { head, label } = await recordRegistration(a.addresses[0] as string, origin.url);
       await redis.kill();

@@ -1,3 +1,5 @@
+import { frameLength } from '../http/websocket-frame-head.js';
+
 /** One WebSocket message as the inspector keeps it. */
 export interface ObservedMessage {
   /** 'text', 'binary', 'close', 'ping' or 'pong'. */
@@ -70,19 +72,11 @@ export class WebSocketFrameReader {
     const second = header[1] as number;
     const opcode = first & 0x0f;
     const masked = (second & 0x80) !== 0;
-    let length = second & 0x7f;
-    let at = 2;
-    if (length === 126) {
-      if (header.length < 4) return 0;
-      length = header.readUInt16BE(2);
-      at = 4;
-    } else if (length === 127) {
-      if (header.length < 10) return 0;
-      const big = header.readBigUInt64BE(2);
-      if (big > BigInt(Number.MAX_SAFE_INTEGER)) return this.#break('a frame length beyond 2^53');
-      length = Number(big);
-      at = 10;
-    }
+    const size = frameLength(header);
+    if (size === undefined) return 0;
+    if (typeof size === 'string') return this.#break(size);
+    const { length } = size;
+    let { at } = size;
     if (masked) {
       if (header.length < at + 4) return 0;
       this.#mask = Buffer.from(header.subarray(at, at + 4));

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { Duplex } from 'node:stream';
+import { frameLength } from '../http/websocket-frame-head.js';
 
 /**
  * A WebSocket that visitors open to a TCP service is ended at the relay (clients that can only
@@ -121,22 +122,13 @@ export function webSocketBytes(socket: Duplex, head: Buffer, stallTimeoutMs: num
     if (bytes.length < 2) return 0;
     const first = bytes[0] as number;
     const second = bytes[1] as number;
-    let length = second & 0x7f;
-    let offset = 2;
-    if (length === 126) {
-      if (bytes.length < 4) return 0;
-      length = bytes.readUInt16BE(2);
-      offset = 4;
-    } else if (length === 127) {
-      if (bytes.length < 10) return 0;
-      const high = bytes.readUInt32BE(2);
-      if (high > 0x1fffff) {
-        fail(1009, 'frame longer than 2^53 bytes');
-        return -1;
-      }
-      length = high * 2 ** 32 + bytes.readUInt32BE(6);
-      offset = 10;
+    const size = frameLength(bytes);
+    if (size === undefined) return 0;
+    if (typeof size === 'string') {
+      fail(1009, size);
+      return -1;
     }
+    const { length, at: offset } = size;
     if (bytes.length < offset + 4) return 0;
     if ((second & 0x80) === 0) {
       fail(1002, 'a client frame must be masked');

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createRelay, type Relay } from '../../src/relay/relay.js';
 import { type CliProcess, startCli } from './processes.js';
 import type { Redis } from './redis.js';
 
@@ -46,4 +47,19 @@ export async function startClusterNode(
     port: Number(address.split(':').pop()),
     admin: (listening.admin as string | null) ?? undefined,
   };
+}
+
+/** In-process relays in cluster mode on `redis`, one per id, each on an ephemeral loopback port. */
+export async function startClusterRelays(redis: Redis, ids: string[]): Promise<Relay[]> {
+  const relays: Relay[] = [];
+  for (const nodeId of ids)
+    relays.push(
+      await createRelay({
+        listen: ['tcp://127.0.0.1:0'],
+        redis: redis.socketPath,
+        nodeId,
+        clusterSecret: CLUSTER_SECRET,
+      }),
+    );
+  return relays;
 }
