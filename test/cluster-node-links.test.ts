@@ -24,6 +24,7 @@ import { curlResponse } from './helpers/curl.js';
 import { type CliProcess, startCli } from './helpers/processes.js';
 import { type Redis, startRedis } from './helpers/redis.js';
 import { readyWithin } from './helpers/tunnel.js';
+import { until } from './helpers/wait.js';
 
 /**
  * Node links are trusted with the visitor's address and the tunnel to reach, so they must be
@@ -39,6 +40,7 @@ describe('cluster node links: bound to sender and receiver, never replayed, neve
   let web: Server;
   let admin: Server;
   const labels: Record<string, string> = {};
+  const key = generateAgentKey();
   const node = (relay: Relay): { id: string; advertise: string } =>
     relay.node as { id: string; advertise: string };
   const portOf = (relay: Relay): number => Number((relay.addresses[0] as string).split(':').pop());
@@ -55,7 +57,7 @@ describe('cluster node links: bound to sender and receiver, never replayed, neve
     admin = await server('the guarded admin service');
     agent = createAgent({
       relay: a.addresses[0] as string,
-      key: generateAgentKey(),
+      key,
       services: [
         { name: 'web', target: `http://127.0.0.1:${(web.address() as AddressInfo).port}` },
         {
@@ -136,6 +138,30 @@ describe('cluster node links: bound to sender and receiver, never replayed, neve
       assert.equal(body, 'the open web service');
     } finally {
       links.close();
+    }
+  });
+  test('a second agent of the key on another node cannot unguard a live service; with --replace it takes it over there too', async () => {
+    const open = (replace: boolean): Agent =>
+      createAgent({
+        relay: b.addresses[0] as string,
+        key,
+        connections: 1,
+        replace,
+        services: [{ name: 'admin', target: `http://127.0.0.1:${(web.address() as AddressInfo).port}` }],
+      });
+    const refused = open(false);
+    await assert.rejects(
+      refused.ready,
+      /409 postern: service "admin" of key \S+ is live on node a with another target or other access rules/,
+    );
+    await refused.close();
+    const taker = open(true);
+    try {
+      await taker.ready;
+      const onA = (): number => a.tunnels().find((t) => t.label === labels.admin)?.sessions ?? 0;
+      await until(() => onA() === 0, 'node a to close the replaced session', 15_000);
+    } finally {
+      await taker.close();
     }
   });
 });

@@ -18,6 +18,8 @@ const SETTLE_MS = 3_000;
 const LOCATION_CACHE_ENTRIES = 10_000;
 
 const CHANNEL = 'postern:tunnel-changes';
+/** Announces `{label, setup}`: a registration with --replace took the service over. */
+const REPLACE_CHANNEL = 'postern:tunnel-replaced';
 /** The set of node ids (each also has a record with a TTL, which says whether it is alive). */
 const NODES_KEY = 'postern:nodes';
 
@@ -54,6 +56,8 @@ export interface TunnelLocation {
   kind: ServiceKind;
   name: string;
   nodes: NodeRecord[];
+  /** The service setups (registration.ts serviceSetup()) those nodes serve it with. */
+  setups?: string[];
 }
 
 /**
@@ -67,8 +71,10 @@ export class ClusterDirectory {
   readonly #subscriber: RedisClient;
   readonly #log: Logger;
   readonly #cache = new Map<string, { location: TunnelLocation | undefined; at: number }>();
-  /** The leases this node holds: label → kind and name. */
-  readonly #held = new Map<string, { kind: ServiceKind; name: string }>();
+  /** The leases this node holds: label → kind, name and setup. */
+  readonly #held = new Map<string, { kind: ServiceKind; name: string; setup: string }>();
+  /** Told when a registration on another node took a service over (`--replace`). */
+  onReplaced: (label: string, setup: string) => void = () => {};
   #timer: NodeJS.Timeout | undefined;
   #reachable = false;
   #closed = false;
@@ -98,7 +104,14 @@ export class ClusterDirectory {
       this.#reachable = false;
       this.#cache.clear();
     });
-    this.#subscriber.on('message', (_channel: string, label: string) => this.#cache.delete(label));
+    this.#subscriber.on('message', (channel: string, message: string) => {
+      if (channel !== REPLACE_CHANNEL) {
+        this.#cache.delete(message);
+        return;
+      }
+      const replaced = parseReplaced(message);
+      if (replaced !== undefined) this.onReplaced(replaced.label, replaced.setup);
+    });
     this.#subscriber.on('ready', () => this.#cache.clear());
   }
 
@@ -110,17 +123,24 @@ export class ClusterDirectory {
   async start(): Promise<void> {
     await this.#redis.connect();
     await this.#subscriber.connect();
-    await this.#subscriber.subscribe(CHANNEL);
+    await this.#subscriber.subscribe(CHANNEL, REPLACE_CHANNEL);
     await this.#renew();
     this.#timer = setInterval(() => void this.#renew(), LEASE_RENEW_MS);
     this.#timer.unref();
   }
 
-  /** This node serves `label` now (a session of its agent is here). */
-  hold(label: string, kind: ServiceKind, name: string): void {
-    const first = !this.#held.has(label);
-    this.#held.set(label, { kind, name });
-    if (first) void this.#assert([label], true);
+  /** This node serves `label` now (a session of its agent is here), with `setup`. */
+  hold(label: string, kind: ServiceKind, name: string, setup: string): void {
+    const before = this.#held.get(label);
+    this.#held.set(label, { kind, name, setup });
+    if (before === undefined || before.setup !== setup) void this.#assert([label], true);
+  }
+
+  /** Tells the other nodes that `label` is now served with `setup` only (a --replace registration). */
+  announceReplaced(label: string, setup: string): void {
+    void this.#run(async () => {
+      await this.#redis.publish(REPLACE_CHANNEL, JSON.stringify({ label, setup }));
+    });
   }
 
   /** This node no longer serves `label`. */
@@ -145,12 +165,14 @@ export class ClusterDirectory {
     let kind: ServiceKind = 'http';
     let name = '';
     const ids: string[] = [];
+    const setups = new Set<string>();
     for (const [id, value] of Object.entries(leases)) {
       const lease = parseLease(value);
       if (lease === undefined || lease.until < now || id === this.node.id) continue;
       ids.push(id);
       kind = lease.kind;
       name = lease.name;
+      setups.add(lease.setup);
     }
     let location: TunnelLocation | undefined;
     if (ids.length > 0) {
@@ -159,7 +181,7 @@ export class ClusterDirectory {
       const nodes = records
         .map((advertise, i) => (advertise === null ? undefined : { id: ids[i] as string, advertise }))
         .filter((node): node is NodeRecord => node !== undefined);
-      if (nodes.length > 0) location = { label, kind, name, nodes };
+      if (nodes.length > 0) location = { label, kind, name, nodes, setups: [...setups] };
     }
     if (location === undefined && now < this.#settlingUntil)
       throw new Error('Redis came back moments ago; leases are still being written again');
@@ -291,12 +313,30 @@ function nodeKey(id: string): string {
   return `postern:node:${id}`;
 }
 
-function parseLease(value: string): { until: number; kind: ServiceKind; name: string } | undefined {
+function parseLease(
+  value: string,
+): { until: number; kind: ServiceKind; name: string; setup: string } | undefined {
   try {
-    const lease = JSON.parse(value) as { until?: unknown; kind?: unknown; name?: unknown };
+    const lease = JSON.parse(value) as { until?: unknown; kind?: unknown; name?: unknown; setup?: unknown };
     if (typeof lease.until !== 'number' || (lease.kind !== 'http' && lease.kind !== 'tcp')) return undefined;
-    return { until: lease.until, kind: lease.kind, name: String(lease.name ?? '') };
+    return {
+      until: lease.until,
+      kind: lease.kind,
+      name: String(lease.name ?? ''),
+      setup: String(lease.setup ?? ''),
+    };
   } catch {
     return undefined;
   }
+}
+
+function parseReplaced(message: string): { label: string; setup: string } | undefined {
+  try {
+    const value = JSON.parse(message) as { label?: unknown; setup?: unknown };
+    if (typeof value.label === 'string' && typeof value.setup === 'string')
+      return { label: value.label, setup: value.setup };
+  } catch {
+    // Not ours: ignored.
+  }
+  return undefined;
 }

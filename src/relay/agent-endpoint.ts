@@ -45,6 +45,8 @@ export interface AgentEndpointContext {
   admitKey(registration: VerifiedRegistration): true | KeyRefusal;
   /** Counts an admitted registration against its key's and the relay's limits until the returned function is called. */
   holdPending(registration: VerifiedRegistration): () => void;
+  /** Cluster mode: why the registration conflicts with a service live on another node, if it does. */
+  clusterConflict?: (registration: VerifiedRegistration) => Promise<string | undefined>;
   /** Whether the allowed-keys file (if any) lists this public key; checked before anything else. */
   keyListed(keyX: string): boolean;
   /**
@@ -129,11 +131,16 @@ export function handleAgentUpgrade(
   }
   // A registration replayed on another node is caught by the nonce the cluster shares. Meanwhile
   // bytes behind the head wait in the socket's buffer (nothing reads it yet).
-  void ctx.claimNonce(nonce, 2 * ctx.options.registrationWindowSeconds * 1000).then((claimed) => {
+  const claimNonce = ctx.claimNonce;
+  void (async () => {
+    const claimed = await claimNonce(nonce, 2 * ctx.options.registrationWindowSeconds * 1000);
     if (socket.destroyed) return;
-    if (claimed === false) refuse('replayedRegistration', 'this registration nonce was already used');
-    else admitRegistration(ctx, req, socket, head, registration, upgradeToken);
-  });
+    if (claimed === false) return refuse('replayedRegistration', 'this registration nonce was already used');
+    const conflict = await ctx.clusterConflict?.(registration);
+    if (socket.destroyed) return;
+    if (conflict !== undefined) return refuse('registrationConflict', conflict);
+    admitRegistration(ctx, req, socket, head, registration, upgradeToken);
+  })();
 }
 
 /** The allowed-keys entry, the per-key session limit and the admission policy; false when refused. */

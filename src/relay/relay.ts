@@ -287,6 +287,15 @@ class RelayServer extends EventEmitter implements Relay {
     });
     const endpoint = new NodeEndpoint(this.#forward, id, secret, log);
     this.#cluster = { directory, links, endpoint };
+    // A --replace registration on another node: sessions here that serve the service otherwise go.
+    directory.onReplaced = (label, setup) => {
+      for (const session of this.#sessions)
+        for (const service of session.services)
+          if (service.label === label && session.setups.get(service.name) !== setup) {
+            session.log.info('session replaced by a registration with --replace on another node');
+            session.close();
+          }
+    };
     this.#forward.cluster = { directory, links, forwarded: (kind) => this.metrics.forwarded(kind) };
     try {
       await directory.start();
@@ -388,6 +397,28 @@ class RelayServer extends EventEmitter implements Relay {
       const other = live.find((s) => s.state === 'ready' && s.setups.get(service.name) !== setup);
       if (other !== undefined)
         return `service "${service.name}" of key ${keyLabel} is live from ${other.remoteAddress} with another target or other access rules; stop that agent, or register with --replace to take the service over`;
+    }
+    return undefined;
+  }
+
+  /**
+   * #conflict() across the cluster: a service of the same key live on another node with another
+   * setup (from the leases in Redis). Without Redis only this node's own sessions can be compared.
+   */
+  async #clusterConflict(registration: VerifiedRegistration): Promise<string | undefined> {
+    const directory = this.#cluster?.directory;
+    if (directory === undefined || registration.replace) return undefined;
+    const keyLabel = keyLabelFromX(registration.key);
+    for (const service of registration.services) {
+      let location: Awaited<ReturnType<ClusterDirectory['locate']>>;
+      try {
+        location = await directory.locate(serviceLabel(keyLabel, service.name));
+      } catch {
+        continue;
+      }
+      const setup = serviceSetup(registration, service.name);
+      if (location?.setups?.some((other) => other !== setup))
+        return `service "${service.name}" of key ${keyLabel} is live on node ${location.nodes[0]?.id} with another target or other access rules; stop that agent, or register with --replace to take the service over`;
     }
     return undefined;
   }
@@ -551,6 +582,11 @@ class RelayServer extends EventEmitter implements Relay {
           metrics: this.metrics,
           admitKey: (registration) => this.#admitKey(registration),
           holdPending: (registration) => this.#holdPending(registration),
+          ...(this.#cluster === undefined
+            ? {}
+            : {
+                clusterConflict: (registration: VerifiedRegistration) => this.#clusterConflict(registration),
+              }),
           keyListed: (keyX) => this.#allowedKeys === undefined || this.#allowedKeys.has(keyLabelFromX(keyX)),
           ...(this.#cluster === undefined
             ? {}
@@ -614,7 +650,9 @@ class RelayServer extends EventEmitter implements Relay {
     this.#sessions.add(session);
     for (const service of session.services) {
       this.#registry.attach(session, service, Date.now());
-      this.#cluster?.directory.hold(service.label, service.kind, service.name);
+      const setup = session.setups.get(service.name) ?? '';
+      this.#cluster?.directory.hold(service.label, service.kind, service.name, setup);
+      if (session.replace) this.#cluster?.directory.announceReplaced(service.label, setup);
     }
     session.on('state', (state) => {
       if (state === 'draining' || state === 'closed') {
