@@ -151,6 +151,20 @@ describe('the postern command', () => {
     }
   });
 
+  test('--version and -v print the package version and the agent protocol, exit 0', async () => {
+    const { version } = JSON.parse(
+      await readFile(new URL('../../package.json', import.meta.url), 'utf8'),
+    ) as {
+      version: string;
+    };
+    for (const flag of ['--version', '-v']) {
+      const cli = startCli([flag]);
+      const printed = await cli.nextEvent((e) => e.event === 'text');
+      assert.equal(printed.line, `postern ${version} (agent protocol 3)`);
+      assert.equal(await cli.exited, 0);
+    }
+  });
+
   test('relay --listen unix://…?path=F never deletes a regular file at F: one line, exit 1, the file intact', async () => {
     const path = join(home, 'precious.txt');
     await writeFile(path, 'keep me\n');

@@ -1,5 +1,7 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { PosternError, printable } from '../errors.js';
+import { PROTOCOL_VERSION } from '../session/protocol.js';
 import { UsageError } from './args.js';
 import { configCommand, configUsage } from './config.js';
 import { connectCommand, connectUsage } from './connect.js';
@@ -48,9 +50,15 @@ const COMMANDS: Record<
   },
 };
 
+/** The version in the package.json shipped beside dist/ (three folders up from this file). */
+function packageVersion(): string {
+  const text = readFileSync(new URL('../../../package.json', import.meta.url), 'utf8');
+  return String((JSON.parse(text) as { version?: unknown }).version);
+}
+
 function help(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(14)} ${c.summary}`);
-  return `usage: postern <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nSee docs/cli.md for every option.\n`;
+  return `usage: postern <command> [options]\n       postern --version\n\ncommands:\n${lines.join('\n')}\n\nSee docs/cli.md for every option.\n`;
 }
 
 /** Runs the CLI; the only place that prints an error and sets the exit code. */
@@ -60,6 +68,10 @@ export async function main(argv: string[]): Promise<void> {
   const args = rest.filter((a) => a !== '--verbose');
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(help());
+    return;
+  }
+  if (name === '--version' || name === '-v' || name === 'version') {
+    process.stdout.write(`postern ${packageVersion()} (agent protocol ${PROTOCOL_VERSION})\n`);
     return;
   }
   const command = COMMANDS[name];
