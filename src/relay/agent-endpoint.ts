@@ -242,21 +242,20 @@ async function awaitPossession(
   challenge: string,
   remoteAddress: string,
 ): Promise<boolean> {
+  const unproven = (reason: string): false => {
+    ctx.log.info('registration not proven', { remoteAddress, reason });
+    ctx.metrics.registration('registration_unproven');
+    stream.destroy();
+    return false;
+  };
   let proof: Buffer;
   try {
     proof = await readExactly(stream, PROOF_BYTES, ctx.options.headersTimeoutMs);
   } catch (error) {
-    ctx.log.info('registration not proven', { remoteAddress, reason: (error as Error).message });
-    ctx.metrics.registration('registration_unproven');
-    stream.destroy();
-    return false;
+    return unproven((error as Error).message);
   }
-  if (!verifyPossession(registration.key, challenge, registration.signature, proof)) {
-    ctx.log.info('registration not proven', { remoteAddress, reason: 'wrong proof of possession' });
-    ctx.metrics.registration('registration_unproven');
-    stream.destroy();
-    return false;
-  }
+  if (!verifyPossession(registration.key, challenge, registration.signature, proof))
+    return unproven('wrong proof of possession');
   if (stream.destroyed || ctx.isClosing()) {
     stream.destroy();
     return false;

@@ -288,14 +288,7 @@ class RelayServer extends EventEmitter implements Relay {
     const endpoint = new NodeEndpoint(this.#forward, id, secret, log);
     this.#cluster = { directory, links, endpoint };
     // A --replace registration on another node: sessions here that serve the service otherwise go.
-    directory.onReplaced = (label, setup) => {
-      for (const session of this.#sessions)
-        for (const service of session.services)
-          if (service.label === label && session.setups.get(service.name) !== setup) {
-            session.log.info('session replaced by a registration with --replace on another node');
-            session.close();
-          }
-    };
+    directory.onReplaced = (label, setup) => this.#closeReplaced(label, setup);
     this.#forward.cluster = { directory, links, forwarded: (kind) => this.metrics.forwarded(kind) };
     try {
       await directory.start();
@@ -633,20 +626,20 @@ class RelayServer extends EventEmitter implements Relay {
     return route;
   }
 
-  #addSession(session: AgentSession): void {
-    if (session.replace) {
-      // Taking over: sessions that serve these services otherwise are closed (GOAWAY, drain).
-      for (const other of this.#sessions)
-        if (
-          other.keyLabel === session.keyLabel &&
-          session.services.some(
-            (s) => other.setups.has(s.name) && other.setups.get(s.name) !== session.setups.get(s.name),
-          )
-        ) {
-          other.log.info('session replaced by a newer registration with --replace');
-          other.close();
+  /** A --replace registration took `label` over: sessions that serve it otherwise close (GOAWAY, drain). */
+  #closeReplaced(label: string, setup: string): void {
+    for (const session of this.#sessions)
+      for (const service of session.services)
+        if (service.label === label && session.setups.get(service.name) !== setup) {
+          session.log.info('session replaced by a registration with --replace');
+          session.close();
         }
-    }
+  }
+
+  #addSession(session: AgentSession): void {
+    if (session.replace)
+      for (const service of session.services)
+        this.#closeReplaced(service.label, session.setups.get(service.name) ?? '');
     this.#sessions.add(session);
     for (const service of session.services) {
       this.#registry.attach(session, service, Date.now());

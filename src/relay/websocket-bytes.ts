@@ -107,14 +107,17 @@ export function webSocketBytes(socket: Duplex, head: Buffer, stallTimeoutMs: num
     socket.end();
     stream.destroy(new Error(`WebSocket: ${reason}`));
   };
+  // One timer, restarted on each read while a message is under way (not a new one per chunk).
   const armStall = (): void => {
-    clearTimeout(stall);
-    stall = undefined;
-    if ((inMessage || remaining >= 0) && stallTimeoutMs > 0)
+    if (!(inMessage || remaining >= 0) || stallTimeoutMs <= 0) {
+      clearTimeout(stall);
+      stall = undefined;
+    } else if (stall === undefined)
       stall = setTimeout(
         () => fail(1008, `a message left unfinished for ${stallTimeoutMs} ms`),
         stallTimeoutMs,
       );
+    else stall.refresh();
   };
 
   /** Parses a frame header from the front of `bytes`; returns its length, 0 when more bytes are needed. */
