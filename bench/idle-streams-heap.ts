@@ -2,9 +2,9 @@
 // relay's JS heap. Relay, agent, target and clients share this process; run with --expose-gc.
 import { writeHeapSnapshot } from 'node:v8';
 import { createAgent } from '../src/agent/agent.js';
-import { connect } from '../src/client/connect.js';
 import { generateAgentKey } from '../src/keys/key-file.js';
 import { createRelay } from '../src/relay/relay.js';
+import { connect } from '../src/transport/connect.js';
 import { startTcpEcho } from '../test/helpers/echo.js';
 
 const n = Number(process.argv[2] ?? 2000);

@@ -3,7 +3,7 @@
 // relay and the agent) and sends <MiB> of data in 64 KiB writes to bench/tcp-sink.ts, honouring
 // backpressure. Prints {"mbps": …}: bytes sent ÷ the time until the sink confirmed them all.
 import { once } from 'node:events';
-import { connect } from '../src/client/connect.js';
+import { connect } from '../src/transport/connect.js';
 
 const [connectionString = '', mibArgument = '256'] = process.argv.slice(2);
 const total = Number(mibArgument) * 2 ** 20;

@@ -2,9 +2,9 @@
 // sink target in one process (CPU cost of the byte path, not cross-process wake-ups).
 import { createServer } from 'node:net';
 import { createAgent } from '../src/agent/agent.js';
-import { connect } from '../src/client/connect.js';
 import { generateAgentKey } from '../src/keys/key-file.js';
 import { createRelay } from '../src/relay/relay.js';
+import { connect } from '../src/transport/connect.js';
 
 const mib = Number(process.argv[2] ?? 512);
 let received = 0;

@@ -2,9 +2,7 @@ export { type Agent, createAgent } from './agent/agent.js';
 export { type AgentOptions, DEFAULT_AGENT_OPTIONS, type ServiceOptions } from './agent/options.js';
 export type { ReplayRequest } from './agent/replay.js';
 export type { ExchangeRecord, ObservedExchange, TrafficObserver } from './agent/traffic-observer.js';
-export { Client, type ConnectOptions, connect } from './client/connect.js';
-export { PreflightFailedError, PreflightRefusedError } from './client/preflight-handshake.js';
-export { BadHeaderError, type PreflightHeader } from './client/preflight-headers.js';
+export { Client } from './client/client.js';
 export {
   type ConnectionString,
   formatConnectionString,
@@ -32,3 +30,6 @@ export type { Logger } from './log.js';
 export { DEFAULT_RELAY_OPTIONS, type RelayOptions } from './relay/options.js';
 export { createRelay, type Relay, type TunnelInfo } from './relay/relay.js';
 export type { AssignedService } from './session/protocol.js';
+export { type ConnectOptions, connect } from './transport/connect.js';
+export { PreflightFailedError, PreflightRefusedError } from './transport/preflight-handshake.js';
+export { BadHeaderError, type PreflightHeader } from './transport/preflight-headers.js';

@@ -235,7 +235,7 @@ describe('agent sessions and targets', () => {
     }
   });
 
-  test('bytes the agent sends in the same packet as its proof of possession are kept (DESIGN §3.4 a)', async () => {
+  test('bytes the agent sends in the same packet as its proof of possession are kept', async () => {
     const relay = await createRelay({ listen: ['tcp://127.0.0.1:0'] });
     const port = Number((relay.addresses[0] as string).split(':').pop());
     const key = generateAgentKey();

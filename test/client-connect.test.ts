@@ -3,10 +3,11 @@ import { once } from 'node:events';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { Client, connect } from '../src/client/connect.js';
-import { PreflightFailedError, PreflightRefusedError } from '../src/client/preflight-handshake.js';
-import { BadHeaderError } from '../src/client/preflight-headers.js';
+import { Client } from '../src/client/client.js';
 import { ConnectionStringError, OptionError } from '../src/errors.js';
+import { connect } from '../src/transport/connect.js';
+import { PreflightFailedError, PreflightRefusedError } from '../src/transport/preflight-handshake.js';
+import { BadHeaderError } from '../src/transport/preflight-headers.js';
 import { startCli } from './helpers/processes.js';
 import { startTunnel, type Tunnel } from './helpers/tunnel.js';
 

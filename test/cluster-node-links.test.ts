@@ -6,17 +6,17 @@ import type { AddressInfo } from 'node:net';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { type Agent, createAgent } from '../src/agent/agent.js';
+import { generateAgentKey } from '../src/keys/key-file.js';
+import { silentLogger } from '../src/log.js';
+import type { IncomingMuxHeaders } from '../src/mux/header-block.js';
 import {
   NODE_AUTH_HEADER,
   NODE_ID_HEADER,
   NODE_PATH,
   NODE_UPGRADE_TOKEN,
   nodeAuthValue,
-} from '../src/cluster/node-auth.js';
-import { NodeLinks } from '../src/cluster/node-links.js';
-import { generateAgentKey } from '../src/keys/key-file.js';
-import { silentLogger } from '../src/log.js';
-import type { IncomingMuxHeaders } from '../src/mux/header-block.js';
+} from '../src/relay/cluster/node-auth.js';
+import { NodeLinks } from '../src/relay/cluster/node-links.js';
 import type { Relay } from '../src/relay/relay.js';
 import { makeCertificates } from './helpers/certs.js';
 import { CLUSTER_SECRET, startClusterRelays } from './helpers/cluster-node.js';

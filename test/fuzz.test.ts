@@ -4,12 +4,12 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { hashPassword, sha256Base64url } from '../src/agent/visitor-access.js';
-import { preflightHandshake } from '../src/client/preflight-handshake.js';
 import { PosternError } from '../src/errors.js';
 import { generateAgentKey } from '../src/keys/key-file.js';
 import { parseAccess } from '../src/session/access.js';
 import { AGENT_PATH, ErrorCode, Header } from '../src/session/protocol.js';
 import { verifyRegistration } from '../src/session/registration.js';
+import { preflightHandshake } from '../src/transport/preflight-handshake.js';
 import { signedRegistration } from './helpers/registration.js';
 
 const KNOWN_CODES = new Set(Object.keys(ErrorCode));

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { connect as netConnect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
-import { connect } from '../src/client/connect.js';
+import { connect } from '../src/transport/connect.js';
 import { curl, curlResponse } from './helpers/curl.js';
 import { type EchoServer, startTcpEcho } from './helpers/echo.js';
 import { type Origin, startOrigin } from './helpers/origin.js';

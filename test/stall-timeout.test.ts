@@ -5,7 +5,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { WebSocket, WebSocketServer } from 'ws';
-import { connect } from '../src/client/connect.js';
+import { connect } from '../src/transport/connect.js';
 import { curl } from './helpers/curl.js';
 import { type EchoServer, startTcpEcho, startWebSocketEcho } from './helpers/echo.js';
 import { startTunnel, type Tunnel } from './helpers/tunnel.js';

@@ -1,5 +1,4 @@
 import { EventEmitter } from 'node:events';
-import { normalizePreflightHeader } from '../client/preflight-headers.js';
 import { withoutUndefined } from '../defined.js';
 import { OptionError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
@@ -10,6 +9,7 @@ import { sessionWindows } from '../mux/windows.js';
 import { type AssignedService, Header } from '../session/protocol.js';
 import { formatSetups, serviceFingerprint } from '../session/registration.js';
 import { StallWatch } from '../stream/stall-watch.js';
+import { normalizePreflightHeader } from '../transport/preflight-headers.js';
 import { forwardToHttpTarget } from './http-target.js';
 import { type AgentOptions, DEFAULT_AGENT_OPTIONS, type ResolvedAgentOptions } from './options.js';
 import { agentRelayAddress } from './relay-address.js';

@@ -1,7 +1,7 @@
-import type { PreflightHeader } from '../client/preflight-headers.js';
 import type { Defined } from '../defined.js';
 import type { AgentKey } from '../keys/key-file.js';
 import type { Logger } from '../log.js';
+import type { PreflightHeader } from '../transport/preflight-headers.js';
 import type { TrafficObserver } from './traffic-observer.js';
 import type { VisitorAccessOptions } from './visitor-access.js';
 

@@ -3,7 +3,7 @@ import { OptionError } from '../errors.js';
 import { AGENT_PATH } from '../session/protocol.js';
 
 /**
- * Turns the relay address a user gives into the one the agent dials (DESIGN §3.1):
+ * Turns the relay address a user gives into the one the agent dials (docs/protocol.md §1):
  * - tcp://, tcps://, unix://: the raw HTTP Upgrade to <path>/_postern/agent, the fast path;
  * - ws://, wss://: a WebSocket to the same path, for networks that let only WebSockets through;
  * - http://, https://: a URL as a browser would take it, so the WebSocket (ws://, wss://), the

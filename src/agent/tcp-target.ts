@@ -9,7 +9,7 @@ import type { TargetService } from './targets.js';
 import { visitorOf } from './traffic-observer.js';
 
 /**
- * Serves a preflight stream for a TCP service (DESIGN §4): connects to the declared target and,
+ * Serves a preflight stream for a TCP service (docs/client.md, "The preflight"): connects to the declared target and,
  * only once that succeeded, answers `:status 200` + `postern-status: 101` so the relay sends the
  * visitor its 101; then joins the stream and the socket. A target that cannot be reached answers
  * 502 `target_unreachable`, and the visitor never sees a 101.

@@ -1,6 +1,6 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
-import type { PreflightHeader } from '../client/preflight-headers.js';
 import { PosternError } from '../errors.js';
+import type { PreflightHeader } from '../transport/preflight-headers.js';
 
 /** A mistake in how the command was called; the CLI exits with 2. */
 export class UsageError extends PosternError {

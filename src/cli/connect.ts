@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { Client } from '../client/connect.js';
+import { Client } from '../client/client.js';
 import { parseConnectionString } from '../connection-string/index.js';
 import { joinDuplex } from '../stream/join-duplex.js';
 import { describeListener, listenOn } from '../transport/listen.js';

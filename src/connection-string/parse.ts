@@ -19,7 +19,7 @@ const PARAM_TRANSPORTS: Record<ParamName, readonly Transport[]> = {
 const PIN = /^sha256\/([A-Za-z0-9+/]{43}=|[A-Za-z0-9_-]{43})$/;
 
 /**
- * Parses `transport://[user[:password]@]host:port[/path][?param=value&…]` (DESIGN §2). Throws a
+ * Parses `transport://[user[:password]@]host:port[/path][?param=value&…]` (docs/client.md, "Connection strings"). Throws a
  * ConnectionStringError naming what is wrong and at which character.
  */
 export function parseConnectionString(input: string): ConnectionString {

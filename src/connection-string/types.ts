@@ -1,4 +1,4 @@
-/** The transports a connection string can name (DESIGN §2). */
+/** The transports a connection string can name (docs/client.md, "Connection strings"). */
 export const TRANSPORTS = ['tcp', 'tcps', 'unix', 'ws', 'wss', 'http', 'https'] as const;
 export type Transport = (typeof TRANSPORTS)[number];
 

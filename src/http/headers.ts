@@ -63,7 +63,7 @@ export interface ForwardingFacts {
   prefix: string;
 }
 
-/** Adds X-Forwarded-For/-Proto/-Host, Forwarded and X-Forwarded-Prefix (DESIGN §4). */
+/** Adds X-Forwarded-For/-Proto/-Host, Forwarded and X-Forwarded-Prefix (docs/deploy-nginx.md). */
 export function addForwardingHeaders(out: OutgoingHttpHeaders, facts: ForwardingFacts): void {
   const prior = facts.peerTrusted ? out['x-forwarded-for'] : undefined;
   out['x-forwarded-for'] = prior ? `${String(prior)}, ${facts.peer}` : facts.peer;

@@ -47,7 +47,7 @@ export function keyLabelFromX(x: string): string {
 }
 
 /**
- * The label of a named service of a key (DESIGN §5): base32(SHA-256(keyLabel ‖ name)). The default
+ * The label of a named service of a key (docs/protocol.md §2): base32(SHA-256(keyLabel ‖ name)). The default
  * service uses the key label itself, so a one-service agent's hostname is its key's label.
  */
 export function serviceLabel(keyLabelText: string, serviceName: string): string {

@@ -121,7 +121,8 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
       this.#reader.push(chunk);
     });
     socket.on('drain', () => this.#drained());
-    // A session cannot live half-closed: an 'end' means the peer is gone (DESIGN §3.4 hazard b).
+    // A session cannot live half-closed: an 'end' means the peer is gone, and a half-open
+    // session would hold its streams forever.
     socket.on('end', () => this.destroy());
     socket.on('error', (error: Error) => this.destroy(error));
     socket.on('close', () => this.destroy());

@@ -58,7 +58,7 @@ export interface AgentEndpointContext {
 
 /**
  * Handles `GET /_postern/agent` with `Upgrade: postern-session/3` or `Upgrade: websocket`
- * (DESIGN §3.2): every check in order, a status and one-line reason on failure (no upgrade then),
+ * (docs/protocol.md §1, "What the relay checks"): every check in order, a status and one-line reason on failure (no upgrade then),
  * else 101 with a challenge, and once the agent proved its key on this connection a session
  * (src/mux) on the raw socket or inside the WebSocket's binary messages.
  */
@@ -214,7 +214,7 @@ function admitRegistration(
     return;
   }
   // Bytes the agent sent right behind its request head belong to the session: put them back
-  // before the session reads the socket (DESIGN §3.4 a). Paused, they wait in the socket's buffer.
+  // before the session reads the socket, so none is lost. Paused, they wait in the socket's buffer.
   socket.pause();
   if (head.length > 0) socket.unshift(head);
   const response =

@@ -15,7 +15,7 @@ const STREAM_ID_DRAIN_AT = 2 ** 31 - 2 ** 20;
 
 /**
  * The relay's end of one agent connection: the multiplexer's client session over the upgraded socket
- * (DESIGN §3.3), with its keepalive and lifecycle. Emits 'state' on every change.
+ * (docs/protocol.md §3), with its keepalive and lifecycle. Emits 'state' on every change.
  */
 export class AgentSession extends EventEmitter {
   readonly id: string;

@@ -1,20 +1,16 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { Transform, type TransformCallback } from 'node:stream';
-import type { ClusterContext } from '../cluster/cluster-context.js';
-import type { StreamPeer } from '../cluster/node-links.js';
 import { endToEndHeaders } from '../http/headers.js';
 import { MuxError } from '../mux/frames.js';
 import type { IncomingMuxHeaders } from '../mux/header-block.js';
 import type { MuxStream } from '../mux/mux-stream.js';
-import type { RenewingMap } from '../renewing-collections.js';
 import { hostName } from '../session/protocol.js';
 import { resetStream } from '../session/reset-stream.js';
 import { forwardBody } from '../stream/forward-body.js';
-import type { StallWatch } from '../stream/stall-watch.js';
+import type { StreamPeer } from './cluster/node-links.js';
 import { scopeSetCookies } from './cookie-scope.js';
-import type { RelayMetrics } from './metrics.js';
-import type { ResolvedRelayOptions } from './options.js';
-import type { Tunnel, TunnelRegistry } from './registry.js';
+import type { ForwardContext } from './forward-context.js';
+import type { Tunnel } from './registry.js';
 import { forbiddenTrailer, responseFramingProblem } from './response-framing.js';
 import {
   admitStream,
@@ -23,29 +19,9 @@ import {
   streamHeaders,
   visitorAddressOf,
 } from './stream-admission.js';
-import type { AccessContext } from './visitor-access.js';
 import { sendVisitorError } from './visitor-error.js';
 
-export interface ForwardContext {
-  options: ResolvedRelayOptions;
-  registry: TunnelRegistry;
-  isTrustedProxy(address: string): boolean;
-  /** Aborted when the relay shuts down; waiting requests give up. */
-  shutdown: AbortSignal;
-  /** When the relay started listening (Date.now()), for the restart grace. */
-  startedAt: number;
-  metrics: RelayMetrics;
-  /** Open streams by visitor address (only addresses with some open). */
-  streamsByVisitor: RenewingMap<string, number>;
-  /** Cuts visitors that stop taking bytes. */
-  stalls: StallWatch;
-  /** Shared by every tunnel's visitor access checks. */
-  access: AccessContext;
-  /** Set in cluster mode: where tunnels held by other nodes are found and reached. */
-  cluster: ClusterContext | undefined;
-}
-
-/** Forwards one visitor request to the tunnel `label` as one stream of its agent's session (DESIGN §4). */
+/** Forwards one visitor request to the tunnel `label` as one stream of its agent's session. */
 export async function forwardHttpRequest(
   ctx: ForwardContext,
   req: IncomingMessage,

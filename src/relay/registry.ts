@@ -1,6 +1,6 @@
-import type { StreamPeer } from '../cluster/node-links.js';
 import type { AssignedService, ServiceKind } from '../session/protocol.js';
 import type { AgentSession } from './agent-session.js';
+import type { StreamPeer } from './cluster/node-links.js';
 import { TokenBucket } from './token-bucket.js';
 import type { VisitorAccess } from './visitor-access.js';
 

@@ -3,10 +3,6 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { BlockList, isIPv6, type Socket } from 'node:net';
 import { hostname } from 'node:os';
 import type { Duplex } from 'node:stream';
-import { ClusterDirectory } from '../cluster/directory.js';
-import { MIN_CLUSTER_SECRET_LENGTH, NODE_PATH } from '../cluster/node-auth.js';
-import { NODE_ID, NodeEndpoint } from '../cluster/node-endpoint.js';
-import { NodeLinks } from '../cluster/node-links.js';
 import { formatConnectionString, parseConnectionString } from '../connection-string/index.js';
 import { OptionError } from '../errors.js';
 import { hasSeveralHosts } from '../http/headers.js';
@@ -28,7 +24,12 @@ import {
   loadAllowedKeys,
   watchAllowedKeys,
 } from './allowed-keys.js';
-import { type ForwardContext, forwardHttpRequest } from './http-forward.js';
+import { ClusterDirectory } from './cluster/directory.js';
+import { MIN_CLUSTER_SECRET_LENGTH, NODE_PATH } from './cluster/node-auth.js';
+import { NODE_ID, NodeEndpoint } from './cluster/node-endpoint.js';
+import { NodeLinks } from './cluster/node-links.js';
+import type { ForwardContext } from './forward-context.js';
+import { forwardHttpRequest } from './http-forward.js';
 import { RelayMetrics } from './metrics.js';
 import { type RelayOptions, type ResolvedRelayOptions, resolveRelayOptions } from './options.js';
 import { PasswordCheck } from './password-check.js';
@@ -79,7 +80,7 @@ export interface Relay extends EventEmitter {
   close(): Promise<void>;
 }
 
-/** Starts a relay on every `listen` address (DESIGN §1, §3, §4). */
+/** Starts a relay on every `listen` address (docs/architecture.md). */
 export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
   const opts = resolveRelayOptions(options, options.logger ?? silentLogger);
   const relay = new RelayServer(opts);
@@ -237,7 +238,7 @@ class RelayServer extends EventEmitter implements Relay {
   }
 
   /**
-   * Cluster mode (DESIGN §6, docs/cluster.md): this node's record and tunnel leases in Redis, links
+   * Cluster mode (docs/cluster.md): this node's record and tunnel leases in Redis, links
    * to the other nodes for tunnels held there, and the endpoint they dial. A Redis that cannot be
    * reached at start is not fatal: the node serves its own agents and joins when Redis answers.
    */

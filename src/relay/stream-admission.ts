@@ -1,12 +1,12 @@
 import type { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
-import type { ClusterContext } from '../cluster/cluster-context.js';
-import type { TunnelLocation } from '../cluster/directory.js';
-import type { StreamPeer } from '../cluster/node-links.js';
 import { addForwardingHeaders, endToEndHeaders } from '../http/headers.js';
 import { LABEL_LENGTH } from '../keys/label.js';
 import { type ErrorCodeName, Header, type ServiceKind } from '../session/protocol.js';
-import type { ForwardContext } from './http-forward.js';
+import type { ClusterContext } from './cluster/cluster-context.js';
+import type { TunnelLocation } from './cluster/directory.js';
+import type { StreamPeer } from './cluster/node-links.js';
+import type { ForwardContext } from './forward-context.js';
 import type { Tunnel } from './registry.js';
 
 /** Retry-After (seconds) sent with 503 for a tunnel whose agent is away. */

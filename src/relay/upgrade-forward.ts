@@ -6,14 +6,15 @@ import type { MuxStream } from '../mux/mux-stream.js';
 import { Header } from '../session/protocol.js';
 import { resetStream } from '../session/reset-stream.js';
 import { joinDuplex } from '../stream/join-duplex.js';
-import { type ForwardContext, scopeCookies } from './http-forward.js';
+import type { ForwardContext } from './forward-context.js';
+import { scopeCookies } from './http-forward.js';
 import { responseFramingProblem } from './response-framing.js';
 import { admitStream, admitStreamNow, streamHeaders, visitorAddressOf } from './stream-admission.js';
 import { writeRawError } from './visitor-error.js';
 import { webSocketBytes, webSocketHandshake } from './websocket-bytes.js';
 
 /**
- * Forwards a visitor's upgrade (DESIGN §4) as one full-duplex stream. For an HTTP tunnel
+ * Forwards a visitor's upgrade as one full-duplex stream. For an HTTP tunnel
  * (WebSocket, or any other token) the agent repeats the upgrade to its target and the target's own
  * 101 (or refusal) comes back. For a TCP service it is the preflight: the agent connects to the
  * target first, and only then does the visitor get `101 Switching Protocols` echoing its Upgrade

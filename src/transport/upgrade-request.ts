@@ -28,7 +28,7 @@ export class UpgradeRefusedError extends PosternError {
 /**
  * Sends `GET path` with `Connection: Upgrade` on an open stream and waits for `101`. Bytes that
  * arrived in the same read as the 101 head are put back on the socket before it is returned, so
- * the protocol that follows loses none (DESIGN §3.4 hazard a).
+ * the protocol that follows loses none.
  */
 export function requestUpgrade(options: {
   stream: Duplex;

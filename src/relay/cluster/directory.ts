@@ -1,8 +1,8 @@
-import type { Logger } from '../log.js';
-import type { ServiceKind } from '../session/protocol.js';
+import type { Logger } from '../../log.js';
+import type { ServiceKind } from '../../session/protocol.js';
 import { createRedisClient, type RedisClient } from './redis-client.js';
 
-/** Lease figures (DESIGN §6): renewed every 10 s, gone 30 s after the last renewal. */
+/** Lease figures (docs/cluster.md): renewed every 10 s, gone 30 s after the last renewal. */
 export const LEASE_RENEW_MS = 10_000;
 export const LEASE_TTL_MS = 30_000;
 /** A located tunnel is trusted this long unless pub/sub says it changed. */

@@ -1,13 +1,13 @@
-import { connect } from '../client/connect.js';
-import { formatConnectionString, parseConnectionString } from '../connection-string/index.js';
-import type { Logger } from '../log.js';
-import type { MuxHeaders } from '../mux/header-block.js';
-import { MuxSession } from '../mux/mux-session.js';
-import type { MuxStream } from '../mux/mux-stream.js';
-import { startKeepalive } from '../session/keepalive.js';
-import { PROOF_ACCEPTED } from '../session/possession-proof.js';
-import { MAX_HEADER_PAIRS } from '../session/protocol.js';
-import { readExactly } from '../stream/read-exactly.js';
+import { formatConnectionString, parseConnectionString } from '../../connection-string/index.js';
+import type { Logger } from '../../log.js';
+import type { MuxHeaders } from '../../mux/header-block.js';
+import { MuxSession } from '../../mux/mux-session.js';
+import type { MuxStream } from '../../mux/mux-stream.js';
+import { startKeepalive } from '../../session/keepalive.js';
+import { PROOF_ACCEPTED } from '../../session/possession-proof.js';
+import { MAX_HEADER_PAIRS } from '../../session/protocol.js';
+import { readExactly } from '../../stream/read-exactly.js';
+import { connect } from '../../transport/connect.js';
 import type { NodeRecord, TunnelLocation } from './directory.js';
 import {
   LINK_CHALLENGE_BYTES,

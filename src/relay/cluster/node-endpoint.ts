@@ -1,16 +1,16 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { Logger } from '../log.js';
-import type { IncomingMuxHeaders } from '../mux/header-block.js';
-import { MuxSession } from '../mux/mux-session.js';
-import type { MuxStream } from '../mux/mux-stream.js';
-import type { ForwardContext } from '../relay/http-forward.js';
-import { findSession, takeRequestToken } from '../relay/stream-admission.js';
-import { writeRawError } from '../relay/visitor-error.js';
-import { PROOF_ACCEPTED } from '../session/possession-proof.js';
-import { ErrorCode, type ErrorCodeName, Header, MAX_HEADER_PAIRS } from '../session/protocol.js';
-import { joinDuplex } from '../stream/join-duplex.js';
-import { readExactly } from '../stream/read-exactly.js';
+import type { Logger } from '../../log.js';
+import type { IncomingMuxHeaders } from '../../mux/header-block.js';
+import { MuxSession } from '../../mux/mux-session.js';
+import type { MuxStream } from '../../mux/mux-stream.js';
+import { PROOF_ACCEPTED } from '../../session/possession-proof.js';
+import { ErrorCode, type ErrorCodeName, Header, MAX_HEADER_PAIRS } from '../../session/protocol.js';
+import { joinDuplex } from '../../stream/join-duplex.js';
+import { readExactly } from '../../stream/read-exactly.js';
+import type { ForwardContext } from '../forward-context.js';
+import { findSession, takeRequestToken } from '../stream-admission.js';
+import { writeRawError } from '../visitor-error.js';
 import {
   LINK_CHALLENGE_BYTES,
   linkAnswerMatches,

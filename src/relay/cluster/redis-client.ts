@@ -1,5 +1,5 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import { OptionError } from '../errors.js';
+import { OptionError } from '../../errors.js';
 
 export type RedisClient = Redis | Cluster;
 

@@ -2,9 +2,9 @@ import type { Duplex } from 'node:stream';
 import { createWebSocketStream, WebSocket } from 'ws';
 import { type ConnectionString, hostForUrl } from '../connection-string/index.js';
 import { ConnectError } from '../errors.js';
-import { localhostLookup } from '../transport/localhost-lookup.js';
-import { tlsVerifyOptions } from '../transport/tls-verify.js';
+import { localhostLookup } from './localhost-lookup.js';
 import { PreflightFailedError, PreflightRefusedError } from './preflight-handshake.js';
+import { tlsVerifyOptions } from './tls-verify.js';
 
 /** Largest WebSocket message the client accepts (the relay sends at most what the service wrote). */
 const MAX_MESSAGE_BYTES = 64 << 20;

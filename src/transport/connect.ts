@@ -6,7 +6,7 @@ import {
   parseConnectionString,
 } from '../connection-string/index.js';
 import { OptionError } from '../errors.js';
-import { DEFAULT_DIAL_TIMEOUT_MS, dialSocket } from '../transport/dial.js';
+import { DEFAULT_DIAL_TIMEOUT_MS, dialSocket } from './dial.js';
 import { preflightHandshake } from './preflight-handshake.js';
 import { normalizePreflightHeader, type PreflightHeader } from './preflight-headers.js';
 import { connectWebSocket } from './websocket-connect.js';
@@ -26,7 +26,7 @@ export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
 
 /**
  * Opens a byte stream to a tcp://, tcps:// or unix:// connection string; with
- * `?http_preflight=true`, first the HTTP Upgrade preflight (DESIGN §4) through whatever HTTP
+ * `?http_preflight=true`, first the HTTP Upgrade preflight (docs/client.md) through whatever HTTP
  * infrastructure is on the way. ws:// and wss:// open a WebSocket whose binary messages carry the
  * bytes. Resolves with a Duplex ready for the protocol's own bytes (a net.Socket or tls.TLSSocket
  * for tcp/tcps/unix). Headers are validated before anything is sent.
@@ -61,34 +61,4 @@ export async function connect(
   const host = cs.transport === 'unix' ? 'localhost' : `${hostForUrl(cs.host)}:${cs.port}`;
   await preflightHandshake(socket, { path: cs.path, host, token, headers, timeoutMs: handshakeTimeoutMs });
   return socket;
-}
-
-/**
- * A small client that remembers preflight headers, in the style of AMPS clients:
- * `addHttpPreflightHeader("Cookie: a=1")`, `addHttpPreflightHeader("Token", "value")`.
- */
-export class Client {
-  readonly #headers: [string, string][] = [];
-
-  /** Adds a header as a raw line, or as a name and a value. Throws BadHeaderError at once if invalid. */
-  addHttpPreflightHeader(lineOrName: string, value?: string): this {
-    this.#headers.push(normalizePreflightHeader(value === undefined ? lineOrName : [lineOrName, value]));
-    return this;
-  }
-
-  clearHttpPreflightHeaders(): this {
-    this.#headers.length = 0;
-    return this;
-  }
-
-  get httpPreflightHeaders(): readonly (readonly [string, string])[] {
-    return this.#headers;
-  }
-
-  connect(
-    connectionString: string | ConnectionString,
-    options: Omit<ConnectOptions, 'headers'> = {},
-  ): Promise<Duplex> {
-    return connect(connectionString, { ...options, headers: this.#headers });
-  }
 }
