@@ -260,7 +260,7 @@ async function main(): Promise<void> {
     'warn',
   ]);
   const rows: Row[] = [];
-  const stops: (() => Promise<unknown> | void)[] = [() => relay.stop(), () => origin.stop()];
+  const stops: (() => unknown)[] = [() => relay.stop(), () => origin.stop()];
   try {
     const [relayAddress, relayTlsAddress] = (await relay.nextEvent((e) => e.event === 'listening'))
       .listen as [string, string];

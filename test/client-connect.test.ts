@@ -197,8 +197,8 @@ describe('connect() and postern connect through a real relay', () => {
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       servers.push(server);
     }
-    echoPort = (servers[0]?.address() as { port: number }).port;
-    bannerPort = (servers[1]?.address() as { port: number }).port;
+    echoPort = ((servers[0] as Server).address() as { port: number }).port;
+    bannerPort = ((servers[1] as Server).address() as { port: number }).port;
     tunnel = await startTunnel('', {
       // Unknown labels get their 404 at once, not after the wait for agents of a restarted relay.
       relay: { restartGraceMs: 0 },

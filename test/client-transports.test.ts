@@ -154,7 +154,7 @@ describe('WebSocket at scale and with a client nobody here wrote', () => {
           return ((await once(ws, 'message')) as [Buffer])[0].toString();
         }),
       );
-      answers.forEach((answer, i) => assert.equal(answer, `message ${i} back`));
+      for (const [i, answer] of answers.entries()) assert.equal(answer, `message ${i} back`);
       await Promise.all(
         clients.map(async (ws) => {
           ws.close();

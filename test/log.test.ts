@@ -38,7 +38,7 @@ describe('logs', () => {
     assert.equal(lines.length, 1);
     assert.match(
       lines[0] as string,
-      /^\d\d:\d\d:\d\d\.\d{3} WARN  lost the relay {2}role=agent reason="peer said \\"bye\\"\\r\\nX-Injected: 1" attempt=3\n$/,
+      /^\d\d:\d\d:\d\d\.\d{3} WARN {2}lost the relay {2}role=agent reason="peer said \\"bye\\"\\r\\nX-Injected: 1" attempt=3\n$/,
     );
   });
 

@@ -52,6 +52,11 @@ export function sha256Base64url(text: string): string {
 export function accessRulesFor(service: string, options: VisitorAccessOptions): AccessRules | undefined {
   const where = `access of service "${service}"`;
   const rules: AccessRules = {};
+  const add = (field: 'basic' | 'bearer' | 'headers' | 'allow' | 'deny', entry: string): void => {
+    const list = rules[field] ?? [];
+    list.push(entry);
+    rules[field] = list;
+  };
   const users = new Set<string>();
   for (const entry of options.basicAuth ?? []) {
     const colon = entry.indexOf(':');
@@ -72,14 +77,14 @@ export function accessRulesFor(service: string, options: VisitorAccessOptions): 
     } else {
       hash = hashPassword(secret);
     }
-    (rules.basic ??= []).push(`${user}:${hash}`);
+    add('basic', `${user}:${hash}`);
   }
   for (const token of options.bearerTokens ?? []) {
     if (token.length < MIN_BEARER_LENGTH || !/^[\x21-\x7e]+$/.test(token))
       throw new OptionError(
         `${where}: a bearer token must be at least ${MIN_BEARER_LENGTH} visible ASCII characters (e.g. openssl rand -hex 16)`,
       );
-    (rules.bearer ??= []).push(sha256Base64url(token));
+    add('bearer', sha256Base64url(token));
   }
   for (const line of options.requireHeaders ?? []) {
     const colon = line.indexOf(':');
@@ -87,7 +92,7 @@ export function accessRulesFor(service: string, options: VisitorAccessOptions): 
     const value = line.slice(colon + 1).trim();
     if (colon < 1 || !/^[a-z0-9!#$%&'*+.^_`|~-]{1,64}$/.test(name) || value === '')
       throw new OptionError(`${where}: --require-header must be "Name: value"`);
-    (rules.headers ??= []).push(`${name}:${sha256Base64url(value)}`);
+    add('headers', `${name}:${sha256Base64url(value)}`);
   }
   for (const [field, list] of [
     ['allow', options.allowIps],
@@ -96,7 +101,7 @@ export function accessRulesFor(service: string, options: VisitorAccessOptions): 
     for (const entry of list ?? []) {
       const cidr = parseCidr(entry);
       if (typeof cidr === 'string') throw new OptionError(`${where}: --${field}-ip ${cidr}`);
-      (rules[field] ??= []).push(entry);
+      add(field, entry);
     }
   }
   const limits: [keyof AccessRules, number, string][] = [

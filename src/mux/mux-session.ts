@@ -352,16 +352,24 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
         this.#onHeaders(id, flags, payload);
         return;
       case FrameType.reset:
-        if (payload.length !== 4) return this.#fail(MuxError.frameSize, 'RST_STREAM is not 4 bytes');
+        if (payload.length !== 4) {
+          this.#fail(MuxError.frameSize, 'RST_STREAM is not 4 bytes');
+          return;
+        }
         this.#onReset(id, payload.readUInt32BE(0));
         return;
       case FrameType.settings:
-        if (payload.length !== 8) return this.#fail(MuxError.frameSize, 'SETTINGS is not 8 bytes');
+        if (payload.length !== 8) {
+          this.#fail(MuxError.frameSize, 'SETTINGS is not 8 bytes');
+          return;
+        }
         this.#onSettings(payload.readUInt32BE(0), payload.readUInt32BE(4));
         return;
       case FrameType.ping:
-        if (payload.length !== PING_PAYLOAD_BYTES)
-          return this.#fail(MuxError.frameSize, 'PING is not 8 bytes');
+        if (payload.length !== PING_PAYLOAD_BYTES) {
+          this.#fail(MuxError.frameSize, 'PING is not 8 bytes');
+          return;
+        }
         if ((flags & ACK) !== 0) this.#pings.shift()?.(null);
         else if (this.socket.writableLength > MAX_WRITE_BACKLOG) {
           this.#fail(MuxError.enhanceYourCalm, 'PINGs faster than their answers are read');
@@ -373,11 +381,17 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
         }
         return;
       case FrameType.goaway:
-        if (payload.length !== 8) return this.#fail(MuxError.frameSize, 'GOAWAY is not 8 bytes');
+        if (payload.length !== 8) {
+          this.#fail(MuxError.frameSize, 'GOAWAY is not 8 bytes');
+          return;
+        }
         this.#onGoaway(payload.readUInt32BE(0), payload.readUInt32BE(4));
         return;
       case FrameType.windowUpdate:
-        if (payload.length !== 4) return this.#fail(MuxError.frameSize, 'WINDOW_UPDATE is not 4 bytes');
+        if (payload.length !== 4) {
+          this.#fail(MuxError.frameSize, 'WINDOW_UPDATE is not 4 bytes');
+          return;
+        }
         this.#onWindowUpdate(id, payload.readUInt32BE(0) & 0x7fff_ffff);
         return;
       default:
@@ -395,7 +409,10 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
         return; // a stream we already dropped
       }
       if (id <= this.#lastPeerStreamId) return; // a stream we already dropped
-      if (id % 2 === 0) return this.#fail(MuxError.protocol, `stream ${id} opened with an even id`);
+      if (id % 2 === 0) {
+        this.#fail(MuxError.protocol, `stream ${id} opened with an even id`);
+        return;
+      }
       this.#lastPeerStreamId = id;
       this.#openPeerStream(id, end, block);
       return;
@@ -476,7 +493,10 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
   }
 
   #onSettings(streamWindow: number, maxStreams: number): void {
-    if (streamWindow > MAX_WINDOW) return this.#fail(MuxError.flowControl, 'SETTINGS window over 2^31-1');
+    if (streamWindow > MAX_WINDOW) {
+      this.#fail(MuxError.flowControl, 'SETTINGS window over 2^31-1');
+      return;
+    }
     const delta = streamWindow - this.#peerStreamWindow;
     this.#peerStreamWindow = streamWindow;
     this.#peerMaxStreams = maxStreams;
@@ -500,11 +520,16 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
   }
 
   #onWindowUpdate(id: number, increment: number): void {
-    if (increment === 0) return this.#fail(MuxError.protocol, 'WINDOW_UPDATE of 0');
+    if (increment === 0) {
+      this.#fail(MuxError.protocol, 'WINDOW_UPDATE of 0');
+      return;
+    }
     if (id === 0) {
       this.#sendWindow += increment;
-      if (this.#sendWindow > MAX_WINDOW)
-        return this.#fail(MuxError.flowControl, 'session window over 2^31-1');
+      if (this.#sendWindow > MAX_WINDOW) {
+        this.#fail(MuxError.flowControl, 'session window over 2^31-1');
+        return;
+      }
       this.#unblockAll();
       return;
     }

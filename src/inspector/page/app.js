@@ -47,7 +47,7 @@ const size = (bytes) =>
     : bytes < 1 << 20
       ? `${(bytes / 1024).toFixed(1)} KiB`
       : `${(bytes / (1 << 20)).toFixed(1)} MiB`;
-const clock = (iso) => new Date(iso).toLocaleTimeString([], { hour12: false }) + `.${iso.slice(20, 23)}`;
+const clock = (iso) => `${new Date(iso).toLocaleTimeString([], { hour12: false })}.${iso.slice(20, 23)}`;
 const kindLabel = { http: 'HTTP', websocket: 'WS', tcp: 'TCP' };
 
 function statusText(s) {

@@ -56,16 +56,24 @@ export class NodeEndpoint {
       this.#log.warn('node link refused', { peer: id, remoteAddress: req.socket.remoteAddress, reason });
       writeRawError(socket, 'nodeRefused', reason);
     };
-    if (String(req.headers.upgrade).toLowerCase() !== NODE_UPGRADE_TOKEN)
-      return refuse(`the node endpoint expects "Upgrade: ${NODE_UPGRADE_TOKEN}"`);
-    if (!NODE_ID.test(id)) return refuse('missing or malformed node id');
+    if (String(req.headers.upgrade).toLowerCase() !== NODE_UPGRADE_TOKEN) {
+      refuse(`the node endpoint expects "Upgrade: ${NODE_UPGRADE_TOKEN}"`);
+      return;
+    }
+    if (!NODE_ID.test(id)) {
+      refuse('missing or malformed node id');
+      return;
+    }
     const verdict = verifyNodeAuth(
       this.#secret,
       id,
       this.#selfId,
       String(req.headers[NODE_AUTH_HEADER] ?? ''),
     );
-    if (!verdict.ok) return refuse(verdict.reason);
+    if (!verdict.ok) {
+      refuse(verdict.reason);
+      return;
+    }
     const challenge = newLinkChallenge();
     socket.write(
       Buffer.concat([
