@@ -1,17 +1,37 @@
+import { ERROR_CATALOGUE, type PosternErrorCode } from './error-codes.js';
+
+export {
+  ERROR_CATALOGUE,
+  isErrorCode,
+  type PosternErrorCode,
+  statusOf,
+  type WireErrorCode,
+} from './error-codes.js';
+
 /**
- * Every error Postern raises is a PosternError with a stable `code` that scripts and callers can
- * branch on. `retryable` says whether trying the same thing again later may succeed.
+ * Every error Postern raises is a PosternError with a stable `code` from the catalogue
+ * (src/error-codes.ts, docs/errors.md) that scripts and callers can branch on. `retryable` says
+ * whether trying the same thing again later may succeed; by default, what the catalogue says.
  */
 export class PosternError extends Error {
-  readonly code: string;
+  readonly code: PosternErrorCode;
   readonly retryable: boolean;
 
-  constructor(code: string, message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
+  constructor(
+    code: PosternErrorCode,
+    message: string,
+    options: { cause?: unknown; retryable?: boolean } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'PosternError';
     this.code = code;
-    this.retryable = options.retryable ?? false;
+    this.retryable = options.retryable ?? ERROR_CATALOGUE[code].retryable;
   }
+}
+
+/** The catalogue code of any thrown value: its own for a PosternError, `POSTERN_ERROR` otherwise. */
+export function errorCodeOf(error: unknown): PosternErrorCode {
+  return error instanceof PosternError ? error.code : 'POSTERN_ERROR';
 }
 
 /** A connection string that cannot be parsed; the message says what is wrong and where. */

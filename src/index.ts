@@ -12,10 +12,13 @@ export {
 export {
   ConnectError,
   ConnectionStringError,
+  ERROR_CATALOGUE,
   KeyFileError,
   OptionError,
   PosternError,
+  type PosternErrorCode,
   RegistrationRejectedError,
+  type WireErrorCode,
 } from './errors.js';
 export {
   type Capture,

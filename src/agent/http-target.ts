@@ -1,9 +1,10 @@
 import { type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { statusOf, type WireErrorCode } from '../errors.js';
 import { endToEndHeaders } from '../http/headers.js';
 import type { IncomingMuxHeaders } from '../mux/header-block.js';
 import type { MuxStream } from '../mux/mux-stream.js';
-import { ErrorCode, Header } from '../session/protocol.js';
+import { Header } from '../session/protocol.js';
 import { resetStream } from '../session/reset-stream.js';
 import { forwardBody } from '../stream/forward-body.js';
 import { StallError } from '../stream/stall-watch.js';
@@ -163,10 +164,11 @@ function relayResponse(
 function respondError(
   stream: MuxStream,
   message: string,
-  [code, status]: (typeof ErrorCode)[keyof typeof ErrorCode] = ErrorCode.targetUnreachable,
+  code: WireErrorCode = 'target_unreachable',
   record?: ExchangeRecord,
 ): void {
   if (stream.destroyed || stream.headersSent) return;
+  const status = statusOf(code);
   const body = `postern: ${message}\n`;
   const headers = {
     'content-type': 'text/plain; charset=utf-8',
@@ -190,7 +192,7 @@ export function respondTargetUnreachable(
   record?: ExchangeRecord,
 ): void {
   if (error instanceof StallError) {
-    respondError(stream, `${service.targetText}: ${error.message}`, ErrorCode.targetStalled, record);
+    respondError(stream, `${service.targetText}: ${error.message}`, 'target_stalled', record);
     return;
   }
   respondError(

@@ -48,7 +48,9 @@ export function replayToTarget(
   return new Promise((resolve, reject) => {
     const fail = (error: Error): void => {
       record?.end(error.message);
-      reject(new PosternError('replay_failed', `replay to ${service.targetText} failed: ${error.message}`));
+      reject(
+        new PosternError('POSTERN_REPLAY_FAILED', `replay to ${service.targetText} failed: ${error.message}`),
+      );
     };
     let req: ReturnType<typeof httpRequest>;
     try {

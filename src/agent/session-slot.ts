@@ -1,7 +1,13 @@
 import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { type ConnectionString, formatConnectionString, hostForUrl } from '../connection-string/index.js';
-import { ConnectError, RegistrationRejectedError, redactSecrets } from '../errors.js';
+import {
+  ConnectError,
+  ERROR_CATALOGUE,
+  isErrorCode,
+  RegistrationRejectedError,
+  redactSecrets,
+} from '../errors.js';
 import type { AgentKey } from '../keys/key-file.js';
 import type { Logger } from '../log.js';
 import { MuxSession } from '../mux/mux-session.js';
@@ -10,7 +16,6 @@ import { startKeepalive } from '../session/keepalive.js';
 import { CHALLENGE, PROOF_ACCEPTED, signPossession } from '../session/possession-proof.js';
 import {
   type AssignedService,
-  ErrorCode,
   Header,
   MAX_HEADER_PAIRS,
   MAX_SESSION_MESSAGE_BYTES,
@@ -179,9 +184,7 @@ export class SessionSlot {
         // Only the relay's own verdict stops the agent; a proxy in front of it may be fixed later.
         const code = String(error.headers[Header.error] ?? '');
         const permanent =
-          code === ErrorCode.notAdmitted[0] ||
-          code === ErrorCode.malformedRegistration[0] ||
-          code === ErrorCode.registrationConflict[0];
+          isErrorCode(code) && ERROR_CATALOGUE[code].audience === 'agent' && !ERROR_CATALOGUE[code].retryable;
         throw new RegistrationRejectedError(error.status, error.reason, permanent);
       }
       throw error;

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { Client } from '../client/client.js';
 import { parseConnectionString } from '../connection-string/index.js';
+import { errorCodeOf } from '../errors.js';
 import { joinDuplex } from '../stream/join-duplex.js';
 import { describeListener, listenOn } from '../transport/listen.js';
 import { headerArgument, jsonLine, parseCommandArgs, UsageError } from './args.js';
@@ -59,9 +60,9 @@ export async function connectCommand(argv: string[]): Promise<void> {
         if (local.destroyed) remote.destroy();
         else joinDuplex(local, remote);
       },
-      (error: Error & { code?: string }) => {
+      (error: Error) => {
         local.destroy();
-        report({ event: 'error', code: error.code ?? 'POSTERN_ERROR', message: error.message });
+        report({ event: 'error', code: errorCodeOf(error), message: error.message });
       },
     );
   });

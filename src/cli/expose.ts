@@ -1,7 +1,7 @@
 import { createAgent } from '../agent/agent.js';
 import type { ServiceOptions } from '../agent/options.js';
 import type { VisitorAccessOptions } from '../agent/visitor-access.js';
-import { PosternError } from '../errors.js';
+import { errorCodeOf, PosternError } from '../errors.js';
 import { CaptureStore, DEFAULT_CAPTURE_LIMITS } from '../inspector/capture-store.js';
 import { DEFAULT_INSPECT_ADDRESS, type Inspector, startInspector } from '../inspector/inspector-server.js';
 import { defaultKeyPath, loadKeyFile, loadOrCreateKeyFile } from '../keys/key-file.js';
@@ -214,8 +214,8 @@ export async function exposeCommand(argv: string[]): Promise<void> {
   agent.on('reconnecting', (event: { connection: number; attempt: number; delayMs: number }) =>
     print({ event: 'reconnecting', ...event }),
   );
-  agent.on('fatal', (error: Error & { code?: string }) => {
-    print({ event: 'error', code: error.code ?? 'POSTERN_ERROR', message: error.message });
+  agent.on('fatal', (error: Error) => {
+    print({ event: 'error', code: errorCodeOf(error), message: error.message });
     void shutdown().then(() => process.exit(1));
   });
   const shutdown = async (): Promise<void> => {

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { ReplayRequest } from '../agent/replay.js';
 import { hostForUrl } from '../connection-string/index.js';
+import { PosternError } from '../errors.js';
 import { parseHostPort } from '../http/host-port.js';
 import type { Capture, CaptureStore } from './capture-store.js';
 import { type CaptureFilter, captureDetail, captureSummary, matches } from './capture-view.js';
@@ -63,7 +64,8 @@ export async function startInspector(options: InspectorOptions): Promise<Inspect
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code !== 'EADDRINUSE' || i === tries - 1)
-        throw new Error(
+        throw new PosternError(
+          'POSTERN_INSPECT_LISTEN',
           `the inspector cannot listen on ${hostForUrl(host)}:${port + i} (${code ?? (error as Error).message})`,
         );
     }

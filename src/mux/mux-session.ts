@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
+import { PosternError } from '../errors.js';
 import { countRead } from '../read-buffer-collector.js';
 import { RenewingMap, RenewingSet } from '../renewing-collections.js';
 import {
@@ -158,10 +159,13 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
 
   /** Client: opens a stream with a request head. Throws when the session cannot take one. */
   request(headers: MuxHeaders, options: { endStream?: boolean } = {}): MuxStream {
-    if (this.role !== 'client') throw new Error('only the client side opens streams');
-    if (this.closed) throw new Error('the session is closing');
+    if (this.role !== 'client') throw new PosternError('POSTERN_ERROR', 'only the client side opens streams');
+    if (this.closed) throw new PosternError('POSTERN_SESSION_CLOSED', 'the session is closing');
     if (this.#streams.size >= this.#peerMaxStreams)
-      throw new Error(`the peer takes at most ${this.#peerMaxStreams} streams at once`);
+      throw new PosternError(
+        'POSTERN_STREAM_LIMIT',
+        `the peer takes at most ${this.#peerMaxStreams} streams at once`,
+      );
     const id = this.#nextStreamId;
     this.#nextStreamId += 2;
     const stream = this.#newStream(id);
@@ -220,7 +224,10 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
     const block = encodeHeaderBlock(headers);
     const length = Buffer.byteLength(block);
     if (length > MAX_CONTROL_PAYLOAD)
-      throw new Error(`header block of ${length} bytes (limit ${MAX_CONTROL_PAYLOAD})`);
+      throw new PosternError(
+        'POSTERN_HEADERS_TOO_LARGE',
+        `header block of ${length} bytes (limit ${MAX_CONTROL_PAYLOAD})`,
+      );
     const frame = Buffer.allocUnsafe(FRAME_HEADER_BYTES + length);
     writeFrameHeader(frame, FrameType.headers, endStream ? END_STREAM : 0, stream.id, length);
     frame.write(block, FRAME_HEADER_BYTES, 'utf8');

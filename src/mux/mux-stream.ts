@@ -1,4 +1,5 @@
 import { Duplex } from 'node:stream';
+import { PosternError } from '../errors.js';
 import { MuxError } from './frames.js';
 import type { MuxHeaders } from './header-block.js';
 
@@ -86,7 +87,7 @@ export class MuxStream extends Duplex {
 
   /** Server side: sends the response head. */
   respond(headers: MuxHeaders, options: { endStream?: boolean; waitForTrailers?: boolean } = {}): void {
-    if (this.headersSent) throw new Error('response already sent');
+    if (this.headersSent) throw new PosternError('POSTERN_ERROR', 'response already sent');
     if (this.destroyed) return;
     this.headersSent = true;
     this.#waitForTrailers = options.waitForTrailers === true;
@@ -103,7 +104,7 @@ export class MuxStream extends Duplex {
   /** Inside 'wantTrailers': the trailers end the stream. */
   sendTrailers(headers: MuxHeaders): void {
     const done = this.#finalDone;
-    if (done === undefined) throw new Error('sendTrailers() outside of wantTrailers');
+    if (done === undefined) throw new PosternError('POSTERN_ERROR', 'sendTrailers() outside of wantTrailers');
     this.#finalDone = undefined;
     this.#carrier.sendHeaders(this, headers, true);
     done();

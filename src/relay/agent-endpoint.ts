@@ -2,14 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
+import type { WireErrorCode } from '../errors.js';
 import { isCanonicalKeyX, keyLabelFromX, serviceLabel } from '../keys/label.js';
 import type { Logger } from '../log.js';
 import type { NonceCache } from '../session/nonce-cache.js';
 import { newChallenge, PROOF_ACCEPTED, PROOF_BYTES, verifyPossession } from '../session/possession-proof.js';
 import {
   type AssignedService,
-  ErrorCode,
-  type ErrorCodeName,
   Header,
   MAX_SESSION_MESSAGE_BYTES,
   SESSION_UPGRADE_TOKEN,
@@ -70,19 +69,19 @@ export function handleAgentUpgrade(
 ): void {
   const remoteAddress = req.socket.remoteAddress ?? '';
   const now = Date.now();
-  const refuse = (error: ErrorCodeName, message: string, headers?: Record<string, string>): void => {
-    ctx.metrics.registration(ErrorCode[error][0]);
+  const refuse = (error: WireErrorCode, message: string, headers?: Record<string, string>): void => {
+    ctx.metrics.registration(error);
     writeRawError(socket, error, message, headers);
   };
   if (ctx.isClosing()) {
-    refuse('shuttingDown', 'relay is shutting down', { 'retry-after': '1' });
+    refuse('relay_shutting_down', 'relay is shutting down', { 'retry-after': '1' });
     return;
   }
   const upgradeToken = String(req.headers.upgrade).toLowerCase();
   if (upgradeToken !== SESSION_UPGRADE_TOKEN && upgradeToken !== 'websocket') {
     writeRawError(
       socket,
-      'malformedRegistration',
+      'registration_malformed',
       `agent endpoint expects "Upgrade: ${SESSION_UPGRADE_TOKEN}" or "Upgrade: websocket"`,
     );
     return;
@@ -91,12 +90,15 @@ export function handleAgentUpgrade(
   // no limiter bucket, no signature check, no nonce (its public key is no secret, so this says nothing).
   const keyHeader = req.headers[Header.key];
   if (typeof keyHeader === 'string' && isCanonicalKeyX(keyHeader) && !ctx.keyListed(keyHeader)) {
-    refuse('notAdmitted', `key ${keyLabelFromX(keyHeader)} is not in this relay's allowed keys`);
+    refuse(
+      'registration_not_admitted',
+      `key ${keyLabelFromX(keyHeader)} is not in this relay's allowed keys`,
+    );
     return;
   }
   const waitMs = ctx.registrationLimiter.take(addressKey(remoteAddress, ctx.options.ipv6PrefixBits), now);
   if (waitMs > 0) {
-    refuse('tooManyRegistrations', `too many registrations from ${remoteAddress}`, {
+    refuse('registration_rate_limited', `too many registrations from ${remoteAddress}`, {
       'retry-after': String(Math.ceil(waitMs / 1000)),
     });
     return;
@@ -112,7 +114,7 @@ export function handleAgentUpgrade(
     ctx.log.info('registration refused', {
       remoteAddress,
       reason: verdict.reason,
-      code: ErrorCode[verdict.error][0],
+      code: verdict.error,
     });
     refuse(verdict.error, verdict.reason);
     return;
@@ -122,7 +124,7 @@ export function handleAgentUpgrade(
   // Only admitted registrations take a nonce, so nobody else can crowd the cache.
   const nonce = `${registration.key}:${registration.nonce}`;
   if (ctx.nonces.add(nonce, now) === 'seen') {
-    refuse('replayedRegistration', 'this registration nonce was already used');
+    refuse('registration_replayed', 'this registration nonce was already used');
     return;
   }
   if (ctx.claimNonce === undefined) {
@@ -135,10 +137,10 @@ export function handleAgentUpgrade(
   void (async () => {
     const claimed = await claimNonce(nonce, 2 * ctx.options.registrationWindowSeconds * 1000);
     if (socket.destroyed) return;
-    if (claimed === false) return refuse('replayedRegistration', 'this registration nonce was already used');
+    if (claimed === false) return refuse('registration_replayed', 'this registration nonce was already used');
     const conflict = await ctx.clusterConflict?.(registration);
     if (socket.destroyed) return;
-    if (conflict !== undefined) return refuse('registrationConflict', conflict);
+    if (conflict !== undefined) return refuse('registration_conflict', conflict);
     admitRegistration(ctx, req, socket, head, registration, upgradeToken);
   })();
 }
@@ -148,22 +150,22 @@ function admissible(
   ctx: AgentEndpointContext,
   registration: VerifiedRegistration,
   remoteAddress: string,
-  refuse: (error: ErrorCodeName, message: string, headers?: Record<string, string>) => void,
+  refuse: (error: WireErrorCode, message: string, headers?: Record<string, string>) => void,
 ): boolean {
   const keyAdmitted = ctx.admitKey(registration);
   if (keyAdmitted !== true) {
     refuse(
       keyAdmitted.error,
       keyAdmitted.reason,
-      keyAdmitted.error === 'notAdmitted' || keyAdmitted.error === 'registrationConflict'
+      keyAdmitted.error === 'registration_not_admitted' || keyAdmitted.error === 'registration_conflict'
         ? {}
-        : { 'retry-after': keyAdmitted.error === 'relayBusy' ? '60' : '10' },
+        : { 'retry-after': keyAdmitted.error === 'relay_busy' ? '60' : '10' },
     );
     return false;
   }
   const admitted = ctx.options.admit(registration, remoteAddress);
   if (admitted !== true) {
-    refuse('notAdmitted', admitted);
+    refuse('registration_not_admitted', admitted);
     return false;
   }
   return true;

@@ -74,7 +74,11 @@ export function loadAllowedKeys(path: string): AllowedKeys {
 
 /** Why a key is refused: not admitted (403, final) or over its session limit (429, retried). */
 export type KeyRefusal = {
-  error: 'notAdmitted' | 'tooManySessions' | 'relayBusy' | 'registrationConflict';
+  error:
+    | 'registration_not_admitted'
+    | 'registration_too_many_sessions'
+    | 'relay_busy'
+    | 'registration_conflict';
   reason: string;
 };
 
@@ -91,19 +95,19 @@ export function checkAllowedKey(
   const label = keyLabelFromX(registration.key);
   const entry = allowed?.get(label);
   if (allowed !== undefined && entry === undefined)
-    return { error: 'notAdmitted', reason: `key ${label} is not in this relay's allowed keys` };
+    return { error: 'registration_not_admitted', reason: `key ${label} is not in this relay's allowed keys` };
   const names = entry?.names;
   const refused = names === undefined ? undefined : registration.services.find((s) => !names.has(s.name));
   if (refused !== undefined && names !== undefined) {
     return {
-      error: 'notAdmitted',
+      error: 'registration_not_admitted',
       reason: `key ${label} may publish only ${[...names].join(', ')}, not "${refused.name}"`,
     };
   }
   const max = entry?.maxSessions ?? defaultMaxSessions;
   if (max > 0 && openSessions >= max)
     return {
-      error: 'tooManySessions',
+      error: 'registration_too_many_sessions',
       reason: `key ${label} already has ${openSessions} sessions (limit ${max})`,
     };
   return true;

@@ -1,5 +1,6 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { Transform, type TransformCallback } from 'node:stream';
+import { PosternError } from '../errors.js';
 import { endToEndHeaders } from '../http/headers.js';
 import { MuxError } from '../mux/frames.js';
 import type { IncomingMuxHeaders } from '../mux/header-block.js';
@@ -87,7 +88,7 @@ function openAgentStream(
   try {
     stream = session.openStream(headers, { endStream: !hasBody });
   } catch (error) {
-    sendVisitorError(res, 'agentFailed', `could not open a stream to the agent: ${(error as Error).message}`);
+    sendVisitorError(res, 'agent_error', `could not open a stream to the agent: ${(error as Error).message}`);
     return;
   }
 
@@ -95,7 +96,7 @@ function openAgentStream(
   const timer = setTimeout(() => {
     sendVisitorError(
       res,
-      'responseTimeout',
+      'response_timeout',
       `the agent sent no response within ${options.responseTimeoutMs} ms`,
     );
     resetStream(stream, 'response timeout');
@@ -105,7 +106,7 @@ function openAgentStream(
     const limit = options.maxRequestBodyBytes;
     const onTooLarge = (): void => {
       clearTimeout(timer);
-      sendVisitorError(res, 'bodyTooLarge', `request body over the limit of ${limit} bytes`, {
+      sendVisitorError(res, 'body_too_large', `request body over the limit of ${limit} bytes`, {
         connection: 'close',
       });
     };
@@ -132,7 +133,7 @@ function openAgentStream(
       resetStream(stream, 'invalid status');
       sendVisitorError(
         res,
-        'agentFailed',
+        'agent_error',
         `the agent sent an invalid status (${String(responseHeaders[':status'])})`,
       );
       return;
@@ -140,7 +141,7 @@ function openAgentStream(
     const framing = responseFramingProblem(status, responseHeaders);
     if (framing !== undefined) {
       resetStream(stream, 'invalid response framing');
-      sendVisitorError(res, 'agentFailed', `the agent sent an invalid response head (${framing})`);
+      sendVisitorError(res, 'agent_error', `the agent sent an invalid response head (${framing})`);
       return;
     }
     const outgoing = endToEndHeaders(responseHeaders);
@@ -151,7 +152,7 @@ function openAgentStream(
       resetStream(stream, 'invalid response head');
       sendVisitorError(
         res,
-        'agentFailed',
+        'agent_error',
         `the agent sent an invalid response head (${(error as Error).message})`,
       );
       return;
@@ -182,12 +183,12 @@ function openAgentStream(
     if (res.headersSent || res.destroyed) return;
     if (attempt < MAX_SESSION_RETRIES && mayResend(req.method ?? 'GET', hasBody, stream, session)) {
       resendOnAnotherSession(ctx, req, res, route, tunnel, attempt + 1).catch((error: Error) =>
-        sendVisitorError(res, 'agentFailed', `internal error while resending: ${error.message}`),
+        sendVisitorError(res, 'agent_error', `internal error while resending: ${error.message}`),
       );
       return;
     }
     const code = stream.rstCode ?? 0;
-    sendVisitorError(res, 'agentFailed', `the agent closed the stream before answering (code ${code})`);
+    sendVisitorError(res, 'agent_error', `the agent closed the stream before answering (code ${code})`);
   });
   stream.on('error', () => {});
   res.on('close', () => {
@@ -229,7 +230,7 @@ async function resendOnAnotherSession(
   if (session === undefined) {
     sendVisitorError(
       res,
-      'tunnelOffline',
+      'tunnel_offline',
       `the agent of ${route.label} lost its connection; try again shortly`,
       {
         'retry-after': '2',
@@ -248,7 +249,7 @@ function byteLimit(limit: number, onExceeded: () => void): Transform {
       seen += chunk.length;
       if (seen > limit) {
         onExceeded();
-        callback(Object.assign(new Error('request body too large'), { code: 'POSTERN_BODY_TOO_LARGE' }));
+        callback(new PosternError('body_too_large', 'request body too large'));
         return;
       }
       callback(null, chunk);

@@ -186,9 +186,13 @@ class RelayServer extends EventEmitter implements Relay {
     this.#http.on('upgrade', (req, socket, head) => this.#onUpgrade(req, socket, head));
     this.#http.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
       if (error.code === 'HPE_HEADER_OVERFLOW')
-        writeRawError(socket, 'headTooLarge', `request head over ${this.#opts.maxHeaderSize} bytes`);
+        writeRawError(
+          socket,
+          'request_head_too_large',
+          `request head over ${this.#opts.maxHeaderSize} bytes`,
+        );
       else if (error.code === 'ECONNRESET' || !socket.writable) socket.destroy();
-      else writeRawError(socket, 'badRequest', `malformed request (${error.code ?? 'parse error'})`);
+      else writeRawError(socket, 'bad_request', `malformed request (${error.code ?? 'parse error'})`);
     });
   }
 
@@ -363,7 +367,7 @@ class RelayServer extends EventEmitter implements Relay {
     const verdict = checkAllowedKey(this.#allowedKeys, registration, open, this.#opts.maxSessionsPerKey);
     if (verdict !== true) return verdict;
     const conflict = registration.replace ? undefined : this.#conflict(registration, label);
-    if (conflict !== undefined) return { error: 'registrationConflict', reason: conflict };
+    if (conflict !== undefined) return { error: 'registration_conflict', reason: conflict };
     const max = this.#opts.maxTunnels;
     const isNew = (tunnel: string): boolean =>
       this.#registry.get(tunnel) === undefined && !this.#pendingLabels.has(tunnel);
@@ -373,7 +377,7 @@ class RelayServer extends EventEmitter implements Relay {
       if (this.#registry.get(tunnel) === undefined) pendingNew++;
     if (max > 0 && added.length > 0 && this.#registry.size + pendingNew + added.length > max)
       return {
-        error: 'relayBusy',
+        error: 'relay_busy',
         reason: `this relay holds its limit of ${max} tunnels; try another relay or later`,
       };
     return true;
@@ -450,7 +454,8 @@ class RelayServer extends EventEmitter implements Relay {
       });
     } catch (error) {
       if (error instanceof OptionError) throw error;
-      if (!this.#opts.adminOptional) throw new Error(`admin listener ${listen}: ${(error as Error).message}`);
+      if (!this.#opts.adminOptional)
+        throw new OptionError(`admin listener ${listen}: ${(error as Error).message}`);
       this.#log.warn('admin listener not started', { listen, error: (error as Error).message });
     }
   }
@@ -514,51 +519,51 @@ class RelayServer extends EventEmitter implements Relay {
       ),
     );
     if (hasSeveralHosts(req.rawHeaders)) {
-      sendVisitorError(res, 'badRequest', 'more than one Host header', { connection: 'close' });
+      sendVisitorError(res, 'bad_request', 'more than one Host header', { connection: 'close' });
       return;
     }
     const inner = this.#inner(req.url ?? '');
     if (inner === undefined) {
-      sendVisitorError(res, 'unknownTunnel', `this relay serves only under ${this.#opts.basePath}/`);
+      sendVisitorError(res, 'tunnel_not_found', `this relay serves only under ${this.#opts.basePath}/`);
       return;
     }
     if (inner.split('?')[0] === AGENT_PATH) {
-      sendVisitorError(res, 'badRequest', `${AGENT_PATH} is the agent endpoint; it needs an HTTP Upgrade`);
+      sendVisitorError(res, 'bad_request', `${AGENT_PATH} is the agent endpoint; it needs an HTTP Upgrade`);
       return;
     }
     const route = this.#route(req, inner);
     if (route.kind === 'invalid') {
-      sendVisitorError(res, 'unknownTunnel', route.reason);
+      sendVisitorError(res, 'tunnel_not_found', route.reason);
       return;
     }
     if (route.kind === 'relay') {
       sendVisitorError(
         res,
-        'unknownTunnel',
+        'tunnel_not_found',
         `no tunnel named in the Host (<label>.${this.#opts.domain}) or the path (${this.#opts.basePath}/<label>/…)`,
       );
       return;
     }
     forwardHttpRequest(this.#forward, req, res, route).catch((error: Error) => {
       this.#log.error('request forwarding failed', { error: error.message });
-      sendVisitorError(res, 'agentFailed', 'internal error while forwarding');
+      sendVisitorError(res, 'agent_error', 'internal error while forwarding');
     });
   }
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
     if (hasSeveralHosts(req.rawHeaders)) {
-      writeRawError(socket, 'badRequest', 'more than one Host header');
+      writeRawError(socket, 'bad_request', 'more than one Host header');
       return;
     }
     const inner = this.#inner(req.url ?? '');
     if (inner === undefined) {
-      writeRawError(socket, 'unknownTunnel', `this relay serves only under ${this.#opts.basePath}/`);
+      writeRawError(socket, 'tunnel_not_found', `this relay serves only under ${this.#opts.basePath}/`);
       return;
     }
     if (inner.split('?')[0] === NODE_PATH) {
       if (this.#cluster === undefined || this.#closing !== undefined)
-        writeRawError(socket, 'nodeRefused', 'this relay is not a cluster node (or is shutting down)');
+        writeRawError(socket, 'node_refused', 'this relay is not a cluster node (or is shutting down)');
       else this.#cluster.endpoint.handleUpgrade(req, socket, head);
       return;
     }
@@ -599,7 +604,7 @@ class RelayServer extends EventEmitter implements Relay {
     if (route.kind !== 'tunnel') {
       writeRawError(
         socket,
-        'unknownTunnel',
+        'tunnel_not_found',
         route.kind === 'invalid' ? route.reason : 'no tunnel named in the Host or the path',
       );
       return;

@@ -1,8 +1,9 @@
 import type { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders } from 'node:http';
+import type { WireErrorCode } from '../errors.js';
 import { addForwardingHeaders, endToEndHeaders } from '../http/headers.js';
 import { LABEL_LENGTH } from '../keys/label.js';
-import { type ErrorCodeName, Header, type ServiceKind } from '../session/protocol.js';
+import { Header, type ServiceKind } from '../session/protocol.js';
 import type { ClusterContext } from './cluster/cluster-context.js';
 import type { TunnelLocation } from './cluster/directory.js';
 import type { StreamPeer } from './cluster/node-links.js';
@@ -21,7 +22,7 @@ export interface Route {
 export type Admission =
   /** `consumed`: request headers the relay's access check used up (not to be forwarded). */
   | { ok: true; tunnel: Tunnel; session: StreamPeer; consumed: readonly string[] }
-  | { ok: false; error: ErrorCodeName; message: string; headers?: Record<string, string> }
+  | { ok: false; error: WireErrorCode; message: string; headers?: Record<string, string> }
   /** The visitor left while waiting; nothing to answer. */
   | { ok: false; error: undefined };
 
@@ -55,13 +56,13 @@ export async function admitStream(
   if (tunnel === undefined && mayBeReturning) {
     return {
       ok: false,
-      error: 'tunnelOffline',
+      error: 'tunnel_offline',
       message: `no agent has registered ${route.label} since this relay started; if it exists, it should be back shortly`,
       headers: { 'retry-after': OFFLINE_RETRY_AFTER_S },
     };
   }
   if (tunnel === undefined)
-    return { ok: false, error: 'unknownTunnel', message: `no tunnel named ${route.label} on this relay` };
+    return { ok: false, error: 'tunnel_not_found', message: `no tunnel named ${route.label} on this relay` };
   const refusal = shapeRefusal(ctx, route.label, tunnel.kind, request);
   if (refusal !== undefined) return refusal;
   // Access comes before every limit: a visitor who may not use the tunnel spends none of its budget.
@@ -82,7 +83,7 @@ export async function admitStream(
   if (session === undefined) {
     return {
       ok: false,
-      error: 'tunnelOffline',
+      error: 'tunnel_offline',
       message: `the agent of ${route.label} is not connected; try again shortly`,
       headers: { 'retry-after': OFFLINE_RETRY_AFTER_S },
     };
@@ -130,7 +131,7 @@ function refuseOverLimits(
   if (waitMs > 0) {
     return {
       ok: false,
-      error: 'rateLimited',
+      error: 'rate_limited',
       message: `tunnel over its limit of ${ctx.options.requestsPerSecondPerTunnel} requests/s`,
       headers: { 'retry-after': String(Math.ceil(waitMs / 1000)) },
     };
@@ -138,7 +139,7 @@ function refuseOverLimits(
   if (tunnel.activeStreams >= ctx.options.maxConcurrentStreamsPerTunnel) {
     return {
       ok: false,
-      error: 'tooManyStreams',
+      error: 'too_many_streams',
       message: `tunnel has ${tunnel.activeStreams} streams open (limit ${ctx.options.maxConcurrentStreamsPerTunnel})`,
       headers: { 'retry-after': '1' },
     };
@@ -161,7 +162,7 @@ function holdVisitorSlot(
   if (limit > 0 && perAddress >= limit) {
     return {
       ok: false,
-      error: 'tooManyStreams',
+      error: 'too_many_streams',
       message: `${address} has ${perAddress} streams open (limit ${limit} an address)`,
       headers: { 'retry-after': '1' },
     };
@@ -188,7 +189,7 @@ function shapeRefusal(
   if (kind === 'tcp' && request.upgrade === undefined) {
     return {
       ok: false,
-      error: 'upgradeRequired',
+      error: 'upgrade_required',
       message: `${label} is a TCP service: connect with an HTTP Upgrade (e.g. postern connect, Upgrade: tcp)`,
       headers: { upgrade: 'tcp', connection: 'Upgrade' },
     };
@@ -197,7 +198,7 @@ function shapeRefusal(
   if (limit > 0 && request.declaredBodyBytes > limit) {
     return {
       ok: false,
-      error: 'bodyTooLarge',
+      error: 'body_too_large',
       message: `request body over the limit of ${limit} bytes`,
       headers: { connection: 'close' },
     };
@@ -241,7 +242,7 @@ async function admitRemote(
   } catch {
     return {
       ok: false,
-      error: 'clusterUnavailable',
+      error: 'cluster_unavailable',
       message: `${route.label} is not held by this node and the cluster directory (Redis) cannot be reached; try again shortly`,
       headers: { 'retry-after': OFFLINE_RETRY_AFTER_S },
     };
@@ -255,7 +256,7 @@ async function admitRemote(
     cluster.directory.forget(route.label);
     return {
       ok: false,
-      error: 'clusterUnavailable',
+      error: 'cluster_unavailable',
       message: peer,
       headers: { 'retry-after': OFFLINE_RETRY_AFTER_S },
     };

@@ -50,7 +50,7 @@ export async function forwardUpgrade(
   const endWebSocketHere = tunnel.kind === 'tcp' && token === 'websocket';
   const handshake = webSocketHandshake(req);
   if (endWebSocketHere && !handshake.ok) {
-    writeRawError(socket, 'badRequest', handshake.response);
+    writeRawError(socket, 'bad_request', handshake.response);
     return;
   }
   const headers = streamHeaders(ctx, req, route, tunnel);
@@ -60,7 +60,7 @@ export async function forwardUpgrade(
   try {
     stream = session.openStream(headers, { endStream: false });
   } catch (error) {
-    writeRawError(socket, 'agentFailed', `could not open a stream to the agent: ${(error as Error).message}`);
+    writeRawError(socket, 'agent_error', `could not open a stream to the agent: ${(error as Error).message}`);
     return;
   }
   stream.on('error', () => {});
@@ -72,7 +72,7 @@ export async function forwardUpgrade(
     resetStream(stream, 'response timeout');
     writeRawError(
       socket,
-      'responseTimeout',
+      'response_timeout',
       `the agent sent no answer to the upgrade within ${options.responseTimeoutMs} ms`,
     );
   }, options.responseTimeoutMs);
@@ -104,7 +104,7 @@ export async function forwardUpgrade(
         : `invalid status (${String(responseHeaders[':status'])})`;
     if (problem !== undefined) {
       resetStream(stream, 'invalid response head');
-      writeRawError(socket, 'agentFailed', `the agent sent an invalid answer to the upgrade: ${problem}`);
+      writeRawError(socket, 'agent_error', `the agent sent an invalid answer to the upgrade: ${problem}`);
       return;
     }
     // A TCP preflight's 101 stays short and bare: some clients (AMPS's own) read only the status
@@ -143,7 +143,7 @@ export async function forwardUpgrade(
     if (!answered && !socket.destroyed) {
       writeRawError(
         socket,
-        'agentFailed',
+        'agent_error',
         `the agent closed the stream before answering (code ${stream.rstCode ?? 0})`,
       );
     }

@@ -1,8 +1,8 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { BlockList, isIPv4 } from 'node:net';
+import type { WireErrorCode } from '../errors.js';
 import { type AccessRules, parseCidr, parseScryptHash, type ScryptHash } from '../session/access.js';
-import type { ErrorCodeName } from '../session/protocol.js';
 import { addressKey } from './address-key.js';
 import type { PasswordCheck } from './password-check.js';
 import type { KeyedTokenBuckets } from './token-bucket.js';
@@ -18,7 +18,7 @@ export interface AccessContext {
 
 export type AccessVerdict =
   | { ok: true; consumed: readonly string[] }
-  | { ok: false; error: ErrorCodeName; message: string; headers?: Record<string, string> };
+  | { ok: false; error: WireErrorCode; message: string; headers?: Record<string, string> };
 
 /** Credentials that passed, remembered so a browser's every request does not cost a scrypt. */
 const MAX_CACHED_PASSES = 256;
@@ -97,11 +97,11 @@ export class VisitorAccess {
     ctx: AccessContext,
   ): Promise<AccessVerdict> {
     const addressProblem = this.#checkAddress(visitorAddress);
-    if (addressProblem !== undefined) return { ok: false, error: 'accessDenied', message: addressProblem };
+    if (addressProblem !== undefined) return { ok: false, error: 'access_denied', message: addressProblem };
     for (const [name, hashes] of this.#headers) {
       const value = headers[name];
       if (typeof value !== 'string' || !matchesAny(sha256(value.trim()), hashes)) {
-        return { ok: false, error: 'accessDenied', message: `this tunnel requires a valid ${name} header` };
+        return { ok: false, error: 'access_denied', message: `this tunnel requires a valid ${name} header` };
       }
     }
     if (this.#challenge === '') return { ok: true, consumed: this.#consumed };
@@ -132,7 +132,7 @@ export class VisitorAccess {
   ): Promise<true | Extract<AccessVerdict, { ok: false }>> {
     const refused = (message: string): Extract<AccessVerdict, { ok: false }> => ({
       ok: false,
-      error: 'unauthorized',
+      error: 'access_unauthorized',
       message,
       headers: { 'www-authenticate': this.#challenge },
     });
@@ -164,7 +164,7 @@ export class VisitorAccess {
     if (wait > 0) {
       return {
         ok: false,
-        error: 'authRateLimited',
+        error: 'access_rate_limited',
         message: `too many password attempts from ${visitorAddress}`,
         headers: { 'retry-after': String(Math.ceil(wait / 1000)) },
       };
@@ -177,7 +177,7 @@ export class VisitorAccess {
     if (matched === 'busy')
       return {
         ok: false,
-        error: 'relayBusy',
+        error: 'relay_busy',
         message: 'too many password checks at once; try again shortly',
         headers: { 'retry-after': '1' },
       };

@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { ErrorCode, type ErrorCodeName, Header } from '../session/protocol.js';
+import { statusOf, type WireErrorCode } from '../errors.js';
+import { Header } from '../session/protocol.js';
 
 /**
  * Answers a visitor with Postern's own error: the status, `Postern-Error: <code>` and a one-line
@@ -9,7 +10,7 @@ import { ErrorCode, type ErrorCodeName, Header } from '../session/protocol.js';
  */
 export function sendVisitorError(
   res: ServerResponse,
-  name: ErrorCodeName,
+  code: WireErrorCode,
   message: string,
   extraHeaders: Record<string, string> = {},
 ): void {
@@ -17,7 +18,7 @@ export function sendVisitorError(
     res.destroy();
     return;
   }
-  const [code, status] = ErrorCode[name];
+  const status = statusOf(code);
   const body = `postern: ${message}\n`;
   res.writeHead(status, {
     'content-type': 'text/plain; charset=utf-8',
@@ -32,11 +33,11 @@ export function sendVisitorError(
 /** The same answer written raw on a socket that is not (or no longer) an http.ServerResponse. */
 export function writeRawError(
   socket: Duplex,
-  name: ErrorCodeName,
+  code: WireErrorCode,
   message: string,
   extraHeaders: Record<string, string> = {},
 ): void {
-  const [code, status] = ErrorCode[name];
+  const status = statusOf(code);
   const body = `postern: ${message}\n`;
   const extra = Object.entries(extraHeaders)
     .map(([k, v]) => `${k}: ${v}\r\n`)

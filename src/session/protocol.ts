@@ -137,35 +137,3 @@ export function signedString(fields: {
   if (fields.replace !== undefined) lines.push(`replace:${fields.replace}`);
   return lines.join('\n');
 }
-
-/** Error codes visitors and agents see in `Postern-Error`, with the status each goes with. */
-export const ErrorCode = {
-  unknownTunnel: ['tunnel_not_found', 404],
-  tunnelOffline: ['tunnel_offline', 503],
-  targetUnreachable: ['target_unreachable', 502],
-  agentFailed: ['agent_error', 502],
-  responseTimeout: ['response_timeout', 504],
-  targetStalled: ['target_stalled', 504],
-  rateLimited: ['rate_limited', 429],
-  tooManyStreams: ['too_many_streams', 429],
-  bodyTooLarge: ['body_too_large', 413],
-  badRequest: ['bad_request', 400],
-  headTooLarge: ['request_head_too_large', 431],
-  upgradeRequired: ['upgrade_required', 426],
-  malformedRegistration: ['registration_malformed', 400],
-  badSignature: ['registration_bad_signature', 401],
-  staleRegistration: ['registration_stale', 401],
-  replayedRegistration: ['registration_replayed', 401],
-  notAdmitted: ['registration_not_admitted', 403],
-  registrationConflict: ['registration_conflict', 409],
-  tooManyRegistrations: ['registration_rate_limited', 429],
-  tooManySessions: ['registration_too_many_sessions', 429],
-  relayBusy: ['relay_busy', 503],
-  unauthorized: ['access_unauthorized', 401],
-  accessDenied: ['access_denied', 403],
-  authRateLimited: ['access_rate_limited', 429],
-  shuttingDown: ['relay_shutting_down', 503],
-  clusterUnavailable: ['cluster_unavailable', 503],
-  nodeRefused: ['node_refused', 403],
-} as const satisfies Record<string, readonly [string, number]>;
-export type ErrorCodeName = keyof typeof ErrorCode;

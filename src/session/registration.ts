@@ -1,9 +1,9 @@
 import { createHash, createHmac, type KeyObject, randomBytes, sign, verify } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
+import type { WireErrorCode } from '../errors.js';
 import { isCanonicalKeyX, publicKeyFromX, publicKeyX, SERVICE_NAME } from '../keys/label.js';
 import { type AccessDeclaration, parseAccess } from './access.js';
 import {
-  type ErrorCodeName,
   Header,
   PROTOCOL_VERSION,
   type RequestedService,
@@ -119,7 +119,7 @@ export interface VerifiedRegistration {
 
 export type VerifyResult =
   | { ok: true; registration: VerifiedRegistration }
-  | { ok: false; error: ErrorCodeName; reason: string };
+  | { ok: false; error: WireErrorCode; reason: string };
 
 function single(headers: IncomingHttpHeaders, name: string): string | undefined {
   const value = headers[name];
@@ -137,7 +137,11 @@ export function verifyRegistration(request: {
   now: number;
   windowSeconds: number;
 }): VerifyResult {
-  const malformed = (reason: string): VerifyResult => ({ ok: false, error: 'malformedRegistration', reason });
+  const malformed = (reason: string): VerifyResult => ({
+    ok: false,
+    error: 'registration_malformed',
+    reason,
+  });
   const h = request.headers;
   const version = single(h, Header.version);
   if (version !== PROTOCOL_VERSION) {
@@ -200,14 +204,18 @@ export function verifyRegistration(request: {
     replace: replaceText,
   });
   if (!verify(null, Buffer.from(text, 'utf8'), publicKey, Buffer.from(signature, 'base64url'))) {
-    return { ok: false, error: 'badSignature', reason: 'signature does not match the registration' };
+    return {
+      ok: false,
+      error: 'registration_bad_signature',
+      reason: 'signature does not match the registration',
+    };
   }
   const timestampSeconds = Number(timestamp);
   const skew = Math.abs(request.now / 1000 - timestampSeconds);
   if (skew > request.windowSeconds) {
     return {
       ok: false,
-      error: 'staleRegistration',
+      error: 'registration_stale',
       reason: `timestamp is ${Math.round(skew)} s away from the relay's clock (allowed: ${request.windowSeconds} s); check the agent's clock`,
     };
   }

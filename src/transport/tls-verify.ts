@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import type { ConnectionString } from '../connection-string/index.js';
-import { OptionError } from '../errors.js';
+import { OptionError, PosternError } from '../errors.js';
 
 export interface TlsVerifyOptions {
   servername?: string;
@@ -28,9 +28,9 @@ export function tlsVerifyOptions(cs: ConnectionString): TlsVerifyOptions {
       if (usual !== undefined) return usual;
       const actual = publicKeyPin(cert);
       if (pins.includes(actual)) return undefined;
-      return Object.assign(
-        new Error(`the server's public key ${actual} is not one of the pinned keys (pin=${pins.join(',')})`),
-        { code: 'POSTERN_PIN_MISMATCH' },
+      return new PosternError(
+        'POSTERN_PIN_MISMATCH',
+        `the server's public key ${actual} is not one of the pinned keys (pin=${pins.join(',')})`,
       );
     };
   }

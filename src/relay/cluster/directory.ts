@@ -1,3 +1,4 @@
+import { PosternError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { ServiceKind } from '../../session/protocol.js';
 import { createRedisClient, type RedisClient } from './redis-client.js';
@@ -184,7 +185,10 @@ export class ClusterDirectory {
       if (nodes.length > 0) location = { label, kind, name, nodes, setups: [...setups] };
     }
     if (location === undefined && now < this.#settlingUntil)
-      throw new Error('Redis came back moments ago; leases are still being written again');
+      throw new PosternError(
+        'cluster_unavailable',
+        'Redis came back moments ago; leases are still being written again',
+      );
     if (this.#cache.size >= LOCATION_CACHE_ENTRIES) this.#cache.clear();
     this.#cache.set(label, { location, at: now });
     return location;

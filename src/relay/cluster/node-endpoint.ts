@@ -1,11 +1,12 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { statusOf, type WireErrorCode } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { IncomingMuxHeaders } from '../../mux/header-block.js';
 import { MuxSession } from '../../mux/mux-session.js';
 import type { MuxStream } from '../../mux/mux-stream.js';
 import { PROOF_ACCEPTED } from '../../session/possession-proof.js';
-import { ErrorCode, type ErrorCodeName, Header, MAX_HEADER_PAIRS } from '../../session/protocol.js';
+import { Header, MAX_HEADER_PAIRS } from '../../session/protocol.js';
 import { joinDuplex } from '../../stream/join-duplex.js';
 import { readExactly } from '../../stream/read-exactly.js';
 import type { ForwardContext } from '../forward-context.js';
@@ -54,7 +55,7 @@ export class NodeEndpoint {
     const id = String(req.headers[NODE_ID_HEADER] ?? '');
     const refuse = (reason: string): void => {
       this.#log.warn('node link refused', { peer: id, remoteAddress: req.socket.remoteAddress, reason });
-      writeRawError(socket, 'nodeRefused', reason);
+      writeRawError(socket, 'node_refused', reason);
     };
     if (String(req.headers.upgrade).toLowerCase() !== NODE_UPGRADE_TOKEN) {
       refuse(`the node endpoint expects "Upgrade: ${NODE_UPGRADE_TOKEN}"`);
@@ -136,7 +137,8 @@ export class NodeEndpoint {
     const label = String(headers[FORWARD_LABEL_HEADER] ?? '');
     const visitor = String(headers[FORWARD_VISITOR_HEADER] ?? '');
     const tunnel = ctx.registry.get(label);
-    if (tunnel === undefined) return respondError(stream, 'tunnelOffline', `${label} is no longer held here`);
+    if (tunnel === undefined)
+      return respondError(stream, 'tunnel_offline', `${label} is no longer held here`);
     let consumed: readonly string[] = [];
     if (tunnel.access !== undefined) {
       const verdict = await tunnel.access.check(headers, visitor, ctx.access);
@@ -147,14 +149,14 @@ export class NodeEndpoint {
     if (waitMs > 0)
       return respondError(
         stream,
-        'rateLimited',
+        'rate_limited',
         `tunnel over its limit of ${ctx.options.requestsPerSecondPerTunnel} requests/s`,
         {
           'retry-after': String(Math.ceil(waitMs / 1000)),
         },
       );
     if (tunnel.activeStreams >= ctx.options.maxConcurrentStreamsPerTunnel)
-      return respondError(stream, 'tooManyStreams', `tunnel has ${tunnel.activeStreams} streams open`, {
+      return respondError(stream, 'too_many_streams', `tunnel has ${tunnel.activeStreams} streams open`, {
         'retry-after': '1',
       });
     tunnel.activeStreams++;
@@ -165,7 +167,7 @@ export class NodeEndpoint {
     if (session === undefined)
       return respondError(
         stream,
-        'tunnelOffline',
+        'tunnel_offline',
         `the agent of ${label} is not connected; try again shortly`,
         {
           'retry-after': '2',
@@ -185,7 +187,7 @@ export class NodeEndpoint {
     } catch (error) {
       return respondError(
         stream,
-        'agentFailed',
+        'agent_error',
         `could not open a stream to the agent: ${(error as Error).message}`,
       );
     }
@@ -220,15 +222,14 @@ export class NodeEndpoint {
 
 function respondError(
   stream: MuxStream,
-  name: ErrorCodeName,
+  code: WireErrorCode,
   message: string,
   extra: Record<string, string> = {},
 ): void {
   if (stream.destroyed || stream.headersSent) return;
-  const [code, status] = ErrorCode[name];
   const body = `postern: ${message}\n`;
   stream.respond({
-    ':status': status,
+    ':status': statusOf(code),
     'content-type': 'text/plain; charset=utf-8',
     'content-length': String(Buffer.byteLength(body)),
     [Header.error]: code,
