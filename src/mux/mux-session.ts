@@ -169,8 +169,7 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
     const id = this.#nextStreamId;
     this.#nextStreamId += 2;
     const stream = this.#newStream(id);
-    stream.headersSent = true;
-    stream.headRequest = headers[':method'] === 'HEAD';
+    stream.requestSent(headers[':method']);
     this.sendHeaders(stream, headers, options.endStream === true);
     if (options.endStream === true) stream.end();
     return stream;
@@ -205,9 +204,8 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
     const cause = error?.message ?? 'the session closed';
     for (const stream of [...this.#streams.values()]) {
       this.#returnGrowth(stream);
-      stream.forgotten = true;
-      stream.rstCode ??= MuxError.cancel;
-      stream.destroy(new Error(`the stream was cut: ${cause}`));
+      stream.forget();
+      stream.fail(MuxError.cancel, new Error(`the stream was cut: ${cause}`));
     }
     this.#streams.clear();
     this.#blocked.clear();
@@ -242,24 +240,22 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
     }
     let offset = 0;
     const step = (): void => {
-      stream.blocked = undefined;
       while (offset < chunk.length) {
         if (stream.forgotten || this.#destroyed) return;
         const size = Math.min(chunk.length - offset, stream.sendWindow, this.#sendWindow, MAX_DATA_PAYLOAD);
         if (size <= 0) {
-          stream.blocked = step;
+          stream.waitForWindow(step);
           this.#blocked.add(stream);
           return;
         }
-        stream.sendWindow -= size;
+        stream.spendSendWindow(size);
         this.#sendWindow -= size;
-        stream.unsent -= size;
         this.#write(frameHeader(FrameType.data, 0, stream.id, size));
         this.#write(size === chunk.length ? chunk : chunk.subarray(offset, offset + size));
         offset += size;
       }
       this.#blocked.delete(stream);
-      stream.unsent = 0;
+      stream.writeFramed();
       if (this.socket.writableLength >= MAX_UNSENT_BYTES)
         this.#afterDrain.push(() => stream.destroyed || done());
       else done();
@@ -286,14 +282,10 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
 
   credit(stream: MuxStream, bytes: number): void {
     if (stream.forgotten || stream.remoteEnded) return;
-    stream.taken += bytes;
-    stream.pendingCredit += bytes;
-    if (stream.pendingCredit >= stream.windowSize / 4) {
-      stream.recvWindow += stream.pendingCredit;
-      this.#sendWindowUpdate(stream.id, stream.pendingCredit);
-      stream.pendingCredit = 0;
-      if (this.#growth !== null && stream.windowSize < this.#growth.maxWindow) this.#sampleWindows();
-    }
+    const increment = stream.creditTaken(bytes);
+    if (increment === 0) return;
+    this.#sendWindowUpdate(stream.id, increment);
+    if (this.#growth !== null && stream.windowSize < this.#growth.maxWindow) this.#sampleWindows();
   }
 
   release(stream: MuxStream): void {
@@ -317,40 +309,24 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
       // Data still in flight when we reset or finished the stream: dropped.
       return;
     }
-    stream.recvWindow -= chunk.length;
-    if (stream.recvWindow < 0) {
+    if (!stream.takeReceiveWindow(chunk.length)) {
       stream.close(MuxError.flowControl);
       return;
     }
-    if (this.#sampling) {
-      if (stream.sampleRound !== this.#sampleRound) {
-        stream.sampleRound = this.#sampleRound;
-        stream.sampledBytes = 0;
-        stream.takenAtSample = stream.taken;
-        this.#sampled.push(stream);
-      }
-      stream.sampledBytes += chunk.length;
-    }
-    if (!stream.gotHeaders) {
-      this.#breakStream(stream, 'data before the response head');
+    if (this.#sampling && stream.countSample(this.#sampleRound, chunk.length)) this.#sampled.push(stream);
+    const end = last && (flags & END_STREAM) !== 0;
+    const problem = stream.framing.body(chunk.length, end);
+    if (problem !== undefined) {
+      this.#breakStream(stream, problem);
       return;
     }
-    if (stream.bodyBytesLeft !== undefined) {
-      stream.bodyBytesLeft -= chunk.length;
-      const end = last && (flags & END_STREAM) !== 0;
-      if (stream.bodyBytesLeft < 0 || (end && stream.bodyBytesLeft > 0)) {
-        this.#breakStream(stream, 'body length differs from its content-length');
-        return;
-      }
-    }
     if (chunk.length > 0) stream.receive(chunk);
-    if (last && (flags & END_STREAM) !== 0) this.#remoteEnd(stream);
+    if (end) this.#remoteEnd(stream);
   }
 
   /** The peer broke a stream's rules: reset it (PROTOCOL_ERROR) and fail its reader. */
   #breakStream(stream: MuxStream, why: string): void {
-    stream.rstCode = MuxError.protocol;
-    stream.destroy(new Error(`the peer broke the stream: ${why}`));
+    stream.fail(MuxError.protocol, new Error(`the peer broke the stream: ${why}`));
   }
 
   #onFrame(type: number, flags: number, id: number, payload: Buffer): void {
@@ -430,30 +406,31 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
       existing.close(MuxError.protocol);
       return;
     }
-    if (this.role === 'client' && !existing.gotHeaders) {
-      const status = Number(headers[':status']);
-      if (status >= 100 && status < 200) {
-        if (status === 100) existing.emit('continue');
+    switch (existing.framing.classifyHead(headers, end)) {
+      case 'informational':
+        if (Number(headers[':status']) === 100) existing.emit('continue');
         existing.emit('headers', headers);
         return;
+      case 'response': {
+        const invalid = existing.framing.responseHead(headers);
+        if (invalid !== undefined) {
+          this.#breakStream(existing, invalid);
+          return;
+        }
+        existing.emit('response', headers, flags);
+        const short = end ? existing.framing.endedAtHead() : undefined;
+        if (short !== undefined) {
+          this.#breakStream(existing, short);
+          return;
+        }
+        break;
       }
-      existing.gotHeaders = true;
-      if (!existing.headRequest && status !== 204 && status !== 304)
-        existing.bodyBytesLeft = declaredLength(headers);
-      if ((existing.bodyBytesLeft ?? 0) < 0) {
-        this.#breakStream(existing, 'invalid content-length');
+      case 'trailers':
+        existing.emit('trailers', headers, flags);
+        break;
+      case 'invalid':
+        existing.close(MuxError.protocol);
         return;
-      }
-      existing.emit('response', headers, flags);
-      if (end && (existing.bodyBytesLeft ?? 0) > 0) {
-        this.#breakStream(existing, 'body length differs from its content-length');
-        return;
-      }
-    } else if (end) {
-      existing.emit('trailers', headers, flags);
-    } else {
-      existing.close(MuxError.protocol);
-      return;
     }
     if (end) this.#remoteEnd(existing);
   }
@@ -469,9 +446,7 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
       return;
     }
     const stream = this.#newStream(id);
-    stream.gotHeaders = true;
-    stream.bodyBytesLeft = declaredLength(headers);
-    if ((stream.bodyBytesLeft ?? 0) < 0 || (end && (stream.bodyBytesLeft ?? 0) > 0)) {
+    if (stream.framing.requestHead(headers, end) !== undefined) {
       this.#refuse(id, MuxError.protocol);
       this.#forget(stream);
       return;
@@ -484,8 +459,7 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
     const stream = this.#streams.get(id);
     if (stream === undefined) return;
     const wasWhole = stream.remoteEnded;
-    stream.rstCode = code;
-    stream.resetByPeer = true;
+    stream.resetByPeer(code);
     this.#forget(stream);
     if (!wasWhole) {
       stream.destroy(new Error(`the stream was reset by the peer (code ${code})`));
@@ -494,7 +468,7 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
     // The peer's data came whole (END first): it stays readable to its end. NO_ERROR means "I read
     // no more of yours": what we still write is dropped, and the stream ends normally. Any other
     // code fails our sending once the reader has the whole of the peer's data.
-    if (code === MuxError.noError) stream.discarding = true;
+    if (code === MuxError.noError) stream.discardWrites();
     else if (stream.readableEnded) stream.destroy();
     else stream.once('end', () => stream.destroy());
   }
@@ -507,7 +481,7 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
     const delta = streamWindow - this.#peerStreamWindow;
     this.#peerStreamWindow = streamWindow;
     this.#peerMaxStreams = maxStreams;
-    for (const stream of this.#streams.values()) stream.sendWindow += delta;
+    for (const stream of this.#streams.values()) stream.addSendWindow(delta);
     if (delta > 0) this.#unblockAll();
   }
 
@@ -516,8 +490,7 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
     for (const stream of [...this.#streams.values()]) {
       // Streams the peer never saw were not processed: refused, so they may be sent elsewhere.
       if (this.role === 'client' && stream.id > lastStreamId) {
-        stream.rstCode = MuxError.refusedStream;
-        stream.resetByPeer = true;
+        stream.resetByPeer(MuxError.refusedStream);
         this.#forget(stream);
         stream.destroy(new Error('the stream was refused: the peer is shutting down'));
       }
@@ -542,40 +515,35 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
     }
     const stream = this.#streams.get(id);
     if (stream === undefined) return;
-    stream.sendWindow += increment;
-    if (stream.sendWindow > MAX_WINDOW) {
+    if (!stream.addSendWindow(increment)) {
       stream.close(MuxError.flowControl);
       return;
     }
-    stream.blocked?.();
+    stream.unblock();
   }
 
   // --- internals ---
 
   #newStream(id: number): MuxStream {
-    const stream = new MuxStream(this, id, this.#peerStreamWindow);
-    stream.recvWindow = this.#options.streamWindowBytes;
-    stream.windowSize = this.#options.streamWindowBytes;
+    const stream = new MuxStream(this, id, {
+      send: this.#peerStreamWindow,
+      receive: this.#options.streamWindowBytes,
+    });
     this.#streams.set(id, stream);
     return stream;
   }
 
   #localEnd(stream: MuxStream): void {
-    stream.localEnded = true;
-    if (stream.remoteEnded) this.#forget(stream);
+    if (stream.endLocal()) this.#forget(stream);
   }
 
   #remoteEnd(stream: MuxStream): void {
-    stream.remoteEnded = true;
-    stream.receiveEnd();
-    if (stream.localEnded) this.#forget(stream);
+    if (stream.endRemote()) this.#forget(stream);
   }
 
   #forget(stream: MuxStream): void {
-    if (stream.forgotten) return;
+    if (!stream.forget()) return;
     this.#returnGrowth(stream);
-    stream.forgotten = true;
-    stream.localEnded = true;
     this.#streams.delete(stream.id);
     this.#blocked.delete(stream);
     // A request whose handler never read it still has to end, or it never closes.
@@ -626,12 +594,7 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
       this.#sampling = false;
       const sampled = this.#sampled.splice(0);
       if (error !== null) return;
-      for (const stream of sampled) {
-        if (stream.sampleRound !== round) continue;
-        const filled = stream.sampledBytes * 3 >= stream.windowSize * 2;
-        const keptUp = (stream.taken - stream.takenAtSample) * 2 >= stream.windowSize;
-        if (filled && keptUp) this.#growWindow(stream);
-      }
+      for (const stream of sampled) if (stream.windowWasTheLimit(round)) this.#growWindow(stream);
     });
     if (!sent) return;
     this.#sampleRound = round;
@@ -643,16 +606,14 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
     const wanted = Math.min(this.#growth.maxWindow, stream.windowSize * 2) - stream.windowSize;
     const granted = this.#growth.take(wanted);
     if (granted <= 0) return;
-    stream.windowSize += granted;
-    stream.grown += granted;
-    stream.recvWindow += granted;
+    stream.growWindow(granted);
     this.#sendWindowUpdate(stream.id, granted);
   }
 
   #returnGrowth(stream: MuxStream): void {
-    if (stream.grown === 0 || this.#growth === null) return;
-    this.#growth.give(stream.grown);
-    stream.grown = 0;
+    if (this.#growth === null) return;
+    const grown = stream.returnGrowth();
+    if (grown > 0) this.#growth.give(grown);
   }
 
   #sendWindowUpdate(id: number, increment: number): void {
@@ -673,7 +634,7 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
   #unblockAll(): void {
     for (const stream of [...this.#blocked]) {
       if (this.#sendWindow <= 0) return;
-      stream.blocked?.();
+      stream.unblock();
     }
   }
 
@@ -713,16 +674,4 @@ export class MuxSession extends EventEmitter implements StreamCarrier {
     this.#corked = false;
     this.socket.uncork();
   }
-}
-
-/**
- * The body length a head declares, checked as the body arrives (as HTTP/2 does): a body that
- * ends short or runs long is a broken stream, never passed on as whole. A value that is not one
- * length gives -1, which fails the first check.
- */
-function declaredLength(headers: IncomingMuxHeaders): number | undefined {
-  const value = headers['content-length'];
-  if (value === undefined) return undefined;
-  const length = typeof value === 'number' ? value : Array.isArray(value) ? Number.NaN : Number(value);
-  return Number.isSafeInteger(length) && length >= 0 && value !== '' ? length : -1;
 }
