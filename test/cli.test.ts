@@ -85,12 +85,12 @@ describe('the postern command', () => {
     }
   });
 
-  test('--stream-window: out of range is one line and exit 1; 64 KiB windows carry 4 MiB each way intact', async () => {
+  test('--stream-window: out of range is one line and exit 2; 64 KiB windows carry 4 MiB each way intact', async () => {
     const tooSmall = startCli(['relay', '--listen', 'tcp://127.0.0.1:0', '--stream-window', '1000']);
-    assert.equal(await tooSmall.exited, 1);
+    assert.equal(await tooSmall.exited, 2);
     assert.equal(
       tooSmall.stderr(),
-      'postern relay: stream window must be a whole number of bytes from 65536 to 1073741824 (got 1000)\n',
+      'postern relay: --stream-window must be 65536 to 1073741824 (got 1000)\n',
     );
     const relay = startCli(['relay', '--listen', 'tcp://127.0.0.1:0', '--stream-window', '65536', '--json']);
     try {
@@ -184,11 +184,11 @@ describe('the postern command', () => {
   for (const [args, message] of [
     [
       ['relay', '--listen', 'tcp://h'],
-      /^postern relay: bad connection string "tcp:\/\/h": missing port: tcp needs host:port\n$/,
+      /^postern relay: --listen: bad connection string "tcp:\/\/h": missing port: tcp needs host:port\n$/,
     ],
     [
       ['relay', '--listen', 'ftp://h:1'],
-      /^postern relay: bad connection string "ftp:\/\/h:1": unknown transport "ftp"/,
+      /^postern relay: --listen: bad connection string "ftp:\/\/h:1": unknown transport "ftp"/,
     ],
     [
       ['relay', '--listen', 'tcps://127.0.0.1:0'],
@@ -201,7 +201,7 @@ describe('the postern command', () => {
     ],
     [
       ['expose', 'http://127.0.0.1:1', '--host-header', 'sideways'],
-      /^postern expose: --host-header must be preserve or rewrite \(got "sideways"\)\n$/,
+      /^postern expose: --host-header must be one of preserve, rewrite \(got "sideways"\)\n$/,
     ],
     [['expose'], /^postern expose: expose takes one or more targets/],
     [

@@ -64,26 +64,9 @@ export function resolveServices(
   if (services.length === 0) throw new OptionError('an agent needs at least one service to expose');
   const seen = new Set<string>();
   return services.map((service) => {
-    const name = service.name ?? DEFAULT_SERVICE;
-    if (!SERVICE_NAME.test(name))
-      throw new OptionError(`service name "${name}" must be 1-32 of a-z, 0-9 and "-"`);
+    const { name, kind, target } = checkService(service);
     if (seen.has(name)) throw new OptionError(`service "${name}" is declared twice`);
     seen.add(name);
-    const target = parseConnectionString(service.target);
-    const kind = service.kind ?? (target.transport === 'tcp' ? 'tcp' : 'http');
-    const allowed = kind === 'tcp' ? ['tcp', 'unix'] : ['http', 'https', 'unix'];
-    if (!allowed.includes(target.transport)) {
-      const hint =
-        kind === 'tcp'
-          ? 'tcp://host:port or unix://localhost:0?path=…'
-          : 'http://, https:// or unix://…?path=';
-      throw new OptionError(`target ${service.target} of ${kind} service "${name}": use ${hint}`);
-    }
-    if (target.path !== '' && target.path !== '/') {
-      throw new OptionError(
-        `target ${service.target} of service "${name}": a path prefix on the target is not supported; give scheme://host:port`,
-      );
-    }
     const poolOptions = {
       keepAlive: true,
       maxFreeSockets: limits.maxIdleTargetSockets,
@@ -128,6 +111,34 @@ export function resolveServices(
       observer: limits.observer,
     };
   });
+}
+
+/**
+ * Checks one service's name and target without touching the network or the disk: what the agent
+ * runs and what `postern config check` reports come from the same rules.
+ */
+export function checkService(service: ServiceOptions): {
+  name: string;
+  kind: ServiceKind;
+  target: ConnectionString;
+} {
+  const name = service.name ?? DEFAULT_SERVICE;
+  if (!SERVICE_NAME.test(name))
+    throw new OptionError(`service name "${name}" must be 1-32 of a-z, 0-9 and "-"`);
+  const target = parseConnectionString(service.target);
+  const kind = service.kind ?? (target.transport === 'tcp' ? 'tcp' : 'http');
+  const allowed = kind === 'tcp' ? ['tcp', 'unix'] : ['http', 'https', 'unix'];
+  if (!allowed.includes(target.transport)) {
+    const hint =
+      kind === 'tcp' ? 'tcp://host:port or unix://localhost:0?path=…' : 'http://, https:// or unix://…?path=';
+    throw new OptionError(`target ${service.target} of ${kind} service "${name}": use ${hint}`);
+  }
+  if (target.path !== '' && target.path !== '/') {
+    throw new OptionError(
+      `target ${service.target} of service "${name}": a path prefix on the target is not supported; give scheme://host:port`,
+    );
+  }
+  return { name, kind, target };
 }
 
 function readCa(path: string, target: string): Buffer {

@@ -1,6 +1,7 @@
-import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { parseArgs } from 'node:util';
 import { PosternError } from '../errors.js';
 import type { PreflightHeader } from '../transport/preflight-headers.js';
+import { type OptionSpec, type OptionTable, type SpecOf, specOf, valueProblem } from './option-table.js';
 
 /** A mistake in how the command was called; the CLI exits with 2. */
 export class UsageError extends PosternError {
@@ -9,8 +10,6 @@ export class UsageError extends PosternError {
     this.name = 'UsageError';
   }
 }
-
-export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
 /** util.parseArgs with its errors turned into one-line usage errors. */
 export function parseCommandArgs<T extends OptionSpec>(
@@ -23,6 +22,20 @@ export function parseCommandArgs<T extends OptionSpec>(
   } catch (error) {
     throw new UsageError((error as Error).message.split('\n')[0] ?? 'bad arguments');
   }
+}
+
+/** A command's flags by its option table: parsed, and every value checked as the table says. */
+export function parseOptions<T extends OptionTable>(argv: string[], table: T, allowPositionals: boolean) {
+  const parsed = parseCommandArgs(argv, specOf(table), allowPositionals);
+  for (const [name, value] of Object.entries(parsed.values as Record<string, unknown>)) {
+    const option = table[name];
+    if (option === undefined) continue;
+    for (const one of typeof value === 'string' ? [value] : Array.isArray(value) ? value : []) {
+      const problem = valueProblem(`--${name}`, option, String(one));
+      if (problem !== undefined) throw new UsageError(problem);
+    }
+  }
+  return parsed as ReturnType<typeof parseCommandArgs<SpecOf<T>>>;
 }
 
 /** A non-negative integer flag, with its name in the error. */

@@ -1,43 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLMap } from 'yaml';
-import { type OptionSpec, parseCommandArgs, UsageError } from './args.js';
+import { type parseCommandArgs, parseOptions, UsageError } from './args.js';
+import { envName, type OptionDef, type OptionTable, type SpecOf, valueProblem } from './option-table.js';
 
 type Value = string | boolean | string[];
 
 /** The top-level keys of a config file: one section a command. */
 export const CONFIG_SECTIONS = ['relay', 'expose'];
-
-/** Options a config file or the environment may not set: they only make sense on a command line. */
-const COMMAND_LINE_ONLY = new Set(['config', 'help']);
-
-/** Options whose value must be a whole number, checked where the value was written. */
-export const INTEGER_OPTIONS = new Set([
-  'response-timeout',
-  'reconnect-wait',
-  'rate-burst',
-  'max-streams',
-  'max-body',
-  'stream-window',
-  'drain-timeout',
-  'stall-timeout',
-  'head-timeout',
-  'registration-rate',
-  'password-rate',
-  'max-sessions-per-key',
-  'max-tunnels',
-  'max-streams-per-ip',
-  'connections',
-  'port',
-  'inspect-entries',
-  'inspect-body',
-]);
-
-/** Options with a closed set of values, checked where the value was written. */
-export const CHOICE_OPTIONS: Record<string, readonly string[]> = {
-  'log-level': ['debug', 'info', 'warn', 'error', 'silent'],
-  'log-format': ['auto', 'json', 'pretty'],
-  'host-header': ['preserve', 'rewrite'],
-};
 
 /**
  * Secrets, each with an option that reads it from a file instead. On a command line a secret is
@@ -50,38 +19,33 @@ export const SECRET_OPTIONS: Record<string, string> = {
   'cluster-secret': 'cluster-secret-file',
 };
 
-/** The environment variable of an option: POSTERN_ + its name in upper snake case. */
-export function envName(option: string): string {
-  return `POSTERN_${option.toUpperCase().replaceAll('-', '_')}`;
-}
-
-type ParsedValues<T extends OptionSpec> = ReturnType<typeof parseCommandArgs<T>>['values'];
+type ParsedValues<T extends OptionTable> = ReturnType<typeof parseCommandArgs<SpecOf<T>>>['values'];
 
 /**
  * The command's options from three layers, highest first: command-line flags, `POSTERN_*`
  * environment variables, then the `<command>:` section of the YAML file given with `--config`
- * (docs/config.md). A list option set in a higher layer replaces the lower layers' list. For
- * `expose`, the file's `services:` map (name: target) stands in for positional targets when the
- * command line has none.
+ * (docs/config.md). Every value is checked against the command's option table where it was
+ * written. A list option set in a higher layer replaces the lower layers' list. For `expose`, the
+ * file's `services:` map (name: target) stands in for positional targets when the command line has
+ * none.
  */
-export function parseLayeredArgs<T extends OptionSpec>(
+export function parseLayeredArgs<T extends OptionTable>(
   command: string,
   argv: string[],
-  spec: T,
+  table: T,
   allowPositionals: boolean,
   env: NodeJS.ProcessEnv = process.env,
   warn: (message: string) => void = (message) =>
     process.stderr.write(`postern ${command}: warning: ${message}\n`),
 ): { values: ParsedValues<T>; positionals: string[] } {
-  const withConfig = { ...spec, config: { type: 'string' } } as const satisfies OptionSpec;
-  const cli = parseCommandArgs(argv, withConfig, allowPositionals);
+  const cli = parseOptions(argv, table, allowPositionals);
   const cliValues = cli.values as Record<string, Value | undefined>;
   const configPath = (cliValues.config as string | undefined) ?? env[envName('config')];
   const file =
-    configPath === undefined ? { values: {}, services: [] } : loadSection(configPath, command, spec);
+    configPath === undefined ? { values: {}, services: [] } : loadSection(configPath, command, table);
   const values: Record<string, Value | undefined> = { ...file.values };
-  for (const [name, option] of Object.entries(spec)) {
-    if (COMMAND_LINE_ONLY.has(name)) continue;
+  for (const [name, option] of Object.entries(table)) {
+    if (option.commandLineOnly === true) continue;
     const raw = env[envName(name)];
     if (raw === undefined || raw === '') continue;
     values[name] = fromEnv(name, option, raw);
@@ -90,12 +54,12 @@ export function parseLayeredArgs<T extends OptionSpec>(
     if (value !== undefined && name !== 'config') values[name] = value;
   }
   for (const [secret, fileOption] of Object.entries(SECRET_OPTIONS)) {
-    if (!(secret in spec)) continue;
+    if (!(secret in table)) continue;
     const path = values[fileOption] as string | undefined;
     if (path !== undefined) {
       if (cliValues[secret] !== undefined)
         throw new UsageError(`give --${secret} or --${fileOption}, not both`);
-      values[secret] = readSecretFile(path, fileOption, spec[secret]?.multiple === true);
+      values[secret] = readSecretFile(path, fileOption, table[secret]?.multiple === true);
     }
     if (cliValues[secret] !== undefined)
       warn(
@@ -128,37 +92,28 @@ function readSecretFile(path: string, option: string, multiple: boolean): string
   return lines[0] as string;
 }
 
-function fromEnv(name: string, option: OptionSpec[string], raw: string): Value {
+function fromEnv(name: string, option: OptionDef, raw: string): Value {
   const where = `environment variable ${envName(name)}`;
-  if (option.type === 'boolean') {
+  if (option.value === undefined) {
     if (raw !== 'true' && raw !== 'false' && raw !== '1' && raw !== '0')
       throw new UsageError(`${where} must be true or false (got "${raw}")`);
     return raw === 'true' || raw === '1';
   }
-  checkValue(name, raw, where);
-  return option.multiple ? raw.split(',').map((part) => part.trim()) : raw;
+  const parts = option.multiple === true ? raw.split(',').map((part) => part.trim()) : [raw];
+  for (const part of parts) checkValue(name, option, part, where);
+  return option.multiple === true ? parts : raw;
 }
 
-/** A rate: whole requests per second, or `<n>/s`, `<n>/min`. */
-export const RATE = /^\d+(\/(s|min))?$/;
-
-function checkValue(name: string, value: string, where: string): void {
-  if (name === 'rate-limit' && !RATE.test(value))
-    throw new UsageError(
-      `${where}: rate-limit must be requests per second, or <n>/s or <n>/min (got "${value}")`,
-    );
-  if (INTEGER_OPTIONS.has(name) && !/^\d+$/.test(value))
-    throw new UsageError(`${where}: ${name} must be a whole number (got "${value}")`);
-  const choices = CHOICE_OPTIONS[name];
-  if (choices !== undefined && !choices.includes(value))
-    throw new UsageError(`${where}: ${name} must be one of ${choices.join(', ')} (got "${value}")`);
+function checkValue(name: string, option: OptionDef, value: string, where: string): void {
+  const problem = valueProblem(name, option, value);
+  if (problem !== undefined) throw new UsageError(`${where}: ${problem}`);
 }
 
 /** Reads and checks one command's section of a config file; every error names file:line:column. */
 export function loadSection(
   path: string,
   command: string,
-  spec: OptionSpec,
+  table: OptionTable,
 ): { values: Record<string, Value>; services: string[] } {
   let text: string;
   try {
@@ -193,7 +148,9 @@ export function loadSection(
   if (!isMap(section)) throw new UsageError(`${at(section)}: "${command}:" must be a map of options`);
   const values: Record<string, Value> = {};
   const services: string[] = [];
-  const allowed = Object.keys(spec).filter((name) => !COMMAND_LINE_ONLY.has(name));
+  const allowed = Object.entries(table)
+    .filter(([, option]) => option.commandLineOnly !== true)
+    .map(([name]) => name);
   for (const pair of (section as YAMLMap<unknown, unknown>).items) {
     const keyNode = pair.key as Node;
     const name = isScalar(keyNode) ? String(keyNode.value) : '';
@@ -202,8 +159,8 @@ export function loadSection(
       services.push(...readServices(valueNode, at));
       continue;
     }
-    const option = spec[name];
-    if (option === undefined || COMMAND_LINE_ONLY.has(name)) {
+    const option = table[name];
+    if (option === undefined || option.commandLineOnly === true) {
       const extra = command === 'expose' ? ', services' : '';
       throw new UsageError(
         `${at(keyNode)}: unknown option "${name}" for ${command} (allowed: ${allowed.join(', ')}${extra})`,
@@ -216,25 +173,25 @@ export function loadSection(
 
 function readValue(
   name: string,
-  option: OptionSpec[string],
+  option: OptionDef,
   node: Node | null,
   at: (node: Node | null | undefined) => string,
 ): Value {
   const scalar = (one: Node | null): string => {
     if (!isScalar(one) || one.value === null || typeof one.value === 'object')
       throw new UsageError(`${at(one)}: ${name} must be a single value`);
-    if (option.type === 'string' && typeof one.value === 'boolean')
+    if (typeof one.value === 'boolean')
       throw new UsageError(`${at(one)}: ${name} must be text or a number, not ${String(one.value)}`);
     const text = String(one.value);
-    checkValue(name, text, at(one));
+    checkValue(name, option, text, at(one));
     return text;
   };
-  if (option.type === 'boolean') {
+  if (option.value === undefined) {
     if (!isScalar(node) || typeof node.value !== 'boolean')
       throw new UsageError(`${at(node)}: ${name} must be true or false`);
     return node.value;
   }
-  if (option.multiple) {
+  if (option.multiple === true) {
     if (isSeq(node)) return node.items.map((item) => scalar(item as Node));
     return [scalar(node)];
   }

@@ -4,11 +4,40 @@ import { parseConnectionString } from '../connection-string/index.js';
 import { errorCodeOf } from '../errors.js';
 import { joinDuplex } from '../stream/join-duplex.js';
 import { describeListener, listenOn } from '../transport/listen.js';
-import { headerArgument, jsonLine, parseCommandArgs, UsageError } from './args.js';
+import { headerArgument, jsonLine, parseOptions, UsageError } from './args.js';
+import { connectionString } from './option-checks.js';
+import type { OptionDef } from './option-table.js';
 import { onShutdownSignal } from './signals.js';
 
 export const connectUsage =
   'postern connect <connection string> [--listen tcp://127.0.0.1:<port>] [--header "Name: value" | --header Name=value]... [--upgrade <token>] [--json]';
+
+export const CONNECT_OPTIONS = {
+  listen: {
+    value: '<cs>',
+    check: connectionString('tcp', 'unix'),
+    help: 'a local listener; each connection to it gets its own preflight connection',
+    doc: 'a local listener (`tcp://127.0.0.1:<port>` or `unix://…`); each connection to it gets its own preflight connection, like `cloudflared access tcp`',
+    default: 'stdin and stdout are the stream (an SSH ProxyCommand)',
+  },
+  header: {
+    value: '"Name: value"',
+    multiple: true,
+    help: 'an extra preflight header ("Name: value" or Name=value), e.g. a proxy token or a cookie',
+    doc: 'an extra preflight header (`"Name: value"` or `Name=value`), e.g. a proxy token or a cookie',
+    default: 'none',
+  },
+  upgrade: {
+    value: '<token>',
+    help: 'the Upgrade token of the preflight',
+    default: '`tcp`, or `tcps` for a TLS connection string',
+  },
+  json: {
+    help: 'JSON lines on stdout (listening, error)',
+    doc: 'JSON lines on stdout: `{"event":"listening",…}`, and `{"event":"error","code":…,"message":…}` for a connection that failed',
+    default: 'off',
+  },
+} as const satisfies Record<string, OptionDef>;
 
 /**
  * `postern connect`: reaches a TCP service through the HTTP Upgrade preflight. With --listen, each
@@ -16,16 +45,7 @@ export const connectUsage =
  * stdin and stdout are the stream (an SSH ProxyCommand).
  */
 export async function connectCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parseCommandArgs(
-    argv,
-    {
-      listen: { type: 'string' },
-      header: { type: 'string', multiple: true },
-      upgrade: { type: 'string' },
-      json: { type: 'boolean' },
-    },
-    true,
-  );
+  const { values, positionals } = parseOptions(argv, CONNECT_OPTIONS, true);
   if (positionals.length !== 1)
     throw new UsageError(`connect takes one connection string (usage: ${connectUsage})`);
   const target = parseConnectionString(positionals[0] as string);

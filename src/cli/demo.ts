@@ -4,17 +4,23 @@ import { createAgent } from '../agent/agent.js';
 import { generateAgentKey } from '../keys/key-file.js';
 import { createRelay } from '../relay/relay.js';
 import { localhostLookup } from '../transport/localhost-lookup.js';
-import { integerFlag, parseCommandArgs } from './args.js';
+import { integerFlag, parseOptions } from './args.js';
+import type { OptionDef } from './option-table.js';
 import { onShutdownSignal } from './signals.js';
 
 export const demoUsage = 'postern demo [--port <n>] [--once]';
+
+export const DEMO_OPTIONS = {
+  port: { value: '<n>', integer: { max: 65_535 }, help: "the demo relay's port", default: '0 (ephemeral)' },
+  once: { help: 'exit after the first request through the tunnel (for scripts)', default: 'off' },
+} as const satisfies Record<string, OptionDef>;
 
 /**
  * The one-command tour: a small built-in web app, a relay and an agent in this process, and a first
  * request through the tunnel to prove it works. `--once` exits after that request (for scripts).
  */
 export async function demoCommand(argv: string[]): Promise<void> {
-  const { values } = parseCommandArgs(argv, { port: { type: 'string' }, once: { type: 'boolean' } }, false);
+  const { values } = parseOptions(argv, DEMO_OPTIONS, false);
   const origin = createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
     res.end(

@@ -1,5 +1,6 @@
 import { createAgent } from '../agent/agent.js';
 import type { ServiceOptions } from '../agent/options.js';
+import { checkService } from '../agent/targets.js';
 import type { VisitorAccessOptions } from '../agent/visitor-access.js';
 import { errorCodeOf, PosternError } from '../errors.js';
 import { CaptureStore, DEFAULT_CAPTURE_LIMITS } from '../inspector/capture-store.js';
@@ -8,8 +9,9 @@ import { defaultKeyPath, loadKeyFile, loadOrCreateKeyFile } from '../keys/key-fi
 import { keyLabel } from '../keys/label.js';
 import { createRelay, type Relay } from '../relay/relay.js';
 import type { AssignedService } from '../session/protocol.js';
-import { headerArgument, integerFlag, jsonLine, type OptionSpec, UsageError } from './args.js';
+import { headerArgument, integerFlag, jsonLine, UsageError } from './args.js';
 import { parseLayeredArgs } from './config-layers.js';
+import { EXPOSE_OPTIONS } from './expose-options.js';
 import { loggerFromFlags } from './logger-flags.js';
 import { onShutdownSignal } from './signals.js';
 import { TerminalStatus } from './terminal-status.js';
@@ -17,46 +19,13 @@ import { TerminalStatus } from './terminal-status.js';
 export const exposeUsage =
   'postern expose <[name=]target>... [--tcp] [--name <service>] [--relay <connection string>]... [--proxy http://[user:pass@]host:port] [--header "Name: value"]... [--relay-host <host>] [--key <file>] [--host-header preserve|rewrite] [--port <n>] [--inspect <host:port> | --no-inspect] [--json]';
 
-/** The options of `postern expose`: flags, POSTERN_* variables and the config file's `expose:` keys. */
-export const EXPOSE_OPTIONS = {
-  name: { type: 'string' },
-  relay: { type: 'string', multiple: true },
-  proxy: { type: 'string' },
-  header: { type: 'string', multiple: true },
-  'relay-host': { type: 'string' },
-  key: { type: 'string' },
-  'host-header': { type: 'string' },
-  'basic-auth': { type: 'string', multiple: true },
-  'bearer-token': { type: 'string', multiple: true },
-  'basic-auth-file': { type: 'string' },
-  'bearer-token-file': { type: 'string' },
-  'require-header': { type: 'string', multiple: true },
-  'allow-ip': { type: 'string', multiple: true },
-  'deny-ip': { type: 'string', multiple: true },
-  tcp: { type: 'boolean' },
-  port: { type: 'string' },
-  connections: { type: 'string' },
-  'stall-timeout': { type: 'string' },
-  'max-streams': { type: 'string' },
-  'stream-window': { type: 'string' },
-  'drain-timeout': { type: 'string' },
-  'log-level': { type: 'string' },
-  'log-format': { type: 'string' },
-  inspect: { type: 'string' },
-  'no-inspect': { type: 'boolean' },
-  replace: { type: 'boolean' },
-  'inspect-entries': { type: 'string' },
-  'inspect-body': { type: 'string' },
-  json: { type: 'boolean' },
-  plain: { type: 'boolean' },
-} as const satisfies OptionSpec;
+export type ExposeValues = ReturnType<typeof parseLayeredArgs<typeof EXPOSE_OPTIONS>>['values'];
 
 /**
- * `postern expose <target>`: publishes a local HTTP service. Without --relay it starts a relay in
- * this process on 127.0.0.1 (the embedded default), so a tunnel works with nothing else running.
+ * The services the command's targets and options describe, their names and targets checked as the
+ * agent will check them; `postern config check` runs the same.
  */
-export async function exposeCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parseLayeredArgs('expose', argv, EXPOSE_OPTIONS, true);
+export function exposeServices(values: ExposeValues, positionals: string[]): ServiceOptions[] {
   if (positionals.length === 0) {
     throw new UsageError(
       `expose takes one or more targets, e.g. http://127.0.0.1:3000 (usage: ${exposeUsage})`,
@@ -65,13 +34,9 @@ export async function exposeCommand(argv: string[]): Promise<void> {
   if (values.name !== undefined && positionals.length > 1) {
     throw new UsageError('--name names a single target; with several, write each as name=target');
   }
-  const hostHeader = values['host-header'];
-  if (hostHeader !== undefined && hostHeader !== 'preserve' && hostHeader !== 'rewrite') {
-    throw new UsageError(`--host-header must be preserve or rewrite (got "${hostHeader}")`);
-  }
   if (values.relay !== undefined && values.port !== undefined)
     throw new UsageError('--port is for the embedded relay; it cannot go with --relay');
-  const logger = loggerFromFlags(values, 'warn');
+  const hostHeader = values['host-header'] as 'preserve' | 'rewrite' | undefined;
   // Each target is `URL` or `name=URL` (several services on one agent, e.g. web and redis).
   const services: ServiceOptions[] = positionals.map((positional) => {
     const named = /^([a-z0-9][a-z0-9-]*)=(.+)$/.exec(positional);
@@ -90,8 +55,22 @@ export async function exposeCommand(argv: string[]): Promise<void> {
     allowIps: values['allow-ip'],
     denyIps: values['deny-ip'],
   };
-  if (Object.values(access).some((list) => list !== undefined))
-    for (const service of services) service.access = access;
+  const guarded = Object.values(access).some((list) => list !== undefined);
+  for (const service of services) {
+    checkService(service);
+    if (guarded) service.access = access;
+  }
+  return services;
+}
+
+/**
+ * `postern expose <target>`: publishes a local HTTP service. Without --relay it starts a relay in
+ * this process on 127.0.0.1 (the embedded default), so a tunnel works with nothing else running.
+ */
+export async function exposeCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parseLayeredArgs('expose', argv, EXPOSE_OPTIONS, true);
+  const services = exposeServices(values, positionals);
+  const logger = loggerFromFlags(values, 'warn');
   const targetOf = new Map(services.map((s) => [s.name ?? 'default', s.target]));
 
   const keyPath = values.key ?? defaultKeyPath();
@@ -122,8 +101,6 @@ export async function exposeCommand(argv: string[]): Promise<void> {
         entries: integerFlag(values['inspect-entries'], 'inspect-entries') ?? DEFAULT_CAPTURE_LIMITS.entries,
         bodyBytes: integerFlag(values['inspect-body'], 'inspect-body') ?? DEFAULT_CAPTURE_LIMITS.bodyBytes,
       });
-  if (captures !== undefined && captures.limits.entries < 1)
-    throw new UsageError('--inspect-entries must be at least 1 (or use --no-inspect)');
   let assigned: AssignedService[] = [];
   let inspector: Inspector | undefined;
   if (captures !== undefined) {

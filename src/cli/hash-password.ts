@@ -1,5 +1,15 @@
 import { hashPassword } from '../agent/visitor-access.js';
-import { parseCommandArgs, UsageError } from './args.js';
+import { parseOptions, UsageError } from './args.js';
+import type { OptionDef } from './option-table.js';
+
+export const HASH_PASSWORD_OPTIONS = {
+  user: {
+    value: '<name>',
+    help: 'print user:<hash>, ready for --basic-auth',
+    doc: 'print `user:<hash>`, ready for `--basic-auth` or a config file',
+    default: 'the hash alone',
+  },
+} as const satisfies Record<string, OptionDef>;
 
 export const hashPasswordUsage = 'postern hash-password [--user <name>] < password';
 
@@ -8,7 +18,7 @@ export const hashPasswordUsage = 'postern hash-password [--user <name>] < passwo
  * user:$scrypt$…` in config files: the plain password then lives nowhere on the agent's machine.
  */
 export async function hashPasswordCommand(argv: string[]): Promise<void> {
-  const { values } = parseCommandArgs(argv, { user: { type: 'string' } }, false);
+  const { values } = parseOptions(argv, HASH_PASSWORD_OPTIONS, false);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of process.stdin as AsyncIterable<Buffer>) {

@@ -3,52 +3,10 @@ import { readFileSync } from 'node:fs';
 import { PosternError, printable } from '../errors.js';
 import { PROTOCOL_VERSION } from '../session/protocol.js';
 import { UsageError } from './args.js';
-import { configCommand, configUsage } from './config.js';
-import { connectCommand, connectUsage } from './connect.js';
-import { demoCommand, demoUsage } from './demo.js';
-import { exposeCommand, exposeUsage } from './expose.js';
+import { COMMANDS } from './commands.js';
 import { tuneGarbageCollector } from './gc-tuning.js';
-import { hashPasswordCommand, hashPasswordUsage } from './hash-password.js';
-import { idCommand, idUsage } from './id.js';
-import { keygenCommand, keygenUsage } from './keygen.js';
 import { raiseMallocTrimThreshold } from './malloc-tuning.js';
-import { relayCommand, relayUsage } from './relay.js';
-import { replayCommand, replayUsage } from './replay.js';
-
-const COMMANDS: Record<
-  string,
-  { run: (argv: string[]) => void | Promise<void>; usage: string; summary: string }
-> = {
-  expose: {
-    run: exposeCommand,
-    usage: exposeUsage,
-    summary: 'publish a local service through a relay (embedded relay by default)',
-  },
-  connect: {
-    run: connectCommand,
-    usage: connectUsage,
-    summary: 'reach a TCP service through the HTTP Upgrade preflight (local listener or stdin/stdout)',
-  },
-  relay: { run: relayCommand, usage: relayUsage, summary: 'run the public relay' },
-  replay: {
-    run: replayCommand,
-    usage: replayUsage,
-    summary: "send a captured request again, as is or edited (through a running expose's inspector)",
-  },
-  keygen: { run: keygenCommand, usage: keygenUsage, summary: 'create an agent key (ed25519, mode 0600)' },
-  id: { run: idCommand, usage: idUsage, summary: "print a key's label (its hostname)" },
-  'hash-password': {
-    run: hashPasswordCommand,
-    usage: hashPasswordUsage,
-    summary: 'hash a Basic password read from stdin, for --basic-auth user:$scrypt$…',
-  },
-  demo: { run: demoCommand, usage: demoUsage, summary: 'start a demo app, relay and agent in one process' },
-  config: {
-    run: configCommand,
-    usage: configUsage,
-    summary: 'check a config file (postern.yaml) and name the line of any mistake',
-  },
-};
+import { helpText } from './option-table.js';
 
 /** The version in the package.json shipped beside dist/ (three folders up from this file). */
 function packageVersion(): string {
@@ -79,7 +37,9 @@ export async function main(argv: string[]): Promise<void> {
     if (command === undefined)
       throw new UsageError(`unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
     if (args.includes('--help') || args.includes('-h')) {
-      process.stdout.write(`usage: ${command.usage}\n`);
+      process.stdout.write(
+        `usage: ${command.usage}\n\n${command.summary}\n\noptions:\n${helpText(command.options)}\n`,
+      );
       return;
     }
     await command.run(args);

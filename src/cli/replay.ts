@@ -2,10 +2,41 @@ import { request } from 'node:http';
 import { PosternError } from '../errors.js';
 import { parseHostPort } from '../http/host-port.js';
 import { DEFAULT_INSPECT_ADDRESS } from '../inspector/inspector-server.js';
-import { jsonLine, parseCommandArgs, UsageError } from './args.js';
+import { jsonLine, parseOptions, UsageError } from './args.js';
+import { hostPort } from './option-checks.js';
+import type { OptionDef } from './option-table.js';
 
 export const replayUsage =
   'postern replay <id> [--inspect <host:port>] [--method <m>] [--path </p>] [--header "Name: value"]... [--body <text>] [--json]';
+
+export const REPLAY_OPTIONS = {
+  inspect: {
+    value: '<host:port>',
+    check: hostPort,
+    help: 'the inspector of the postern expose to ask',
+    doc: 'the inspector of the `postern expose` to ask',
+    default: `\`${DEFAULT_INSPECT_ADDRESS}\``,
+  },
+  method: { value: '<m>', help: 'replace the method', default: 'as captured' },
+  path: { value: '</p>', help: 'replace the path and query', default: 'as captured' },
+  header: {
+    value: '"Name: value"',
+    multiple: true,
+    help: 'replace that header (all its values); an empty value removes it',
+    doc: 'replace that header (all of its values) of the captured request; an empty value removes it',
+    default: 'as captured',
+  },
+  body: {
+    value: '<text>',
+    help: 'replace the body (needed when the captured body was truncated)',
+    default: 'as captured',
+  },
+  json: {
+    help: '{"event":"replayed","replayOf":…,"id":…,"status":…} on stdout',
+    doc: '`{"event":"replayed","replayOf":"1","id":"7","status":200}`',
+    default: 'off',
+  },
+} as const satisfies Record<string, OptionDef>;
 
 /** Largest answer read from the inspector's API. */
 const MAX_ANSWER = 8 << 20;
@@ -15,29 +46,13 @@ const MAX_ANSWER = 8 << 20;
  * request to the target again, as it was or edited, and prints what the target answered.
  */
 export async function replayCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parseCommandArgs(
-    argv,
-    {
-      inspect: { type: 'string' },
-      method: { type: 'string' },
-      path: { type: 'string' },
-      header: { type: 'string', multiple: true },
-      body: { type: 'string' },
-      json: { type: 'boolean' },
-    },
-    true,
-  );
+  const { values, positionals } = parseOptions(argv, REPLAY_OPTIONS, true);
   const [id, ...extra] = positionals;
   if (id === undefined || extra.length > 0 || !/^\d+$/.test(id))
     throw new UsageError(
       `replay takes one capture id, a number shown by the inspector (usage: ${replayUsage})`,
     );
   const address = values.inspect ?? DEFAULT_INSPECT_ADDRESS;
-  try {
-    parseHostPort(address);
-  } catch (error) {
-    throw new UsageError(`--inspect: ${(error as Error).message}`);
-  }
   const edits: Record<string, unknown> = {};
   if (values.method !== undefined) edits.method = values.method;
   if (values.path !== undefined) edits.path = values.path;

@@ -29,6 +29,7 @@ export const ALLOWED_IMPORTS: Readonly<Record<Unit, readonly Unit[]>> = {
     'connection-string',
     'keys',
     'stream',
+    'mux',
     'http',
     'session',
     'transport',
