@@ -6,6 +6,7 @@ import { generateAgentKey } from '../src/keys/key-file.js';
 import { createRelay, type Relay } from '../src/relay/relay.js';
 import { connect } from '../src/transport/connect.js';
 import { chooseProxy } from '../src/transport/forward-proxy.js';
+import { cleanUp } from './helpers/cleanup.js';
 import { curlResponse } from './helpers/curl.js';
 import { type EchoServer, startTcpEcho } from './helpers/echo.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
@@ -24,12 +25,14 @@ describe('an agent behind a real forward proxy (tinyproxy with Basic auth)', () 
     relayPort = Number((relay.addresses[0] as string).split(':').pop());
     proxy = await startTinyproxy({ user: 'agent', password: 's3cret', connectPort: relayPort });
   });
-  after(async () => {
-    await relay.close();
-    await proxy.stop();
-    await echo.close();
-    await origin.close();
-  });
+  after(() =>
+    cleanUp(
+      () => relay?.close(),
+      () => proxy?.stop(),
+      () => echo?.close(),
+      () => origin?.close(),
+    ),
+  );
 
   test('with the right password: HTTP and preflight TCP tunnels work through the proxy', async () => {
     const agent = createAgent({

@@ -6,6 +6,7 @@ import { generateAgentKey } from '../src/keys/key-file.js';
 import { createRelay, type Relay } from '../src/relay/relay.js';
 import { connect } from '../src/transport/connect.js';
 import { chooseProxy } from '../src/transport/forward-proxy.js';
+import { cleanUp } from './helpers/cleanup.js';
 import { curlResponse } from './helpers/curl.js';
 import { type EchoServer, startTcpEcho } from './helpers/echo.js';
 import { type Microsocks, startMicrosocks } from './helpers/microsocks.js';
@@ -25,12 +26,14 @@ describe('an agent behind a real SOCKS5 proxy (microsocks with a password)', () 
     relayPort = Number((relay.addresses[0] as string).split(':').pop());
     socks = await startMicrosocks({ user: 'agent', password: 's3cret' });
   });
-  after(async () => {
-    await relay.close();
-    await socks.stop();
-    await echo.close();
-    await origin.close();
-  });
+  after(() =>
+    cleanUp(
+      () => relay?.close(),
+      () => socks?.stop(),
+      () => echo?.close(),
+      () => origin?.close(),
+    ),
+  );
 
   for (const [scheme, proxyScheme] of [
     ['tcp', 'socks5'],

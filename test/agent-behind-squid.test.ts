@@ -1,17 +1,18 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as delay } from 'node:timers/promises';
 import { WebSocket } from 'ws';
 import { createAgent } from '../src/agent/agent.js';
 import { generateAgentKey } from '../src/keys/key-file.js';
 import { createRelay, type Relay } from '../src/relay/relay.js';
 import { connect } from '../src/transport/connect.js';
+import { cleanUp } from './helpers/cleanup.js';
 import { curlResponse } from './helpers/curl.js';
 import { type EchoServer, startTcpEcho, startWebSocketEcho } from './helpers/echo.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
 import { type Squid, startSquid } from './helpers/squid.js';
 import { readyWithin } from './helpers/tunnel.js';
+import { until } from './helpers/wait.js';
 
 describe('an agent behind a real squid that requires Basic proxy auth and allows CONNECT only to the relay', () => {
   let origin: Origin;
@@ -28,13 +29,15 @@ describe('an agent behind a real squid that requires Basic proxy auth and allows
     relayPort = Number((relay.addresses[0] as string).split(':').pop());
     squid = await startSquid({ users: { agent: 's3cret', rotating: 'rotated' }, connectPort: relayPort });
   });
-  after(async () => {
-    await relay.close();
-    await squid.stop();
-    await echo.close();
-    await wsTarget.close();
-    await origin.close();
-  });
+  after(() =>
+    cleanUp(
+      () => relay?.close(),
+      () => squid?.stop(),
+      () => echo?.close(),
+      () => wsTarget?.close(),
+      () => origin?.close(),
+    ),
+  );
 
   for (const scheme of ['tcp', 'ws'] as const) {
     test(`${scheme}:// session through squid: HTTP, WebSocket and preflight TCP tunnels all work`, async () => {
@@ -69,7 +72,9 @@ describe('an agent behind a real squid that requires Basic proxy auth and allows
       }
       // The sessions really went through squid as authenticated CONNECT tunnels (logged at their end).
       const tunnelled = new RegExp(`TCP_TUNNEL/200 \\d+ CONNECT 127\\.0\\.0\\.1:${relayPort} agent `);
-      for (let i = 0; i < 50 && !tunnelled.test(squid.accessLog()); i++) await delay(100);
+      await until(() => tunnelled.test(squid.accessLog()), 'squid logging the CONNECT tunnels').catch(
+        () => undefined,
+      );
       assert.match(squid.accessLog(), tunnelled);
     });
   }

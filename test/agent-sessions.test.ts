@@ -6,7 +6,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as delay } from 'node:timers/promises';
 import { createAgent } from '../src/agent/agent.js';
 import { generateAgentKey } from '../src/keys/key-file.js';
 import { MuxSession } from '../src/mux/mux-session.js';
@@ -73,7 +72,7 @@ describe('agent sessions and targets', () => {
     });
     try {
       const [service] = await agent.ready;
-      while (relay.tunnels()[0]?.sessions !== 2) await new Promise((resolve) => setTimeout(resolve, 20));
+      await until(() => relay.tunnels()[0]?.sessions === 2, 'both sessions registered');
       const slow = Array.from({ length: 4 }, () => curlResponse([`${service?.url}slow?ms=1000`]));
       // Four curl processes may take a while to start on a busy machine: wait for all four streams.
       await until(
@@ -115,8 +114,7 @@ describe('agent sessions and targets', () => {
       const label = service?.label as string;
       const sessionsOn = (relay: typeof relayA): number =>
         relay.tunnels().find((t) => t.label === label)?.sessions ?? 0;
-      for (let i = 0; i < 250 && (sessionsOn(relayA) !== 1 || sessionsOn(relayB) !== 1); i++) await delay(20);
-      assert.deepEqual([sessionsOn(relayA), sessionsOn(relayB)], [1, 1], 'one session on each relay');
+      await until(() => sessionsOn(relayA) === 1 && sessionsOn(relayB) === 1, 'one session on each relay');
       for (const relay of [relayA, relayB]) {
         const port = (relay.addresses[0] as string).split(':').pop();
         assert.equal((await curlResponse([`http://127.0.0.1:${port}/${label}/echo`])).status, 200);
@@ -124,11 +122,13 @@ describe('agent sessions and targets', () => {
       await relayA.close();
       const portB = (relayB.addresses[0] as string).split(':').pop();
       assert.equal((await curlResponse([`http://127.0.0.1:${portB}/${label}/echo`])).status, 200);
-      for (let i = 0; i < 250 && reasons.length === 0; i++) await delay(20);
+      await until(() => reasons.length > 0, 'the agent reporting the lost session');
       assert.equal(reasons[0]?.relay, `${relayA.addresses[0]}/_postern/agent?http_preflight=true`);
       // The session that lost relay A dials the next address: both sessions end up on B.
-      for (let i = 0; i < 250 && sessionsOn(relayB) !== 2; i++) await delay(20);
-      assert.equal(sessionsOn(relayB), 2, 'the session of the relay that went away moved to the other');
+      await until(
+        () => sessionsOn(relayB) === 2,
+        'the session of the relay that went away moving to the other',
+      );
     } finally {
       await agent.close();
       await relayB.close();
@@ -202,10 +202,12 @@ describe('agent sessions and targets', () => {
 
   test('a visitor that cuts its chunked upload short: the target sees an aborted request, never a whole one', async () => {
     const outcomes: string[] = [];
+    let received = 0;
     const target = createHttpServer((req, res) => {
       let size = 0;
       req.on('data', (chunk: Buffer) => {
         size += chunk.length;
+        received = size;
       });
       req.on('end', () => {
         outcomes.push(`complete ${size}`);
@@ -222,11 +224,10 @@ describe('agent sessions and targets', () => {
       visitor.write(
         `POST /up HTTP/1.1\r\nHost: ${new URL(tunnel.service.url).host}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n`,
       );
-      // Let the first chunk travel relay → agent → target, then vanish mid-body.
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      // The first chunk travels relay → agent → target; then the visitor vanishes mid-body.
+      await until(() => received === 5, 'the first chunk reaching the target');
       visitor.destroy();
-      for (let i = 0; i < 100 && outcomes.length === 0; i++)
-        await new Promise((resolve) => setTimeout(resolve, 20));
+      await until(() => outcomes.length > 0, 'the target seeing the request end');
       assert.deepEqual(outcomes, ['aborted 5']);
     } finally {
       await tunnel.close();

@@ -6,6 +6,7 @@ import { type Agent, createAgent } from '../src/agent/agent.js';
 import { generateAgentKey } from '../src/keys/key-file.js';
 import { createRelay, type Relay } from '../src/relay/relay.js';
 import { connect } from '../src/transport/connect.js';
+import { cleanUp } from './helpers/cleanup.js';
 import { curlResponse } from './helpers/curl.js';
 import { type EchoServer, startTcpEcho } from './helpers/echo.js';
 import { type Nginx, startNginx } from './helpers/nginx.js';
@@ -32,11 +33,13 @@ describe('a relay under a base path (--base-path /tunnel)', () => {
     label = service?.label as string;
     assert.match(service?.url ?? '', /^http:\/\/[a-z2-7]{52}\.localhost:\d+\/tunnel\/$/);
   });
-  after(async () => {
-    await agent.close();
-    await relay.close();
-    await origin.close();
-  });
+  after(() =>
+    cleanUp(
+      () => agent?.close(),
+      () => relay?.close(),
+      () => origin?.close(),
+    ),
+  );
 
   test('path routing under the base path; the target sees its own path and X-Forwarded-Prefix', async () => {
     const res = await curlResponse([`http://127.0.0.1:${port}/tunnel/${label}/echo?x=1`]);
@@ -98,12 +101,14 @@ describe('a relay under /tunnel/ of an existing site behind real nginx', () => {
     const relayPort = Number((relay.addresses[0] as string).split(':').pop());
     nginx = await startNginx(relayPort, relayPort);
   });
-  after(async () => {
-    await nginx.stop();
-    await relay.close();
-    await echo.close();
-    await origin.close();
-  });
+  after(() =>
+    cleanUp(
+      () => nginx?.stop(),
+      () => relay?.close(),
+      () => echo?.close(),
+      () => origin?.close(),
+    ),
+  );
 
   for (const scheme of ['tcp', 'ws'] as const) {
     test(`${scheme}:// agent via the sub-path: HTTP, WebSocket and preflight tunnels, the site's own / untouched`, async () => {

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { curlResponse } from './helpers/curl.js';
 import { startOrigin } from './helpers/origin.js';
 import { startTunnel } from './helpers/tunnel.js';
+import { until } from './helpers/wait.js';
 
 /** Sockets, servers and timers this process holds (the same count Node uses to decide it may exit). */
 function activeHandles(): string[] {
@@ -22,11 +23,11 @@ test('relay.close() and agent.close() resolve only when every socket and timer t
     assert.ok(activeHandles().length > before.length, 'the tunnel holds sockets while open');
     await tunnel.close();
     // Closed handles are released a little later (a turn of the event loop on Node 20, some more
-    // on Node 24): wait up to 2 s. A leak stays for good and still fails the test.
-    const deadline = Date.now() + 2_000;
-    while (JSON.stringify(activeHandles()) !== JSON.stringify(before) && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    // on Node 24). A leak stays for good and still fails the test.
+    await until(
+      () => JSON.stringify(activeHandles()) === JSON.stringify(before),
+      'the handles the tunnel held being released',
+    ).catch(() => undefined);
     assert.deepEqual(activeHandles(), before);
   } finally {
     await origin.close();

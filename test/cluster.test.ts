@@ -195,8 +195,9 @@ describe('cluster mode: three relay processes on one redis-server', () => {
     const edge = await startClusterNode(redis, 'edge', { extra: ['--max-streams-per-ip', '1'] });
     try {
       const url = `http://${labels.web}.localhost:${edge.port}/slow?ms=1500`;
+      const arrived = origin.nextRequest('/slow');
       const first = curlResponse([url]);
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await arrived;
       const second = await curlResponse([url]);
       assert.equal(second.status, 429);
       assert.equal(second.headers['postern-error'], 'too_many_streams');

@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { curlResponse } from './helpers/curl.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
 import { startCli } from './helpers/processes.js';
+import { until } from './helpers/wait.js';
 
 describe('graceful shutdown on SIGTERM', () => {
   let origin: Origin;
@@ -54,12 +55,14 @@ describe('graceful shutdown on SIGTERM', () => {
   test('relay: the in-flight request finishes, new connections are refused, exit 0', async () => {
     const { relay, agent, url, relayUrl } = await startPair();
     try {
+      const arrived = origin.nextRequest('/slow');
       const inFlight = curlResponse([`${url}slow?ms=1500`]);
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await arrived;
       const exited = relay.stop('SIGTERM');
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      const refused = await curlResponse(['--max-time', '5', `${relayUrl}/`]);
-      assert.equal(refused.exitCode, 7, 'connection refused once the relay stopped accepting');
+      await until(
+        async () => (await curlResponse(['--max-time', '5', `${relayUrl}/`])).exitCode === 7,
+        'connections refused once the relay stopped accepting',
+      );
       const res = await inFlight;
       assert.equal(res.status, 200);
       assert.equal(res.body, 'slow done');
@@ -74,8 +77,9 @@ describe('graceful shutdown on SIGTERM', () => {
   test('agent: the in-flight request finishes, then the agent exits 0 and the tunnel goes offline', async () => {
     const { relay, agent, url } = await startPair();
     try {
+      const arrived = origin.nextRequest('/slow');
       const inFlight = curlResponse([`${url}slow?ms=1500`]);
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await arrived;
       const exited = agent.stop('SIGTERM');
       const res = await inFlight;
       assert.equal(res.status, 200);
@@ -90,8 +94,9 @@ describe('graceful shutdown on SIGTERM', () => {
   test('relay: GOAWAY reaches the agent; a request outlasting the drain bound is cut, not ended, and the relay exits 0', async (t) => {
     const { relay, agent, url } = await startPair(['--drain-timeout', '800']);
     try {
+      const arrived = origin.nextRequest('/slow');
       const inFlight = curlResponse([`${url}slow?ms=5000`]);
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await arrived;
       const stopped = Date.now();
       const exited = relay.stop('SIGTERM');
       const told = await agent.nextEvent((e) => e.event === 'disconnected');
@@ -114,8 +119,9 @@ describe('graceful shutdown on SIGTERM', () => {
   test('agent: a request outlasting its drain bound is cut, and the agent exits 0', async (t) => {
     const { relay, agent, url } = await startPair([], ['--drain-timeout', '800']);
     try {
+      const arrived = origin.nextRequest('/slow');
       const inFlight = curlResponse([`${url}slow?ms=5000`]);
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await arrived;
       const stopped = Date.now();
       assert.equal(await agent.stop('SIGTERM'), 0);
       const tookMs = Date.now() - stopped;

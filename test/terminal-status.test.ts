@@ -4,11 +4,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { curl } from './helpers/curl.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
 import { CLI } from './helpers/processes.js';
+import { until } from './helpers/wait.js';
 
 const run = promisify(execFile);
 
@@ -30,12 +30,14 @@ describe('postern expose on a terminal (checked in a real tmux)', () => {
     (await run('tmux', ['capture-pane', '-p', '-t', session])).stdout;
   const untilScreen = async (pattern: RegExp): Promise<string> => {
     let last = '';
-    for (let i = 0; i < 100; i++) {
+    const shows = async (): Promise<boolean> => {
       last = await screen();
-      if (pattern.test(last)) return last;
-      await delay(100);
-    }
-    throw new Error(`the screen never showed ${pattern}:\n${last}`);
+      return pattern.test(last);
+    };
+    await until(shows, `the screen to show ${pattern}`, 20_000).catch(() => {
+      throw new Error(`the screen never showed ${pattern}:\n${last}`);
+    });
+    return last;
   };
 
   test('one screen redrawn in place: forwarding, session state, request figures and the last requests', async () => {

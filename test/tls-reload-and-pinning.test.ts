@@ -5,7 +5,6 @@ import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as delay } from 'node:timers/promises';
 import { connect as tlsConnect } from 'node:tls';
 import { createAgent } from '../src/agent/agent.js';
 import { generateAgentKey } from '../src/keys/key-file.js';
@@ -15,6 +14,7 @@ import { makeCertificates, type TestCertificates } from './helpers/certs.js';
 import { curlResponse } from './helpers/curl.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
 import { readyWithin } from './helpers/tunnel.js';
+import { until } from './helpers/wait.js';
 
 /** The pin of a certificate's public key, computed by openssl (not by the code under test). */
 function opensslPin(certFile: string): string {
@@ -146,8 +146,7 @@ describe('TLS for agent sessions: a wrong CA named, certificates reloaded from d
       const [service] = await readyWithin(before);
       copyFileSync(second.key, served.key);
       copyFileSync(second.cert, served.cert);
-      for (let i = 0; i < 100 && !(await verifiesWith(tlsPort, second.ca)); i++) await delay(50);
-      assert.ok(await verifiesWith(tlsPort, second.ca), 'the relay serves the new certificate');
+      await until(() => verifiesWith(tlsPort, second.ca), 'the relay serving the new certificate');
       assert.equal(await verifiesWith(tlsPort, first.ca), false, 'and no longer the old one');
 
       const after = createAgent({

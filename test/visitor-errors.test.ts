@@ -175,8 +175,9 @@ describe('errors visitors see', () => {
   test('429 too_many_streams over the concurrent-stream cap', async () => {
     const tunnel = await startTunnel(origin.url, { relay: { maxConcurrentStreamsPerTunnel: 1 } });
     try {
+      const arrived = origin.nextRequest('/slow');
       const slow = curlResponse([`${tunnel.service.url}slow?ms=1500`]);
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await arrived;
       const second = await curlResponse([`${tunnel.service.url}echo`]);
       assert.equal(second.status, 429);
       assert.equal(second.headers['postern-error'], 'too_many_streams');

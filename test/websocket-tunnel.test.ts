@@ -6,6 +6,7 @@ import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
 import { startTunnel, type Tunnel } from './helpers/tunnel.js';
+import { until } from './helpers/wait.js';
 
 /** A WebSocket target: echoes messages; "close:<code>" closes with that code; "abort" drops the TCP connection. */
 async function startWsTarget(): Promise<{
@@ -148,11 +149,8 @@ describe('WebSocket through the tunnel (the ws client and server)', () => {
     const connectionsAtTarget = (): Promise<number> =>
       new Promise((resolve) => target.server.getConnections((_e, n) => resolve(n)));
     assert.ok((await connectionsAtTarget()) > 0);
-    const closedAtTarget = (async () => {
-      while ((await connectionsAtTarget()) > 0) await new Promise((resolve) => setTimeout(resolve, 20));
-    })();
     ws.terminate();
-    await closedAtTarget;
+    await until(async () => (await connectionsAtTarget()) === 0, 'the connection at the target closing');
   });
 
   test('an upgrade the target refuses comes back as its own response', async () => {

@@ -48,6 +48,11 @@ export interface Origin {
   server: Server;
   url: string;
   port: number;
+  /**
+   * Resolves when the next request for `pathname` reaches the origin: call it before sending the
+   * request, then wait on it instead of sleeping until the request is surely in flight.
+   */
+  nextRequest(pathname: string): Promise<IncomingMessage>;
   close(): Promise<void>;
 }
 
@@ -64,6 +69,15 @@ export async function startOrigin(): Promise<Origin> {
     server,
     port,
     url: `http://127.0.0.1:${port}`,
+    nextRequest: (pathname) =>
+      new Promise((resolve) => {
+        const seen = (req: IncomingMessage): void => {
+          if (new URL(req.url ?? '/', 'http://x').pathname !== pathname) return;
+          server.off('request', seen);
+          resolve(req);
+        };
+        server.on('request', seen);
+      }),
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
