@@ -1,9 +1,19 @@
+/**
+ * One log method, called as pino and bunyan are: `log.warn('message')` or
+ * `log.warn({ field: value }, 'message')`. So a pino logger can be passed wherever Postern takes a
+ * Logger, as is, and keeps every field.
+ */
+export interface LogMethod {
+  (message: string): void;
+  (fields: Record<string, unknown>, message: string): void;
+}
+
 /** The logging surface library code uses; the CLI supplies a real one, libraries default to silence. */
 export interface Logger {
-  debug(message: string, fields?: Record<string, unknown>): void;
-  info(message: string, fields?: Record<string, unknown>): void;
-  warn(message: string, fields?: Record<string, unknown>): void;
-  error(message: string, fields?: Record<string, unknown>): void;
+  debug: LogMethod;
+  info: LogMethod;
+  warn: LogMethod;
+  error: LogMethod;
   /** A logger whose every line also carries `fields` (e.g. the tunnel's label). */
   child(fields: Record<string, unknown>): Logger;
 }
@@ -36,16 +46,20 @@ export function createJsonLogger(
 ): Logger {
   const threshold = LOG_LEVELS.indexOf(level);
   const make = (fields: Record<string, unknown>): Logger => {
-    const emit = (at: LogLevel, message: string, extra?: Record<string, unknown>): void => {
-      if (LOG_LEVELS.indexOf(at) < threshold) return;
-      const record = { time: new Date().toISOString(), level: at, msg: message, ...fields, ...extra };
-      write(pretty === false ? `${JSON.stringify(record)}\n` : prettyLine(record, pretty === 'colour'));
+    const method = (at: LogLevel): LogMethod => {
+      const enabled = LOG_LEVELS.indexOf(at) >= threshold;
+      return (first: string | Record<string, unknown>, message?: string): void => {
+        if (!enabled) return;
+        const [extra, msg] = typeof first === 'string' ? [undefined, first] : [first, message ?? ''];
+        const record = { time: new Date().toISOString(), level: at, msg, ...fields, ...extra };
+        write(pretty === false ? `${JSON.stringify(record)}\n` : prettyLine(record, pretty === 'colour'));
+      };
     };
     return {
-      debug: (m, f) => emit('debug', m, f),
-      info: (m, f) => emit('info', m, f),
-      warn: (m, f) => emit('warn', m, f),
-      error: (m, f) => emit('error', m, f),
+      debug: method('debug'),
+      info: method('info'),
+      warn: method('warn'),
+      error: method('error'),
       child: (more) => make({ ...fields, ...more }),
     };
   };

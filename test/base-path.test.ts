@@ -75,8 +75,8 @@ describe('a relay under a base path (--base-path /tunnel)', () => {
 
   test('a malformed base path is refused with a clear message', async () => {
     const cli = startCli(['relay', '--listen', 'tcp://127.0.0.1:0', '--base-path', 'no slash']);
-    assert.equal(await cli.exited, 1);
-    assert.match(cli.stderr(), /^postern relay: base path "no slash" must be like \/tunnel/);
+    assert.equal(await cli.exited, 2);
+    assert.match(cli.stderr(), /^postern relay: --base-path: "no slash" is not a path like \/tunnel\n$/);
   });
 });
 

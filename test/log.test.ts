@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
+import { pino } from 'pino';
 import { createAgent } from '../src/agent/agent.js';
 import { generateAgentKey } from '../src/keys/key-file.js';
 import { createJsonLogger } from '../src/log.js';
+import { createRelay } from '../src/relay/relay.js';
 import { startOrigin } from './helpers/origin.js';
 import { startCli } from './helpers/processes.js';
 import { readyWithin } from './helpers/tunnel.js';
@@ -12,7 +15,7 @@ describe('logs', () => {
   test('JSON lines carry the fields of every parent logger; levels below the threshold are dropped', () => {
     const lines: string[] = [];
     const log = createJsonLogger('info', (line) => lines.push(line)).child({ role: 'relay' });
-    log.child({ session: 's1' }).info('agent session registered', { services: ['web'] });
+    log.child({ session: 's1' }).info({ services: ['web'] }, 'agent session registered');
     log.debug('dropped');
     assert.equal(lines.length, 1);
     const record = JSON.parse(lines[0] as string);
@@ -31,15 +34,55 @@ describe('logs', () => {
 
   test('pretty lines: time, level, message, key=value; a value with control characters stays on its line', () => {
     const lines: string[] = [];
-    createJsonLogger('debug', (line) => lines.push(line), { role: 'agent' }, 'plain').warn('lost the relay', {
-      reason: 'peer said "bye"\r\nX-Injected: 1',
-      attempt: 3,
-    });
+    createJsonLogger('debug', (line) => lines.push(line), { role: 'agent' }, 'plain').warn(
+      { reason: 'peer said "bye"\r\nX-Injected: 1', attempt: 3 },
+      'lost the relay',
+    );
     assert.equal(lines.length, 1);
     assert.match(
       lines[0] as string,
       /^\d\d:\d\d:\d\d\.\d{3} WARN {2}lost the relay {2}role=agent reason="peer said \\"bye\\"\\r\\nX-Injected: 1" attempt=3\n$/,
     );
+  });
+
+  test('a pino logger passed as is keeps every field, its bindings and its children', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line));
+        callback();
+      },
+    });
+    const origin = await startOrigin();
+    const relay = await createRelay({
+      listen: ['tcp://127.0.0.1:0'],
+      logger: pino({ level: 'debug', base: { app: 'test' } }, sink),
+    });
+    const agent = createAgent({
+      relay: relay.addresses[0] as string,
+      key: generateAgentKey(),
+      services: [{ name: 'web', target: origin.url }],
+    });
+    try {
+      await readyWithin(agent);
+      await until(
+        () => lines.some((line) => line.msg === 'agent session registered'),
+        'pino logging the session',
+      );
+      const registered = lines.find((line) => line.msg === 'agent session registered') as Record<
+        string,
+        unknown
+      >;
+      assert.equal(registered.level, 30, 'pino level numbers: info');
+      assert.equal(registered.app, 'test', "the pino logger's own bindings");
+      assert.deepEqual(registered.services, ['web'], 'the per-call fields');
+      assert.equal(typeof registered.session, 'string', 'the child logger fields (session, key)');
+      assert.equal(typeof registered.key, 'string');
+    } finally {
+      await agent.close();
+      await relay.close();
+      await origin.close();
+    }
   });
 
   test('postern relay: JSON when stderr is not a terminal; --log-format pretty; each agent session logs under a child naming it', async () => {
@@ -81,7 +124,10 @@ describe('logs', () => {
       );
       const bad = startCli(['relay', '--log-format', 'fancy']);
       assert.equal(await bad.exited, 2);
-      assert.equal(bad.stderr(), 'postern relay: --log-format must be one of auto, json, pretty\n');
+      assert.equal(
+        bad.stderr(),
+        'postern relay: --log-format must be one of auto, json, pretty (got "fancy")\n',
+      );
     } finally {
       await relay.stop();
       await pretty.stop();

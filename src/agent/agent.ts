@@ -87,7 +87,7 @@ class AgentRuntime extends EventEmitter implements Agent {
     // 'fatal' stops the agent; make sure an unlistened one does not crash the process as 'error' would.
     this.on('fatal', (error: Error) => {
       // Info, not error: the 'fatal' listener (the CLI's one line) is where the user is told.
-      this.#log.info('agent stopped', { error: error.message });
+      this.#log.info({ error: error.message }, 'agent stopped');
       void this.close();
     });
     const extraHeaders = Object.fromEntries((options.headers ?? []).map(normalizePreflightHeader));

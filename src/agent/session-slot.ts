@@ -123,7 +123,7 @@ export class SessionSlot {
         maxMs: opts.reconnectMaxMs,
       });
       events.emit('reconnecting', { connection: this.index, attempt, delayMs });
-      log.debug('reconnecting', { attempt, delayMs, reason });
+      log.debug({ attempt, delayMs, reason }, 'reconnecting');
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delayMs);
         this.#wake = () => {
@@ -221,12 +221,12 @@ export class SessionSlot {
       // with 200 headers must not turn into a 502.
       maxHeaderPairs: MAX_HEADER_PAIRS,
     });
-    session.on('error', (error: Error) => this.#ctx.log.debug('session error', { error: error.message }));
+    session.on('error', (error: Error) => this.#ctx.log.debug({ error: error.message }, 'session error'));
     startKeepalive(
       session,
       { intervalMs: opts.keepaliveIntervalMs, timeoutMs: opts.keepaliveTimeoutMs },
       (reason) => {
-        this.#ctx.log.warn('session dead', { reason });
+        this.#ctx.log.warn({ reason }, 'session dead');
         session.destroy();
       },
     );

@@ -111,11 +111,14 @@ export function handleAgentUpgrade(
     windowSeconds: ctx.options.registrationWindowSeconds,
   });
   if (!verdict.ok) {
-    ctx.log.info('registration refused', {
-      remoteAddress,
-      reason: verdict.reason,
-      code: verdict.error,
-    });
+    ctx.log.info(
+      {
+        remoteAddress,
+        reason: verdict.reason,
+        code: verdict.error,
+      },
+      'registration refused',
+    );
     refuse(verdict.error, verdict.reason);
     return;
   }
@@ -245,7 +248,7 @@ async function awaitPossession(
   remoteAddress: string,
 ): Promise<boolean> {
   const unproven = (reason: string): false => {
-    ctx.log.info('registration not proven', { remoteAddress, reason });
+    ctx.log.info({ remoteAddress, reason }, 'registration not proven');
     ctx.metrics.registration('registration_unproven');
     stream.destroy();
     return false;
@@ -315,10 +318,13 @@ function startSession(
     keepalive: { intervalMs: ctx.options.keepaliveIntervalMs, timeoutMs: ctx.options.keepaliveTimeoutMs },
     log: ctx.log.child({ session: id, key: facts.keyLabel }),
   });
-  session.log.info('agent session registered', {
-    remoteAddress: facts.remoteAddress,
-    services: facts.services.map((s) => s.name),
-  });
+  session.log.info(
+    {
+      remoteAddress: facts.remoteAddress,
+      services: facts.services.map((s) => s.name),
+    },
+    'agent session registered',
+  );
   ctx.metrics.registration('ok');
   ctx.onSession(session);
 }

@@ -64,13 +64,13 @@ export class AgentSession extends EventEmitter {
       maxConcurrentStreams: 0,
       maxHeaderPairs: MAX_HEADER_PAIRS,
     });
-    this.#mux.on('error', (error: Error) => this.log.debug('agent session error', { error: error.message }));
+    this.#mux.on('error', (error: Error) => this.log.debug({ error: error.message }, 'agent session error'));
     // A GOAWAY from the agent (its shutdown, or a protocol error it saw) ends the session: close
     // our side too once open streams finish, so the agent notices and opens a fresh one.
     this.#mux.once('goaway', () => this.close());
     this.#mux.once('close', () => this.#setState('closed'));
     startKeepalive(this.#mux, options.keepalive, (reason) => {
-      this.log.warn('agent session dead', { reason });
+      this.log.warn({ reason }, 'agent session dead');
       this.destroy();
     });
   }

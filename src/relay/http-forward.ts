@@ -211,10 +211,13 @@ export function scopeCookies(
   );
   headers['set-cookie'] = scoped.values;
   if (scoped.rescoped > 0)
-    ctx.options.logger.debug('cookie Domain removed: it reached other tunnels', {
-      tunnel: route.label,
-      cookies: scoped.rescoped,
-    });
+    ctx.options.logger.debug(
+      {
+        tunnel: route.label,
+        cookies: scoped.rescoped,
+      },
+      'cookie Domain removed: it reached other tunnels',
+    );
 }
 
 async function resendOnAnotherSession(

@@ -223,8 +223,8 @@ class RelayServer extends EventEmitter implements Relay {
           handshakeTimeoutMs: this.#opts.headersTimeoutMs,
           onReload: (error) => {
             if (error)
-              this.#log.warn('new TLS certificate not loaded; the old one stays', { error: error.message });
-            else this.#log.info('TLS certificate reloaded', { cert: this.#opts.tlsCert });
+              this.#log.warn({ error: error.message }, 'new TLS certificate not loaded; the old one stays');
+            else this.#log.info({ cert: this.#opts.tlsCert }, 'TLS certificate reloaded');
           },
         },
         (socket) => this.#acceptVisitor(socket),
@@ -238,7 +238,7 @@ class RelayServer extends EventEmitter implements Relay {
     this.#sweepTimer.unref();
     this.#started = true;
     this.#forward.startedAt = Date.now();
-    this.#log.info('relay listening', { listen: this.addresses, domain: this.#opts.domain });
+    this.#log.info({ listen: this.addresses, domain: this.#opts.domain }, 'relay listening');
   }
 
   /**
@@ -298,11 +298,14 @@ class RelayServer extends EventEmitter implements Relay {
     try {
       await directory.start();
     } catch (error) {
-      log.warn('cluster: Redis unreachable at start; serving local tunnels until it answers', {
-        error: (error as Error).message,
-      });
+      log.warn(
+        {
+          error: (error as Error).message,
+        },
+        'cluster: Redis unreachable at start; serving local tunnels until it answers',
+      );
     }
-    log.info('cluster node joined', { advertise: node.advertise });
+    log.info({ advertise: node.advertise }, 'cluster node joined');
   }
 
   #watchAllowedKeys(path: string): void {
@@ -312,7 +315,7 @@ class RelayServer extends EventEmitter implements Relay {
       this.#opts.tlsReloadIntervalMs,
       (keys) => {
         this.#allowedKeys = keys;
-        this.#log.info('allowed keys reloaded', { file: path, keys: keys.size });
+        this.#log.info({ file: path, keys: keys.size }, 'allowed keys reloaded');
         // A key taken out (or narrowed) loses the sessions it may no longer hold.
         for (const session of this.#sessions) {
           const entry = keys.get(session.keyLabel);
@@ -321,13 +324,13 @@ class RelayServer extends EventEmitter implements Relay {
             entry === undefined ||
             (names !== undefined && session.services.some((s) => !names.has(s.name)))
           ) {
-            session.log.info('key no longer allowed; closing its session', { file: path });
+            session.log.info({ file: path }, 'key no longer allowed; closing its session');
             session.close();
           }
         }
       },
       (error) =>
-        this.#log.warn('allowed-keys file not reloaded; the old list stays', { error: error.message }),
+        this.#log.warn({ error: error.message }, 'allowed-keys file not reloaded; the old list stays'),
     );
   }
 
@@ -456,7 +459,7 @@ class RelayServer extends EventEmitter implements Relay {
       if (error instanceof OptionError) throw error;
       if (!this.#opts.adminOptional)
         throw new OptionError(`admin listener ${listen}: ${(error as Error).message}`);
-      this.#log.warn('admin listener not started', { listen, error: (error as Error).message });
+      this.#log.warn({ listen, error: (error as Error).message }, 'admin listener not started');
     }
   }
 
@@ -545,7 +548,7 @@ class RelayServer extends EventEmitter implements Relay {
       return;
     }
     forwardHttpRequest(this.#forward, req, res, route).catch((error: Error) => {
-      this.#log.error('request forwarding failed', { error: error.message });
+      this.#log.error({ error: error.message }, 'request forwarding failed');
       sendVisitorError(res, 'agent_error', 'internal error while forwarding');
     });
   }
@@ -610,7 +613,7 @@ class RelayServer extends EventEmitter implements Relay {
       return;
     }
     forwardUpgrade(this.#forward, req, socket, head, route).catch((error: Error) => {
-      this.#log.error('upgrade forwarding failed', { error: error.message });
+      this.#log.error({ error: error.message }, 'upgrade forwarding failed');
       socket.destroy();
     });
   }

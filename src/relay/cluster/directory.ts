@@ -93,7 +93,7 @@ export class ClusterDirectory {
     this.#redis.on('error', () => {});
     this.#subscriber.on('error', () => {});
     this.#redis.on('ready', () => {
-      if (!this.#reachable) this.#log.info('cluster: Redis reachable', { node: node.id });
+      if (!this.#reachable) this.#log.info({ node: node.id }, 'cluster: Redis reachable');
       this.#reachable = true;
       this.#settlingUntil = Date.now() + SETTLE_MS;
       // Announced: other nodes drop what they cached while this node's leases were missing.
@@ -101,7 +101,7 @@ export class ClusterDirectory {
     });
     this.#redis.on('close', () => {
       if (this.#reachable && !this.#closed)
-        this.#log.warn('cluster: Redis unreachable; serving local tunnels only', { node: node.id });
+        this.#log.warn({ node: node.id }, 'cluster: Redis unreachable; serving local tunnels only');
       this.#reachable = false;
       this.#cache.clear();
     });
@@ -284,7 +284,7 @@ export class ClusterDirectory {
       await work();
     } catch (error) {
       if (this.#reachable)
-        this.#log.debug('cluster: Redis command failed', { error: (error as Error).message });
+        this.#log.debug({ error: (error as Error).message }, 'cluster: Redis command failed');
     }
   }
 

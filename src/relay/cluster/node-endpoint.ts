@@ -54,7 +54,7 @@ export class NodeEndpoint {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const id = String(req.headers[NODE_ID_HEADER] ?? '');
     const refuse = (reason: string): void => {
-      this.#log.warn('node link refused', { peer: id, remoteAddress: req.socket.remoteAddress, reason });
+      this.#log.warn({ peer: id, remoteAddress: req.socket.remoteAddress, reason }, 'node link refused');
       writeRawError(socket, 'node_refused', reason);
     };
     if (String(req.headers.upgrade).toLowerCase() !== NODE_UPGRADE_TOKEN) {
@@ -88,7 +88,7 @@ export class NodeEndpoint {
     readExactly(socket, LINK_CHALLENGE_BYTES, LINK_PROOF_TIMEOUT_MS).then(
       (answer) => {
         if (!linkAnswerMatches(this.#secret, id, this.#selfId, challenge, answer)) {
-          this.#log.warn('node link refused', { peer: id, reason: 'wrong answer to the link challenge' });
+          this.#log.warn({ peer: id, reason: 'wrong answer to the link challenge' }, 'node link refused');
           socket.destroy();
           return;
         }
@@ -96,10 +96,13 @@ export class NodeEndpoint {
         this.#accept(id, socket);
       },
       (error: Error) => {
-        this.#log.warn('node link refused', {
-          peer: id,
-          reason: `no answer to the link challenge: ${error.message}`,
-        });
+        this.#log.warn(
+          {
+            peer: id,
+            reason: `no answer to the link challenge: ${error.message}`,
+          },
+          'node link refused',
+        );
         socket.destroy();
       },
     );
@@ -116,16 +119,16 @@ export class NodeEndpoint {
     this.#sessions.add(session);
     session.once('close', () => this.#sessions.delete(session));
     session.on('error', (error: Error) =>
-      this.#log.debug('node link error', { peer: id, error: error.message }),
+      this.#log.debug({ peer: id, error: error.message }, 'node link error'),
     );
     session.on('stream', (stream: MuxStream, headers: IncomingMuxHeaders) => {
       stream.on('error', () => {});
       this.#serve(stream, headers).catch((error: Error) => {
-        this.#log.error('forwarded stream failed', { peer: id, error: error.message });
+        this.#log.error({ peer: id, error: error.message }, 'forwarded stream failed');
         stream.destroy(error);
       });
     });
-    this.#log.info('node link accepted', { peer: id });
+    this.#log.info({ peer: id }, 'node link accepted');
   }
 
   async #serve(stream: MuxStream, received: IncomingMuxHeaders): Promise<void> {

@@ -91,11 +91,14 @@ export class NodeLinks {
           },
         };
       } catch (error) {
-        this.#log.warn('node link failed', {
-          peer: node.id,
-          advertise: node.advertise,
-          error: (error as Error).message,
-        });
+        this.#log.warn(
+          {
+            peer: node.id,
+            advertise: node.advertise,
+            error: (error as Error).message,
+          },
+          'node link failed',
+        );
         this.#markDead(node.id);
       }
     }
@@ -145,7 +148,7 @@ export class NodeLinks {
       maxHeaderPairs: MAX_HEADER_PAIRS,
     });
     session.on('error', (error: Error) =>
-      this.#log.debug('node link error', { peer: node.id, error: error.message }),
+      this.#log.debug({ peer: node.id, error: error.message }, 'node link error'),
     );
     const forget = (): void => {
       if (this.#links.get(node.id) === linked) this.#links.delete(node.id);
@@ -157,12 +160,12 @@ export class NodeLinks {
       session.close();
     });
     startKeepalive(session, this.#keepalive, (reason) => {
-      this.#log.warn('node link dead', { peer: node.id, reason });
+      this.#log.warn({ peer: node.id, reason }, 'node link dead');
       this.#markDead(node.id);
       session.destroy();
     });
     this.#dead.delete(node.id);
-    this.#log.info('node link up', { peer: node.id, advertise: node.advertise });
+    this.#log.info({ peer: node.id, advertise: node.advertise }, 'node link up');
     // The map holds the promise #session() made; replace it with the settled one.
     this.#links.set(node.id, linked);
     return session;
