@@ -290,7 +290,7 @@ async function select(id, refresh) {
     ),
   ];
   if (c.kind === 'http') {
-    const editHolder = el('div');
+    const editHolder = el('div', { class: 'edit-holder' });
     parts.push(
       el(
         'div',
@@ -314,6 +314,10 @@ async function select(id, refresh) {
   if (c.kind === 'websocket') parts.push(messagesBlock(c));
   if (c.kind !== 'http')
     parts.push(el('p', null, `${size(c.bytesIn)} from the visitor · ${size(c.bytesOut)} to the visitor`));
+  // A live update of the capture on screen must not throw away an edit the user has started.
+  const openEdit = detail.dataset.id === String(c.id) ? detail.querySelector('form.edit') : null;
+  if (openEdit) parts.find((part) => part.classList?.contains('edit-holder'))?.replaceChildren(openEdit);
+  detail.dataset.id = String(c.id);
   detail.replaceChildren(...parts);
 }
 
