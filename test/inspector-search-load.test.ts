@@ -72,8 +72,14 @@ describe('inspector search under decompression bombs', () => {
     delay.disable();
     const longestMs = Math.round(delay.max / 1e6);
     assert.equal(found.captures.length, SMALL, 'every small body found decoded');
-    // Generous for a busy machine; the synchronous search blocked for seconds.
-    assert.ok(longestMs < 250, `the event loop was held ${longestMs} ms at once (search took ${ms} ms)`);
+    // The synchronous search held the loop for the whole search, seconds. On a machine whose cores
+    // are taken by others a gap also counts the time this process waited for a core (313 ms seen
+    // beside two CPU burners), so the bound is relative: no stretch over a quarter of the search,
+    // and never a whole second.
+    assert.ok(
+      longestMs < Math.min(1_000, ms / 4),
+      `the event loop was held ${longestMs} ms at once (search took ${ms} ms)`,
+    );
     console.log(
       `# search of ${BOMBS + SMALL} gzip bodies: ${ms} ms, event loop held at most ${longestMs} ms`,
     );
