@@ -14,22 +14,9 @@ import {
   renderCliDocs,
   renderConfigDocs,
 } from './helpers/cli-docs.js';
-import { startCli } from './helpers/processes.js';
+import { runToExit } from './helpers/processes.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-
-async function runToExit(
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const cli = startCli(args, env);
-  let stdout = '';
-  cli.child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  const code = await cli.exited;
-  return { code, stdout, stderr: cli.stderr() };
-}
 
 describe('one option table per command', () => {
   let dir: string;

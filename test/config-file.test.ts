@@ -10,20 +10,7 @@ import type { OptionTable } from '../src/cli/option-table.js';
 import { RELAY_OPTIONS } from '../src/cli/relay-options.js';
 import { curlResponse } from './helpers/curl.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
-import { startCli, startRelayProcess } from './helpers/processes.js';
-
-async function runToExit(
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const cli = startCli(args, env);
-  let stdout = '';
-  cli.child.stdout.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  const code = await cli.exited;
-  return { code, stdout, stderr: cli.stderr() };
-}
+import { runToExit, startCli, startRelayProcess } from './helpers/processes.js';
 
 describe('config file (YAML), environment and flags', () => {
   let dir: string;

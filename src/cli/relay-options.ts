@@ -1,6 +1,6 @@
 import { MAX_STREAM_WINDOW, MIN_STREAM_WINDOW } from '../mux/windows.js';
 import { NODE_ID } from '../relay/cluster/node-endpoint.js';
-import { DEFAULT_RELAY_OPTIONS as D } from '../relay/options.js';
+import { DEFAULT_RELAY_OPTIONS as D, normalizeBasePath } from '../relay/options.js';
 import {
   CONFIG_OPTION,
   connectionString,
@@ -47,8 +47,14 @@ export const RELAY_OPTIONS = {
   },
   'base-path': {
     value: '<path>',
-    check: (value) =>
-      /^(\/[A-Za-z0-9._~-]+)*\/?$/.test(value) ? undefined : `"${value}" is not a path like /tunnel`,
+    check: (value) => {
+      try {
+        normalizeBasePath(value);
+        return undefined;
+      } catch {
+        return `"${value}" is not a path like /tunnel`;
+      }
+    },
     help: 'serve everything under this path, e.g. /tunnel',
     doc: 'serve everything under a path, e.g. `/tunnel`: agents dial `tcp://host:port/tunnel`, path routing is `/tunnel/<label>/…`, anything outside gets 404',
     default: 'none (the root)',

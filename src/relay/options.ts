@@ -209,7 +209,7 @@ export function resolveRelayOptions(options: RelayOptions, logger: Logger): Reso
 }
 
 /** '/tunnel/' → '/tunnel'; '' or '/' → ''. Refuses anything but plain path segments. */
-function normalizeBasePath(path: string): string {
+export function normalizeBasePath(path: string): string {
   const trimmed = path.replace(/\/+$/, '');
   if (trimmed !== '' && !/^(\/[A-Za-z0-9._~-]+)+$/.test(trimmed)) {
     throw new OptionError(`base path "${path}" must be like /tunnel (segments of letters, digits, . _ ~ -)`);

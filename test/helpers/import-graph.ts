@@ -10,6 +10,22 @@ import { dirname, join, normalize, relative } from 'node:path';
 /** A part of the code: a folder of `src/`, `core` for the shared files at its top, or `index`. */
 export type Unit = string;
 
+/** Every part but the CLI: what the CLI and the public API may draw on. */
+const EVERY_LIBRARY_PART: readonly Unit[] = [
+  'core',
+  'connection-string',
+  'keys',
+  'stream',
+  'mux',
+  'http',
+  'session',
+  'transport',
+  'client',
+  'agent',
+  'inspector',
+  'relay',
+];
+
 /** Which parts each part may import (besides itself and packages). Anything else is a violation. */
 export const ALLOWED_IMPORTS: Readonly<Record<Unit, readonly Unit[]>> = {
   core: [],
@@ -24,34 +40,8 @@ export const ALLOWED_IMPORTS: Readonly<Record<Unit, readonly Unit[]>> = {
   agent: ['core', 'connection-string', 'keys', 'stream', 'mux', 'http', 'session', 'transport'],
   inspector: ['core', 'connection-string', 'http', 'agent'],
   relay: ['core', 'connection-string', 'keys', 'stream', 'mux', 'http', 'session', 'transport'],
-  cli: [
-    'core',
-    'connection-string',
-    'keys',
-    'stream',
-    'mux',
-    'http',
-    'session',
-    'transport',
-    'client',
-    'agent',
-    'inspector',
-    'relay',
-  ],
-  index: [
-    'core',
-    'connection-string',
-    'keys',
-    'stream',
-    'mux',
-    'http',
-    'session',
-    'transport',
-    'client',
-    'agent',
-    'inspector',
-    'relay',
-  ],
+  cli: EVERY_LIBRARY_PART,
+  index: EVERY_LIBRARY_PART,
 };
 
 /** Packages that only some parts may load, so the others start fast and stay small. */

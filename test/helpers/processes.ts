@@ -90,6 +90,20 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): CliProces
 }
 
 /** Resident set size of a process in bytes, from /proc. */
+/** Runs `postern <args>` to its exit: the exit code and everything it wrote. */
+export async function runToExit(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const cli = startCli(args, env);
+  let stdout = '';
+  cli.child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  const code = await cli.exited;
+  return { code, stdout, stderr: cli.stderr() };
+}
+
 export async function rssBytes(pid: number): Promise<number> {
   const { readFile } = await import('node:fs/promises');
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
