@@ -10,14 +10,13 @@ import {
 } from '../errors.js';
 import type { AgentKey } from '../keys/key-file.js';
 import type { Logger } from '../log.js';
-import { MuxSession } from '../mux/mux-session.js';
+import type { MuxSession } from '../mux/mux-session.js';
 import { backoffDelay } from '../session/backoff.js';
-import { startKeepalive } from '../session/keepalive.js';
+import { startMuxSession } from '../session/mux-session-setup.js';
 import { CHALLENGE, PROOF_ACCEPTED, signPossession } from '../session/possession-proof.js';
 import {
   type AssignedService,
   Header,
-  MAX_HEADER_PAIRS,
   MAX_SESSION_MESSAGE_BYTES,
   type RequestedService,
   SESSION_UPGRADE_TOKEN,
@@ -212,24 +211,15 @@ export class SessionSlot {
       upgraded.socket.destroy();
       throw new ConnectError('stopped');
     }
-    const session = new MuxSession(upgraded.socket, {
+    const session = startMuxSession(upgraded.socket, {
       role: 'server',
       streamWindowBytes: opts.streamWindowBytes,
       connectionWindowBytes: opts.connectionWindowBytes,
       maxConcurrentStreams: opts.maxConcurrentStreams,
-      // As many as the relay's HTTP/1.1 parser passes on (Node keeps 2 000): a visitor request
-      // with 200 headers must not turn into a 502.
-      maxHeaderPairs: MAX_HEADER_PAIRS,
+      log: this.#ctx.log,
+      name: 'session',
+      keepalive: { intervalMs: opts.keepaliveIntervalMs, timeoutMs: opts.keepaliveTimeoutMs },
     });
-    session.on('error', (error: Error) => this.#ctx.log.debug({ error: error.message }, 'session error'));
-    startKeepalive(
-      session,
-      { intervalMs: opts.keepaliveIntervalMs, timeoutMs: opts.keepaliveTimeoutMs },
-      (reason) => {
-        this.#ctx.log.warn({ reason }, 'session dead');
-        session.destroy();
-      },
-    );
     this.#ctx.serve(session);
     if (this.#stopped) session.close();
     return { session, services };

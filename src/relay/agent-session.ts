@@ -2,10 +2,10 @@ import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log.js';
 import type { MuxHeaders } from '../mux/header-block.js';
-import { MuxSession } from '../mux/mux-session.js';
+import type { MuxSession } from '../mux/mux-session.js';
 import type { MuxStream } from '../mux/mux-stream.js';
-import { startKeepalive } from '../session/keepalive.js';
-import { type AssignedService, MAX_HEADER_PAIRS } from '../session/protocol.js';
+import { startMuxSession } from '../session/mux-session-setup.js';
+import type { AssignedService } from '../session/protocol.js';
 import type { VisitorAccess } from './visitor-access.js';
 
 export type AgentSessionState = 'ready' | 'draining' | 'closed';
@@ -56,23 +56,20 @@ export class AgentSession extends EventEmitter {
     this.replace = options.replace ?? false;
     this.remoteAddress = options.remoteAddress;
     this.log = options.log;
-    this.#mux = new MuxSession(options.socket, {
+    this.#mux = startMuxSession(options.socket, {
       role: 'client',
       streamWindowBytes: options.streamWindowBytes,
       connectionWindowBytes: options.connectionWindowBytes,
       // The relay never accepts streams from the agent.
       maxConcurrentStreams: 0,
-      maxHeaderPairs: MAX_HEADER_PAIRS,
+      log: this.log,
+      name: 'agent session',
+      keepalive: options.keepalive,
     });
-    this.#mux.on('error', (error: Error) => this.log.debug({ error: error.message }, 'agent session error'));
     // A GOAWAY from the agent (its shutdown, or a protocol error it saw) ends the session: close
     // our side too once open streams finish, so the agent notices and opens a fresh one.
     this.#mux.once('goaway', () => this.close());
     this.#mux.once('close', () => this.#setState('closed'));
-    startKeepalive(this.#mux, options.keepalive, (reason) => {
-      this.log.warn({ reason }, 'agent session dead');
-      this.destroy();
-    });
   }
 
   get state(): AgentSessionState {

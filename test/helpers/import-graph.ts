@@ -34,7 +34,7 @@ export const ALLOWED_IMPORTS: Readonly<Record<Unit, readonly Unit[]>> = {
   stream: ['core'],
   mux: ['core'],
   http: ['core', 'mux'],
-  session: ['core', 'keys'],
+  session: ['core', 'keys', 'mux'],
   transport: ['core', 'connection-string', 'stream', 'http'],
   client: ['core', 'connection-string', 'transport'],
   agent: ['core', 'connection-string', 'keys', 'stream', 'mux', 'http', 'session', 'transport'],

@@ -25,6 +25,8 @@ export const NODE_AUTH_WINDOW_S = 60;
 export const MIN_CLUSTER_SECRET_LENGTH = 16;
 /** The receiver's challenge and the dialer's answer, bytes. */
 export const LINK_CHALLENGE_BYTES = 32;
+/** Flow-control windows of a node link: it carries many tunnels' streams at once. */
+export const NODE_LINK_WINDOWS = { streamWindowBytes: 1 << 20, connectionWindowBytes: 16 << 20 };
 
 function mac(secret: string, text: string, extra?: Buffer): Buffer {
   const hmac = createHmac('sha256', secret).update(text);

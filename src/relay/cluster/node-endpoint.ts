@@ -3,10 +3,11 @@ import type { Duplex } from 'node:stream';
 import { statusOf, type WireErrorCode } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { IncomingMuxHeaders } from '../../mux/header-block.js';
-import { MuxSession } from '../../mux/mux-session.js';
+import type { MuxSession } from '../../mux/mux-session.js';
 import type { MuxStream } from '../../mux/mux-stream.js';
+import { startMuxSession } from '../../session/mux-session-setup.js';
 import { PROOF_ACCEPTED } from '../../session/possession-proof.js';
-import { Header, MAX_HEADER_PAIRS } from '../../session/protocol.js';
+import { Header } from '../../session/protocol.js';
 import { joinDuplex } from '../../stream/join-duplex.js';
 import { readExactly } from '../../stream/read-exactly.js';
 import type { ForwardContext } from '../forward-context.js';
@@ -17,6 +18,7 @@ import {
   linkAnswerMatches,
   NODE_AUTH_HEADER,
   NODE_ID_HEADER,
+  NODE_LINK_WINDOWS,
   NODE_UPGRADE_TOKEN,
   newLinkChallenge,
   verifyNodeAuth,
@@ -109,18 +111,15 @@ export class NodeEndpoint {
   }
 
   #accept(id: string, socket: Duplex): void {
-    const session = new MuxSession(socket, {
+    const session = startMuxSession(socket, {
       role: 'server',
-      streamWindowBytes: 1 << 20,
-      connectionWindowBytes: 16 << 20,
+      ...NODE_LINK_WINDOWS,
       maxConcurrentStreams: 100_000,
-      maxHeaderPairs: MAX_HEADER_PAIRS,
+      log: this.#log.child({ peer: id }),
+      name: 'node link',
     });
     this.#sessions.add(session);
     session.once('close', () => this.#sessions.delete(session));
-    session.on('error', (error: Error) =>
-      this.#log.debug({ peer: id, error: error.message }, 'node link error'),
-    );
     session.on('stream', (stream: MuxStream, headers: IncomingMuxHeaders) => {
       stream.on('error', () => {});
       this.#serve(stream, headers).catch((error: Error) => {

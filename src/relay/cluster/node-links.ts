@@ -1,11 +1,10 @@
 import { formatConnectionString, parseConnectionString } from '../../connection-string/index.js';
 import type { Logger } from '../../log.js';
 import type { MuxHeaders } from '../../mux/header-block.js';
-import { MuxSession } from '../../mux/mux-session.js';
+import type { MuxSession } from '../../mux/mux-session.js';
 import type { MuxStream } from '../../mux/mux-stream.js';
-import { startKeepalive } from '../../session/keepalive.js';
+import { startMuxSession } from '../../session/mux-session-setup.js';
 import { PROOF_ACCEPTED } from '../../session/possession-proof.js';
-import { MAX_HEADER_PAIRS } from '../../session/protocol.js';
 import { readExactly } from '../../stream/read-exactly.js';
 import { connect } from '../../transport/connect.js';
 import type { NodeRecord, TunnelLocation } from './directory.js';
@@ -14,6 +13,7 @@ import {
   linkAnswer,
   NODE_AUTH_HEADER,
   NODE_ID_HEADER,
+  NODE_LINK_WINDOWS,
   NODE_PATH,
   NODE_UPGRADE_TOKEN,
   nodeAuthValue,
@@ -140,16 +140,15 @@ export class NodeLinks {
       socket.destroy();
       throw new Error(`node link to ${node.id}: ${(error as Error).message}`);
     }
-    const session = new MuxSession(socket, {
+    const session = startMuxSession(socket, {
       role: 'client',
-      streamWindowBytes: 1 << 20,
-      connectionWindowBytes: 16 << 20,
+      ...NODE_LINK_WINDOWS,
       maxConcurrentStreams: 0,
-      maxHeaderPairs: MAX_HEADER_PAIRS,
+      log: this.#log.child({ peer: node.id }),
+      name: 'node link',
+      keepalive: this.#keepalive,
+      onDead: () => this.#markDead(node.id),
     });
-    session.on('error', (error: Error) =>
-      this.#log.debug({ peer: node.id, error: error.message }, 'node link error'),
-    );
     const forget = (): void => {
       if (this.#links.get(node.id) === linked) this.#links.delete(node.id);
     };
@@ -158,11 +157,6 @@ export class NodeLinks {
     session.once('goaway', () => {
       forget();
       session.close();
-    });
-    startKeepalive(session, this.#keepalive, (reason) => {
-      this.#log.warn({ peer: node.id, reason }, 'node link dead');
-      this.#markDead(node.id);
-      session.destroy();
     });
     this.#dead.delete(node.id);
     this.#log.info({ peer: node.id, advertise: node.advertise }, 'node link up');
