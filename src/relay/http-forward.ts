@@ -44,7 +44,7 @@ export async function forwardHttpRequest(
   const { tunnel, session } = admission;
   // The credentials the relay checked are its own business; the target never sees them.
   for (const name of admission.consumed) delete req.headers[name];
-  openAgentStream(ctx, req, res, route, tunnel, session, 0);
+  openAgentStream({ ctx, req, res, route, tunnel, attempt: 0 }, session);
 }
 
 /** Methods a request may be sent again for when its session broke before any answer (RFC 9110 §9.2.2). */
@@ -64,15 +64,19 @@ function mayResend(method: string, hasBody: boolean, stream: MuxStream, session:
   return session.broken && RETRYABLE_METHODS.has(method);
 }
 
-function openAgentStream(
-  ctx: ForwardContext,
-  req: IncomingMessage,
-  res: ServerResponse,
-  route: { label: string; path: string; prefix: string },
-  tunnel: Tunnel,
-  session: StreamPeer,
-  attempt: number,
-): void {
+/** One admitted visitor request on its way to its tunnel's agent. */
+interface AdmittedRequest {
+  ctx: ForwardContext;
+  req: IncomingMessage;
+  res: ServerResponse;
+  route: { label: string; path: string; prefix: string };
+  tunnel: Tunnel;
+  /** 0, or the number of times it was sent before on a session that broke under it. */
+  attempt: number;
+}
+
+function openAgentStream(admitted: AdmittedRequest, session: StreamPeer): void {
+  const { ctx, req, res, route, tunnel, attempt } = admitted;
   const { options } = ctx;
   const headers = streamHeaders(ctx, req, route, tunnel);
   if (
@@ -182,7 +186,7 @@ function openAgentStream(
     clearTimeout(timer);
     if (res.headersSent || res.destroyed) return;
     if (attempt < MAX_SESSION_RETRIES && mayResend(req.method ?? 'GET', hasBody, stream, session)) {
-      resendOnAnotherSession(ctx, req, res, route, tunnel, attempt + 1).catch((error: Error) =>
+      resendOnAnotherSession({ ...admitted, attempt: attempt + 1 }).catch((error: Error) =>
         sendVisitorError(res, 'agent_error', `internal error while resending: ${error.message}`),
       );
       return;
@@ -220,14 +224,8 @@ export function scopeCookies(
     );
 }
 
-async function resendOnAnotherSession(
-  ctx: ForwardContext,
-  req: IncomingMessage,
-  res: ServerResponse,
-  route: { label: string; path: string; prefix: string },
-  tunnel: Tunnel,
-  attempt: number,
-): Promise<void> {
+async function resendOnAnotherSession(admitted: AdmittedRequest): Promise<void> {
+  const { ctx, res, route, tunnel } = admitted;
   const session = await findSession(ctx, tunnel, res);
   if (res.destroyed || res.headersSent) return;
   if (session === undefined) {
@@ -241,7 +239,7 @@ async function resendOnAnotherSession(
     );
     return;
   }
-  openAgentStream(ctx, req, res, route, tunnel, session, attempt);
+  openAgentStream(admitted, session);
 }
 
 /** Passes bytes through until `limit`; past it calls `onExceeded` first, then fails the body. */
