@@ -1,8 +1,8 @@
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { SocksClient } from 'socks';
 import { ConnectError, OptionError } from '../errors.js';
-import { behaveAsFresh } from '../stream/behave-as-fresh.js';
 import { localhostLookup } from './localhost-lookup.js';
+import { continueAfterHead, readReplyHead } from './reply-head.js';
 
 /** A proxy's answer to CONNECT may be at most this long (up to its blank line). */
 const MAX_PROXY_REPLY_BYTES = 16_384;
@@ -49,7 +49,7 @@ export function chooseProxy(
  * authentication from the user info; socks5h:// lets the proxy resolve the name). Resolves with
  * the socket once the tunnel stands; a refusal names the proxy and quotes its answer (e.g. a 407).
  */
-export function connectThroughProxy(
+export async function connectThroughProxy(
   proxyText: string,
   host: string,
   port: number,
@@ -59,19 +59,14 @@ export function connectThroughProxy(
   try {
     proxy = new URL(proxyText);
   } catch {
-    return Promise.reject(
-      new OptionError(`proxy "${proxyText}" is not a URL; use http://[user:password@]host:port`),
-    );
+    throw new OptionError(`proxy "${proxyText}" is not a URL; use http://[user:password@]host:port`);
   }
   if (proxy.protocol === 'socks5:' || proxy.protocol === 'socks5h:')
     return connectThroughSocks(proxy, host, port, timeoutMs);
-  if (proxy.protocol !== 'http:') {
-    return Promise.reject(
-      new OptionError(
-        `proxy ${proxy.host}: use an http://, socks5:// or socks5h:// proxy (got ${proxy.protocol}//)`,
-      ),
+  if (proxy.protocol !== 'http:')
+    throw new OptionError(
+      `proxy ${proxy.host}: use an http://, socks5:// or socks5h:// proxy (got ${proxy.protocol}//)`,
     );
-  }
   const where = `proxy http://${proxy.host}`;
   const authority = `${host.includes(':') ? `[${host}]` : host}:${port}`;
   const lines = [`CONNECT ${authority} HTTP/1.1`, `Host: ${authority}`];
@@ -85,51 +80,29 @@ export function connectThroughProxy(
     lookup: localhostLookup,
     noDelay: true,
   });
-  return new Promise((resolve, reject) => {
-    let received = Buffer.alloc(0);
-    const timer = setTimeout(
-      () => fail(`no answer to CONNECT ${authority} within ${timeoutMs} ms`),
-      timeoutMs,
-    );
-    const cleanup = (): void => {
-      clearTimeout(timer);
-      socket.off('data', onData);
-      socket.off('error', onError);
-      socket.off('close', onClose);
-    };
-    const fail = (reason: string, cause?: unknown): void => {
-      cleanup();
-      socket.destroy();
-      reject(new ConnectError(`${where}: ${reason}`, cause));
-    };
-    const onError = (error: NodeJS.ErrnoException): void =>
-      fail(`cannot connect (${error.code ?? error.message})`, error);
-    const onClose = (): void => fail(`closed the connection before answering CONNECT ${authority}`);
-    const onData = (chunk: Buffer): void => {
-      received = Buffer.concat([received, chunk]);
-      const end = received.indexOf('\r\n\r\n');
-      if (end < 0) {
-        if (received.length > MAX_PROXY_REPLY_BYTES)
-          fail(`its answer to CONNECT has no blank line within ${MAX_PROXY_REPLY_BYTES} bytes`);
-        return;
-      }
-      const statusLine = received.subarray(0, end).toString('latin1').split('\r\n')[0] ?? '';
-      if (!/^HTTP\/1\.[01] 2\d\d/.test(statusLine)) {
-        fail(`refused CONNECT ${authority}: ${statusLine}`);
-        return;
-      }
-      cleanup();
-      socket.pause();
-      const rest = received.subarray(end + 4);
-      if (rest.length > 0) socket.unshift(rest);
-      behaveAsFresh(socket);
-      resolve(socket);
-    };
-    socket.once('connect', () => socket.write(`${lines.join('\r\n')}\r\n\r\n`));
-    socket.on('data', onData);
-    socket.once('error', onError);
-    socket.once('close', onClose);
-  });
+  const fail = (reason: string, cause?: unknown): never => {
+    socket.destroy();
+    throw new ConnectError(`${where}: ${reason}`, cause);
+  };
+  socket.once('connect', () => socket.write(`${lines.join('\r\n')}\r\n\r\n`));
+  const reply = await readReplyHead(socket, { maxBytes: MAX_PROXY_REPLY_BYTES, timeoutMs });
+  switch (reply.kind) {
+    case 'head':
+      if (reply.status >= 200 && reply.status < 300) return continueAfterHead(socket, reply);
+      return fail(`refused CONNECT ${authority}: ${reply.statusLine}`);
+    case 'timeout':
+      return fail(`no answer to CONNECT ${authority} within ${timeoutMs} ms`);
+    case 'too-long':
+      return fail(`its answer to CONNECT has no blank line within ${reply.maxBytes} bytes`);
+    case 'closed':
+      return fail(`closed the connection before answering CONNECT ${authority}`);
+    case 'error':
+      return fail(`cannot connect (${reply.error.code ?? reply.error.message})`, reply.error);
+    case 'not-http':
+      return fail(
+        `its answer to CONNECT ${authority} is not HTTP: ${JSON.stringify(reply.statusLine.slice(0, 80))}`,
+      );
+  }
 }
 
 /** SOCKS5 (RFC 1928, user/password RFC 1929) by the `socks` library; socks5:// resolves names here. */

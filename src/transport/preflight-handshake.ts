@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { PosternError } from '../errors.js';
-import { behaveAsFresh } from '../stream/behave-as-fresh.js';
+import { continueAfterHead, type ReplyHeadFailure, readReplyHead } from './reply-head.js';
 
 /** The preflight's reply head may be at most this long (up to its blank line). */
 export const MAX_REPLY_HEAD_BYTES = 16_384;
@@ -41,7 +41,7 @@ export class PreflightFailedError extends PosternError {
  * reply head exactly, up to its blank line. On 101, bytes that came after the head are put back on
  * the socket, so protocols where the server speaks first lose nothing.
  */
-export function preflightHandshake(
+export async function preflightHandshake(
   socket: Duplex,
   request: {
     path: string;
@@ -58,77 +58,31 @@ export function preflightHandshake(
     `Upgrade: ${request.token}`,
     ...request.headers.map(([name, value]) => `${name}: ${value}`),
   ];
-  return new Promise((resolve, reject) => {
-    let received: Buffer = Buffer.alloc(0);
-    const timer = setTimeout(
-      () =>
-        finish(
-          new PreflightFailedError(`no complete answer to the preflight within ${request.timeoutMs} ms`),
-        ),
-      request.timeoutMs,
-    );
-    const cleanup = (): void => {
-      clearTimeout(timer);
-      socket.off('data', onData);
-      socket.off('error', onError);
-      socket.off('close', onClose);
-    };
-    const finish = (error: Error): void => {
-      cleanup();
-      socket.destroy();
-      reject(error);
-    };
-    const onError = (error: Error): void =>
-      finish(new PreflightFailedError(`connection failed during the preflight: ${error.message}`));
-    const onClose = (): void =>
-      finish(
-        new PreflightFailedError(
-          `the server closed the connection during the preflight (after ${received.length} bytes of its answer)`,
-        ),
-      );
-    const onData = (chunk: Buffer): void => {
-      received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
-      const end = received.indexOf('\r\n\r\n');
-      if (end < 0) {
-        if (received.length > MAX_REPLY_HEAD_BYTES) {
-          finish(
-            new PreflightFailedError(
-              `the preflight answer has no blank line within ${MAX_REPLY_HEAD_BYTES} bytes`,
-            ),
-          );
-        }
-        return;
-      }
-      const head = received.subarray(0, end).toString('latin1');
-      const rest = received.subarray(end + 4);
-      const statusLine = head.split('\r\n')[0] ?? '';
-      if (!/^HTTP\/1\.[01] \d{3}( |$)/.test(statusLine)) {
-        finish(
-          new PreflightFailedError(
-            `the preflight answer does not start with an HTTP status line: ${JSON.stringify(statusLine.slice(0, 80))}`,
-          ),
-        );
-        return;
-      }
-      if (/^HTTP\/1\.[01] 101( |$)/.test(statusLine)) {
-        cleanup();
-        socket.pause();
-        if (rest.length > 0) socket.unshift(rest);
-        behaveAsFresh(socket);
-        resolve(socket);
-        return;
-      }
-      cleanup();
-      collectBody(socket, rest).then((body) => {
-        socket.destroy();
-        reject(new PreflightRefusedError(statusLine, body));
-      });
-    };
-    socket.on('data', onData);
-    socket.once('error', onError);
-    socket.once('close', onClose);
-    socket.write(`${lines.join('\r\n')}\r\n\r\n`);
-  });
+  socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+  const reply = await readReplyHead(socket, { maxBytes: MAX_REPLY_HEAD_BYTES, timeoutMs: request.timeoutMs });
+  if (reply.kind === 'head' && reply.status === 101) return continueAfterHead(socket, reply);
+  if (reply.kind === 'head') {
+    const body = await collectBody(socket, reply.rest);
+    socket.destroy();
+    throw new PreflightRefusedError(reply.statusLine, body);
+  }
+  socket.destroy();
+  throw new PreflightFailedError(failureMessage(reply, request.timeoutMs));
+}
+
+function failureMessage(failure: ReplyHeadFailure, timeoutMs: number): string {
+  switch (failure.kind) {
+    case 'timeout':
+      return `no complete answer to the preflight within ${timeoutMs} ms`;
+    case 'too-long':
+      return `the preflight answer has no blank line within ${failure.maxBytes} bytes`;
+    case 'closed':
+      return `the server closed the connection during the preflight (after ${failure.bytes} bytes of its answer)`;
+    case 'error':
+      return `connection failed during the preflight: ${failure.error.message}`;
+    case 'not-http':
+      return `the preflight answer does not start with an HTTP status line: ${JSON.stringify(failure.statusLine.slice(0, 80))}`;
+  }
 }
 
 /** The first part of a refusal's body: what arrived with the head, plus a little more if it comes soon. */
@@ -156,5 +110,6 @@ function collectBody(socket: Duplex, already: Buffer): Promise<string> {
     socket.once('end', done);
     socket.once('close', done);
     socket.once('error', done);
+    socket.resume();
   });
 }
