@@ -5,12 +5,10 @@ import { hostname } from 'node:os';
 import type { Duplex } from 'node:stream';
 import { formatConnectionString, parseConnectionString } from '../connection-string/index.js';
 import { OptionError } from '../errors.js';
-import { hasSeveralHosts } from '../http/headers.js';
 import { keyLabelFromX, serviceLabel } from '../keys/label.js';
 import { type Logger, silentLogger } from '../log.js';
 import { RenewingMap, RenewingSet } from '../renewing-collections.js';
 import { NonceCache } from '../session/nonce-cache.js';
-import { AGENT_PATH } from '../session/protocol.js';
 import { serviceSetup, type VerifiedRegistration } from '../session/registration.js';
 import { StallWatch } from '../stream/stall-watch.js';
 import { type BoundListener, describeListener, listenOn } from '../transport/listen.js';
@@ -25,7 +23,7 @@ import {
   watchAllowedKeys,
 } from './allowed-keys.js';
 import { ClusterDirectory } from './cluster/directory.js';
-import { MIN_CLUSTER_SECRET_LENGTH, NODE_PATH } from './cluster/node-auth.js';
+import { MIN_CLUSTER_SECRET_LENGTH } from './cluster/node-auth.js';
 import { NODE_ID, NodeEndpoint } from './cluster/node-endpoint.js';
 import { NodeLinks } from './cluster/node-links.js';
 import type { ForwardContext } from './forward-context.js';
@@ -34,7 +32,7 @@ import { RelayMetrics } from './metrics.js';
 import { type RelayOptions, type ResolvedRelayOptions, resolveRelayOptions } from './options.js';
 import { PasswordCheck } from './password-check.js';
 import { TunnelRegistry } from './registry.js';
-import { routeRequest } from './routing.js';
+import { classifyRequest, type Destination } from './routing.js';
 import { KeyedTokenBuckets } from './token-bucket.js';
 import { forwardUpgrade } from './upgrade-forward.js';
 import { sendVisitorError, writeRawError } from './visitor-error.js';
@@ -521,29 +519,13 @@ class RelayServer extends EventEmitter implements Relay {
         (performance.now() - started) / 1000,
       ),
     );
-    if (hasSeveralHosts(req.rawHeaders)) {
-      sendVisitorError(res, 'bad_request', 'more than one Host header', { connection: 'close' });
-      return;
-    }
-    const inner = this.#inner(req.url ?? '');
-    if (inner === undefined) {
-      sendVisitorError(res, 'tunnel_not_found', `this relay serves only under ${this.#opts.basePath}/`);
-      return;
-    }
-    if (inner.split('?')[0] === AGENT_PATH) {
-      sendVisitorError(res, 'bad_request', `${AGENT_PATH} is the agent endpoint; it needs an HTTP Upgrade`);
-      return;
-    }
-    const route = this.#route(req, inner);
-    if (route.kind === 'invalid') {
-      sendVisitorError(res, 'tunnel_not_found', route.reason);
-      return;
-    }
-    if (route.kind === 'relay') {
+    const route = this.#classify(req, false);
+    if (route.kind !== 'tunnel') {
       sendVisitorError(
         res,
-        'tunnel_not_found',
-        `no tunnel named in the Host (<label>.${this.#opts.domain}) or the path (${this.#opts.basePath}/<label>/…)`,
+        route.kind === 'refused' ? route.error : 'bad_request',
+        route.kind === 'refused' ? route.message : 'this endpoint needs an HTTP Upgrade',
+        route.kind === 'refused' && route.error === 'bad_request' ? { connection: 'close' } : undefined,
       );
       return;
     }
@@ -555,22 +537,18 @@ class RelayServer extends EventEmitter implements Relay {
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
-    if (hasSeveralHosts(req.rawHeaders)) {
-      writeRawError(socket, 'bad_request', 'more than one Host header');
+    const route = this.#classify(req, true);
+    if (route.kind === 'refused') {
+      writeRawError(socket, route.error, route.message);
       return;
     }
-    const inner = this.#inner(req.url ?? '');
-    if (inner === undefined) {
-      writeRawError(socket, 'tunnel_not_found', `this relay serves only under ${this.#opts.basePath}/`);
-      return;
-    }
-    if (inner.split('?')[0] === NODE_PATH) {
+    if (route.kind === 'node-endpoint') {
       if (this.#cluster === undefined || this.#closing !== undefined)
         writeRawError(socket, 'node_refused', 'this relay is not a cluster node (or is shutting down)');
       else this.#cluster.endpoint.handleUpgrade(req, socket, head);
       return;
     }
-    if (inner.split('?')[0] === AGENT_PATH) {
+    if (route.kind === 'agent-endpoint') {
       handleAgentUpgrade(
         {
           options: this.#opts,
@@ -603,36 +581,17 @@ class RelayServer extends EventEmitter implements Relay {
       );
       return;
     }
-    const route = this.#route(req, inner);
-    if (route.kind !== 'tunnel') {
-      writeRawError(
-        socket,
-        'tunnel_not_found',
-        route.kind === 'invalid' ? route.reason : 'no tunnel named in the Host or the path',
-      );
-      return;
-    }
     forwardUpgrade(this.#forward, req, socket, head, route).catch((error: Error) => {
       this.#log.error({ error: error.message }, 'upgrade forwarding failed');
       socket.destroy();
     });
   }
 
-  /** The request target inside the base path ('/…'), or undefined when it lies outside it. */
-  #inner(url: string): string | undefined {
-    const base = this.#opts.basePath;
-    if (base === '') return url;
-    if (url === base) return '/';
-    if (url.startsWith(`${base}/`)) return url.slice(base.length);
-    if (url.startsWith(`${base}?`)) return `/${url.slice(base.length)}`;
-    return undefined;
-  }
-
-  /** Routes a request whose target inside the base path is `inner`; the prefix includes the base path. */
-  #route(req: IncomingMessage, inner: string): ReturnType<typeof routeRequest> {
-    const route = routeRequest(req.headers.host, inner, this.#opts.domain);
-    if (route.kind === 'tunnel') route.prefix = `${this.#opts.basePath}${route.prefix}`;
-    return route;
+  #classify(req: IncomingMessage, upgrade: boolean): Destination {
+    return classifyRequest(
+      { url: req.url ?? '', rawHeaders: req.rawHeaders, host: req.headers.host, upgrade },
+      this.#opts,
+    );
   }
 
   /** A --replace registration took `label` over: sessions that serve it otherwise close (GOAWAY, drain). */
