@@ -1,5 +1,7 @@
-import { createRelay } from '../relay/relay.js';
-import { integerFlag, jsonLine } from './args.js';
+import { OptionError } from '../errors.js';
+import type { RelayOptions } from '../relay/options.js';
+import { checkRelayOptions, createRelay } from '../relay/relay.js';
+import { integerFlag, jsonLine, UsageError } from './args.js';
 import { parseLayeredArgs } from './config-layers.js';
 import { loggerFromFlags } from './logger-flags.js';
 import { perSecond } from './option-checks.js';
@@ -13,7 +15,7 @@ export async function relayCommand(argv: string[]): Promise<void> {
   const { values } = parseLayeredArgs('relay', argv, RELAY_OPTIONS, false);
   const logger = loggerFromFlags(values, 'info');
   const admin = values.admin ?? DEFAULT_ADMIN;
-  const relay = await createRelay({
+  const options: RelayOptions = {
     admin: admin === 'off' ? undefined : admin,
     adminToken: values['admin-token'],
     allowedKeysFile: values['allowed-keys'],
@@ -48,7 +50,15 @@ export async function relayCommand(argv: string[]): Promise<void> {
     advertise: values.advertise,
     clusterSecret: values['cluster-secret'],
     logger,
-  });
+  };
+  // Values that only fail together (a cluster secret too short, a wildcard to advertise) are
+  // usage mistakes too: exit 2, before anything listens.
+  try {
+    checkRelayOptions(options);
+  } catch (error) {
+    throw error instanceof OptionError ? new UsageError(error.message) : error;
+  }
+  const relay = await createRelay(options);
   if (values.json) {
     jsonLine({
       event: 'listening',

@@ -1,9 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { BlockList, isIPv6, type Socket } from 'node:net';
-import { hostname } from 'node:os';
 import type { Duplex } from 'node:stream';
-import { formatConnectionString, parseConnectionString } from '../connection-string/index.js';
+import { parseConnectionString } from '../connection-string/index.js';
 import { OptionError } from '../errors.js';
 import { keyLabelFromX, serviceLabel } from '../keys/label.js';
 import { type Logger, silentLogger } from '../log.js';
@@ -23,8 +22,8 @@ import {
   watchAllowedKeys,
 } from './allowed-keys.js';
 import { ClusterDirectory } from './cluster/directory.js';
-import { MIN_CLUSTER_SECRET_LENGTH } from './cluster/node-auth.js';
-import { NODE_ID, NodeEndpoint } from './cluster/node-endpoint.js';
+import { NodeEndpoint } from './cluster/node-endpoint.js';
+import { advertisedAddress, type ClusterIdentity, clusterIdentity } from './cluster/node-identity.js';
 import { NodeLinks } from './cluster/node-links.js';
 import type { ForwardContext } from './forward-context.js';
 import { forwardHttpRequest } from './http-forward.js';
@@ -78,10 +77,15 @@ export interface Relay extends EventEmitter {
   close(): Promise<void>;
 }
 
+/** Throws the OptionError createRelay() would, before it listens anywhere. */
+export function checkRelayOptions(options: RelayOptions): void {
+  clusterIdentity(resolveRelayOptions(options, silentLogger));
+}
+
 /** Starts a relay on every `listen` address (docs/architecture.md). */
 export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
   const opts = resolveRelayOptions(options, options.logger ?? silentLogger);
-  const relay = new RelayServer(opts);
+  const relay = new RelayServer(opts, clusterIdentity(opts));
   try {
     await relay.start();
   } catch (error) {
@@ -115,9 +119,12 @@ class RelayServer extends EventEmitter implements Relay {
   #started = false;
   #cluster: { directory: ClusterDirectory; links: NodeLinks; endpoint: NodeEndpoint } | undefined;
 
-  constructor(opts: ResolvedRelayOptions) {
+  readonly #clusterIdentity: ClusterIdentity | undefined;
+
+  constructor(opts: ResolvedRelayOptions, cluster: ClusterIdentity | undefined) {
     super();
     this.#opts = opts;
+    this.#clusterIdentity = cluster;
     this.#log = opts.logger;
     this.#registry = new TunnelRegistry(opts);
     for (const address of opts.trustedProxies)
@@ -229,7 +236,7 @@ class RelayServer extends EventEmitter implements Relay {
       );
       this.#listeners.push(listener);
     }
-    if (this.#opts.redis !== undefined) await this.#joinCluster(this.#opts.redis);
+    if (this.#clusterIdentity !== undefined) await this.#joinCluster(this.#clusterIdentity);
     if (this.#opts.allowedKeysFile !== undefined) this.#watchAllowedKeys(this.#opts.allowedKeysFile);
     if (this.#opts.admin !== undefined) await this.#startAdmin(this.#opts.admin);
     this.#sweepTimer = setInterval(() => this.#registry.sweep(Date.now()), SWEEP_INTERVAL_MS);
@@ -244,43 +251,11 @@ class RelayServer extends EventEmitter implements Relay {
    * to the other nodes for tunnels held there, and the endpoint they dial. A Redis that cannot be
    * reached at start is not fatal: the node serves its own agents and joins when Redis answers.
    */
-  async #joinCluster(redis: string): Promise<void> {
-    const secret = this.#opts.clusterSecret ?? '';
-    if (secret.length < MIN_CLUSTER_SECRET_LENGTH)
-      throw new OptionError(
-        `cluster mode needs a cluster secret of at least ${MIN_CLUSTER_SECRET_LENGTH} characters (--cluster-secret)`,
-      );
-    const id = this.#opts.nodeId ?? `${hostname()}-${process.pid}`;
-    if (!NODE_ID.test(id))
-      throw new OptionError(`node id "${id}" must be 1-63 of letters, digits, ".", "_" and "-"`);
-    // Links carry visitors' requests, credentials and cookies: over TLS whenever the relay has
-    // a tcps:// listener, unless told otherwise.
-    const advertise =
-      this.#opts.advertise ??
-      this.addresses.find((a) => a.startsWith('tcps://')) ??
-      this.addresses.find((a) => a.startsWith('tcp://'));
-    const target = advertise === undefined ? undefined : parseConnectionString(advertise);
-    if (target === undefined || (target.transport !== 'tcp' && target.transport !== 'tcps'))
-      throw new OptionError(
-        'cluster mode needs --advertise tcp://host:port or tcps://host:port, the address other nodes reach this one at',
-      );
-    if (['0.0.0.0', '::'].includes(target.host))
-      throw new OptionError(`--advertise ${advertise}: give an address other nodes can dial, not a wildcard`);
-    // Only what another node needs to dial and verify this one: transport, address, ca=, sni=, pin=.
-    const node = {
-      id,
-      advertise: formatConnectionString({
-        transport: target.transport,
-        host: target.host,
-        port: target.port,
-        path: '',
-        ...(target.ca === undefined ? {} : { ca: target.ca }),
-        ...(target.sni === undefined ? {} : { sni: target.sni }),
-        ...(target.pin === undefined ? {} : { pin: target.pin }),
-      }),
-    };
+  async #joinCluster(identity: ClusterIdentity): Promise<void> {
+    const { id, secret } = identity;
+    const node = { id, advertise: advertisedAddress(identity, this.addresses) };
     const log = this.#log.child({ node: id });
-    const directory = new ClusterDirectory(redis, node, log);
+    const directory = new ClusterDirectory(identity.redis, node, log);
     const links = new NodeLinks({
       self: node,
       secret,

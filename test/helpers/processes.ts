@@ -89,7 +89,6 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = {}): CliProces
   };
 }
 
-/** Resident set size of a process in bytes, from /proc. */
 /** Runs `postern <args>` to its exit: the exit code and everything it wrote. */
 export async function runToExit(
   args: string[],
@@ -104,6 +103,7 @@ export async function runToExit(
   return { code, stdout, stderr: cli.stderr() };
 }
 
+/** Resident set size of a process in bytes, from /proc. */
 export async function rssBytes(pid: number): Promise<number> {
   const { readFile } = await import('node:fs/promises');
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
