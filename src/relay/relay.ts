@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { BlockList, isIPv6, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { setTimeout as delay } from 'node:timers/promises';
 import { parseConnectionString } from '../connection-string/index.js';
 import { OptionError } from '../errors.js';
 import { keyLabelFromX, serviceLabel } from '../keys/label.js';
@@ -36,8 +37,6 @@ import { KeyedTokenBuckets } from './token-bucket.js';
 import { forwardUpgrade } from './upgrade-forward.js';
 import { sendVisitorError, writeRawError } from './visitor-error.js';
 
-/** How often close() checks whether draining is done, ms. */
-const DRAIN_POLL_MS = 20;
 /** How often tunnels past their retention are forgotten, ms. */
 const SWEEP_INTERVAL_MS = 30_000;
 /** Registration and password-attempt limiters remember this many IP addresses at most each. */
@@ -482,18 +481,21 @@ class RelayServer extends EventEmitter implements Relay {
       clearTimeout(silent);
       this.#visitorSockets.delete(socket);
       this.metrics.visitorClosed(socket.bytesRead, socket.bytesWritten);
+      this.#gone();
     });
     this.#http.emit('connection', socket);
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     const started = performance.now();
-    res.on('close', () =>
+    res.on('close', () => {
       this.metrics.response(
         res.writableFinished ? res.statusCode : 'cut',
         (performance.now() - started) / 1000,
-      ),
-    );
+      );
+      // While draining, a keep-alive connection goes as soon as its response is done.
+      if (this.#closing !== undefined) this.#http.closeIdleConnections();
+    });
     const route = this.#classify(req, false);
     if (route.kind !== 'tunnel') {
       sendVisitorError(
@@ -601,9 +603,24 @@ class RelayServer extends EventEmitter implements Relay {
         this.#sessions.delete(session);
         session.log.info('agent session closed');
         this.emit('session-closed', session);
+        this.#gone();
       }
     });
     this.emit('session', session);
+  }
+
+  /** Resolves once no agent session and no visitor connection is left (close() waits on it). */
+  #allGone(): Promise<void> {
+    if (this.#sessions.size === 0 && this.#visitorSockets.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#onAllGone.push(resolve));
+  }
+
+  readonly #onAllGone: (() => void)[] = [];
+
+  /** Called whenever a session or a visitor connection goes. */
+  #gone(): void {
+    if (this.#sessions.size > 0 || this.#visitorSockets.size > 0) return;
+    for (const resolve of this.#onAllGone.splice(0)) resolve();
   }
 
   close(): Promise<void> {
@@ -622,15 +639,18 @@ class RelayServer extends EventEmitter implements Relay {
     const listenersClosed = Promise.all(this.#listeners.map((l) => l.close()));
     for (const session of this.#sessions) session.close();
     this.#cluster?.endpoint.close();
-    const deadline = Date.now() + this.#opts.drainTimeoutMs;
-    while ((this.#sessions.size > 0 || this.#visitorSockets.size > 0) && Date.now() < deadline) {
-      this.#http.closeIdleConnections();
-      await sleep(DRAIN_POLL_MS);
-    }
+    // Keep-alive connections between requests go now; the others as their responses end (#onRequest).
+    this.#http.closeIdleConnections();
+    const drainTimer = new AbortController();
+    await Promise.race([
+      this.#allGone(),
+      delay(this.#opts.drainTimeoutMs, undefined, { signal: drainTimer.signal }).catch(() => {}),
+    ]);
+    drainTimer.abort();
     for (const session of this.#sessions) session.destroy();
     for (const socket of this.#visitorSockets) socket.destroy();
     for (const listener of this.#listeners) listener.destroyConnections();
-    while (this.#sessions.size > 0 || this.#visitorSockets.size > 0) await sleep(DRAIN_POLL_MS);
+    await this.#allGone();
     await listenersClosed;
     this.#http.close(); // stops the connection-tracking timer
     this.#cluster?.links.close();
@@ -638,8 +658,4 @@ class RelayServer extends EventEmitter implements Relay {
     await this.#admin?.close();
     if (this.#started) this.#log.info('relay closed');
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
