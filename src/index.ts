@@ -1,4 +1,5 @@
 export { type Agent, createAgent } from './agent/agent.js';
+export type { AgentEvents, AgentRequestEvent } from './agent/agent-events.js';
 export { type AgentOptions, DEFAULT_AGENT_OPTIONS, type ServiceOptions } from './agent/options.js';
 export type { ReplayRequest } from './agent/replay.js';
 export type { ExchangeRecord, ObservedExchange, TrafficObserver } from './agent/traffic-observer.js';
@@ -31,7 +32,7 @@ export { type AgentKey, generateAgentKey, loadKeyFile, writeKeyFile } from './ke
 export { keyLabel, serviceLabel } from './keys/label.js';
 export type { Logger } from './log.js';
 export { DEFAULT_RELAY_OPTIONS, type RelayOptions } from './relay/options.js';
-export { createRelay, type Relay, type TunnelInfo } from './relay/relay.js';
+export { createRelay, type Relay, type RelayEvents, type TunnelInfo } from './relay/relay.js';
 export type { AssignedService } from './session/protocol.js';
 export { type ConnectOptions, connect } from './transport/connect.js';
 export { PreflightFailedError, PreflightRefusedError } from './transport/preflight-handshake.js';

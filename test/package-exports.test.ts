@@ -1,6 +1,23 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { describe, test } from 'node:test';
+import type { Agent, Relay } from '../src/index.js';
+
+/**
+ * Compiles only while the events are typed (AgentEvents, RelayEvents): without them every
+ * `@ts-expect-error` below finds nothing to expect and `tsc` fails.
+ */
+export function typedEvents(agent: Agent, relay: Relay): void {
+  agent.on('connected', (event) => event.services.map((service) => service.url));
+  agent.on('request', (event) => event.durationMs.toFixed(0));
+  // @ts-expect-error a 'connected' event has no status
+  agent.on('connected', (event) => event.status);
+  // @ts-expect-error no such agent event
+  agent.on('connect', () => {});
+  relay.on('session', (session) => session.keyLabel);
+  // @ts-expect-error no such relay event
+  relay.on('tunnel', () => {});
+}
 
 /**
  * The package as users import it: by its name, through package.json's `exports`, not by a path

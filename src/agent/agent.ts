@@ -10,6 +10,7 @@ import { type AssignedService, Header } from '../session/protocol.js';
 import { formatSetups, serviceFingerprint } from '../session/registration.js';
 import { StallWatch } from '../stream/stall-watch.js';
 import { normalizePreflightHeader } from '../transport/preflight-headers.js';
+import type { AgentEvents } from './agent-events.js';
 import { forwardToHttpTarget } from './http-target.js';
 import { type AgentOptions, DEFAULT_AGENT_OPTIONS, type ResolvedAgentOptions } from './options.js';
 import { agentRelayAddress } from './relay-address.js';
@@ -20,12 +21,8 @@ import { forwardToTcpTarget } from './tcp-target.js';
 import { forwardUpgradeToTarget } from './upgrade-target.js';
 import { accessHeaderFor } from './visitor-access.js';
 
-/**
- * A running agent. Events: 'connected' {connection, services}, 'disconnected' {connection, reason},
- * 'reconnecting' {connection, attempt, delayMs}, 'fatal' (a PosternError; the agent has stopped),
- * 'request' {service, method, path, status, durationMs} when an HTTP target has answered.
- */
-export interface Agent extends EventEmitter {
+/** A running agent; its events are AgentEvents. */
+export interface Agent extends EventEmitter<AgentEvents> {
   /** Resolves with the services as the relay assigned them on the first registration; rejects on 'fatal'. */
   readonly ready: Promise<AssignedService[]>;
   /**
@@ -41,7 +38,7 @@ export function createAgent(options: AgentOptions): Agent {
   return new AgentRuntime(options);
 }
 
-class AgentRuntime extends EventEmitter implements Agent {
+class AgentRuntime extends EventEmitter<AgentEvents> implements Agent {
   readonly ready: Promise<AssignedService[]>;
   readonly #opts: ResolvedAgentOptions;
   readonly #services: TargetService[];

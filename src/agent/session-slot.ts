@@ -26,6 +26,7 @@ import { readExactly } from '../stream/read-exactly.js';
 import { dialSocket } from '../transport/dial.js';
 import { requestUpgrade, UpgradeRefusedError, type UpgradeResult } from '../transport/upgrade-request.js';
 import { requestWebSocketUpgrade } from '../transport/websocket-upgrade.js';
+import type { AgentEvents } from './agent-events.js';
 import type { ResolvedAgentOptions } from './options.js';
 
 export type SlotState = 'connecting' | 'ready' | 'waiting' | 'stopped';
@@ -42,7 +43,7 @@ export interface SlotContext {
   services: RequestedService[];
   log: Logger;
   /** Receives the agent's events: connected, disconnected, reconnecting, fatal. */
-  events: EventEmitter;
+  events: EventEmitter<AgentEvents>;
   /** Custom headers for the upgrade request (validated), e.g. a reverse proxy's token. */
   extraHeaders: Record<string, string>;
   /** The signed `Postern-Access` value (visitor access rules), if any service has rules. */

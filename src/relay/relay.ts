@@ -59,7 +59,15 @@ export interface TunnelInfo {
   agents: { session: string; remoteAddress: string; activeStreams: number }[];
 }
 
-export interface Relay extends EventEmitter {
+/** What a relay tells its embedder, by event name. */
+export interface RelayEvents {
+  /** An agent session passed registration and proof of possession and now serves its tunnels. */
+  session: [session: AgentSession];
+  /** That session is gone (GOAWAY finished, connection lost, key revoked, replaced). */
+  'session-closed': [session: AgentSession];
+}
+
+export interface Relay extends EventEmitter<RelayEvents> {
   /** The listeners as bound, e.g. ['tcp://127.0.0.1:41234']. */
   readonly addresses: string[];
   /** In cluster mode: this node's id and the address other nodes dial. */
@@ -94,7 +102,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
   return relay;
 }
 
-class RelayServer extends EventEmitter implements Relay {
+class RelayServer extends EventEmitter<RelayEvents> implements Relay {
   readonly #opts: ResolvedRelayOptions;
   readonly #log: Logger;
   readonly #registry: TunnelRegistry;
