@@ -18,9 +18,9 @@ import { readExactly } from '../stream/read-exactly.js';
 import { webSocketStream } from '../transport/websocket-stream.js';
 import { addressKey } from './address-key.js';
 import { AgentSession } from './agent-session.js';
-import type { KeyRefusal } from './allowed-keys.js';
 import type { RelayMetrics } from './metrics.js';
 import type { ResolvedRelayOptions } from './options.js';
+import type { RegistrationAdmission } from './registration-admission.js';
 import type { KeyedTokenBuckets } from './token-bucket.js';
 import { VisitorAccess } from './visitor-access.js';
 import { writeRawError } from './visitor-error.js';
@@ -37,22 +37,13 @@ export interface AgentEndpointContext {
   sessionWebSockets: WebSocketServer;
   isClosing(): boolean;
   metrics: RelayMetrics;
+  /** Allowed keys, per-key and tunnel limits, conflicts; admitted registrations count until released. */
+  admission: RegistrationAdmission;
   /**
-   * The allowed-keys file and the per-key session limit: true, or why the key is refused. Sessions
-   * still proving their key count against the limit, from admission until `release()`.
+   * Cluster mode (undefined otherwise): claims the nonce cluster-wide; false when another node saw
+   * it, undefined when the cluster cannot be asked (this node's own cache has decided then).
    */
-  admitKey(registration: VerifiedRegistration): true | KeyRefusal;
-  /** Counts an admitted registration against its key's and the relay's limits until the returned function is called. */
-  holdPending(registration: VerifiedRegistration): () => void;
-  /** Cluster mode: why the registration conflicts with a service live on another node, if it does. */
-  clusterConflict?: (registration: VerifiedRegistration) => Promise<string | undefined>;
-  /** Whether the allowed-keys file (if any) lists this public key; checked before anything else. */
-  keyListed(keyX: string): boolean;
-  /**
-   * Cluster mode: claims the nonce cluster-wide; false when another node saw it, undefined when
-   * the cluster cannot be asked (this node's own cache has decided then).
-   */
-  claimNonce?: (nonce: string, ttlMs: number) => Promise<boolean | undefined>;
+  clusterNonces(): { claim(nonce: string, ttlMs: number): Promise<boolean | undefined> } | undefined;
 }
 
 /**
@@ -89,7 +80,7 @@ export function handleAgentUpgrade(
   // A key the allowed-keys file does not list is refused before anything shared is spent on it:
   // no limiter bucket, no signature check, no nonce (its public key is no secret, so this says nothing).
   const keyHeader = req.headers[Header.key];
-  if (typeof keyHeader === 'string' && isCanonicalKeyX(keyHeader) && !ctx.keyListed(keyHeader)) {
+  if (typeof keyHeader === 'string' && isCanonicalKeyX(keyHeader) && !ctx.admission.keyListed(keyHeader)) {
     refuse(
       'registration_not_admitted',
       `key ${keyLabelFromX(keyHeader)} is not in this relay's allowed keys`,
@@ -130,18 +121,18 @@ export function handleAgentUpgrade(
     refuse('registration_replayed', 'this registration nonce was already used');
     return;
   }
-  if (ctx.claimNonce === undefined) {
+  const clusterNonces = ctx.clusterNonces();
+  if (clusterNonces === undefined) {
     admitRegistration(ctx, req, socket, head, registration, upgradeToken);
     return;
   }
   // A registration replayed on another node is caught by the nonce the cluster shares. Meanwhile
   // bytes behind the head wait in the socket's buffer (nothing reads it yet).
-  const claimNonce = ctx.claimNonce;
   void (async () => {
-    const claimed = await claimNonce(nonce, 2 * ctx.options.registrationWindowSeconds * 1000);
+    const claimed = await clusterNonces.claim(nonce, 2 * ctx.options.registrationWindowSeconds * 1000);
     if (socket.destroyed) return;
     if (claimed === false) return refuse('registration_replayed', 'this registration nonce was already used');
-    const conflict = await ctx.clusterConflict?.(registration);
+    const conflict = await ctx.admission.clusterConflict(registration);
     if (socket.destroyed) return;
     if (conflict !== undefined) return refuse('registration_conflict', conflict);
     admitRegistration(ctx, req, socket, head, registration, upgradeToken);
@@ -155,7 +146,7 @@ function admissible(
   remoteAddress: string,
   refuse: (error: WireErrorCode, message: string, headers?: Record<string, string>) => void,
 ): boolean {
-  const keyAdmitted = ctx.admitKey(registration);
+  const keyAdmitted = ctx.admission.admit(registration);
   if (keyAdmitted !== true) {
     refuse(
       keyAdmitted.error,
@@ -203,7 +194,7 @@ function admitRegistration(
     `${Header.assigned}: ${JSON.stringify(services)}`,
     `${Header.challenge}: ${challenge}`,
   ];
-  const release = ctx.holdPending(registration);
+  const release = ctx.admission.holdPending(registration);
   socket.once('close', release);
   const proven = (stream: Duplex): void => {
     awaitPossession(ctx, stream, registration, challenge, remoteAddress).then((ok) => {

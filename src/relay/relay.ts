@@ -5,23 +5,19 @@ import type { Duplex } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseConnectionString } from '../connection-string/index.js';
 import { OptionError } from '../errors.js';
-import { keyLabelFromX, serviceLabel } from '../keys/label.js';
 import { type Logger, silentLogger } from '../log.js';
 import { RenewingMap, RenewingSet } from '../renewing-collections.js';
 import { NonceCache } from '../session/nonce-cache.js';
-import { serviceSetup, type VerifiedRegistration } from '../session/registration.js';
 import { StallWatch } from '../stream/stall-watch.js';
 import { type BoundListener, describeListener, listenOn } from '../transport/listen.js';
 import { type AdminServer, startAdminServer } from './admin-server.js';
-import { createSessionWebSocketServer, handleAgentUpgrade } from './agent-endpoint.js';
-import type { AgentSession } from './agent-session.js';
 import {
-  type AllowedKeys,
-  checkAllowedKey,
-  type KeyRefusal,
-  loadAllowedKeys,
-  watchAllowedKeys,
-} from './allowed-keys.js';
+  type AgentEndpointContext,
+  createSessionWebSocketServer,
+  handleAgentUpgrade,
+} from './agent-endpoint.js';
+import type { AgentSession } from './agent-session.js';
+import { loadAllowedKeys, watchAllowedKeys } from './allowed-keys.js';
 import { ClusterDirectory } from './cluster/directory.js';
 import { NodeEndpoint } from './cluster/node-endpoint.js';
 import { advertisedAddress, type ClusterIdentity, clusterIdentity } from './cluster/node-identity.js';
@@ -31,6 +27,7 @@ import { forwardHttpRequest } from './http-forward.js';
 import { RelayMetrics } from './metrics.js';
 import { type RelayOptions, type ResolvedRelayOptions, resolveRelayOptions } from './options.js';
 import { PasswordCheck } from './password-check.js';
+import { RegistrationAdmission } from './registration-admission.js';
 import { TunnelRegistry } from './registry.js';
 import { classifyRequest, type Destination } from './routing.js';
 import { KeyedTokenBuckets } from './token-bucket.js';
@@ -113,13 +110,10 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
   readonly #trusted = new BlockList();
   readonly #http;
   readonly #forward: ForwardContext;
-  readonly #nonces: NonceCache;
-  readonly #registrationLimiter: KeyedTokenBuckets;
-  readonly #sessionWebSockets = createSessionWebSocketServer();
+  readonly #agentEndpoint: AgentEndpointContext;
   readonly metrics: RelayMetrics;
   #admin: AdminServer | undefined;
-  /** Undefined: every key is admitted (no allowed-keys file). */
-  #allowedKeys: AllowedKeys | undefined;
+  readonly #admission: RegistrationAdmission;
   #stopWatchingAllowedKeys = (): void => {};
   #sweepTimer: NodeJS.Timeout | undefined;
   #closing: Promise<void> | undefined;
@@ -134,18 +128,14 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
     this.#clusterIdentity = cluster;
     this.#log = opts.logger;
     this.#registry = new TunnelRegistry(opts);
+    this.#admission = new RegistrationAdmission({
+      limits: opts,
+      registry: this.#registry,
+      sessions: this.#sessions,
+      directory: () => this.#cluster?.directory,
+    });
     for (const address of opts.trustedProxies)
       this.#trusted.addAddress(address, isIPv6(address) ? 'ipv6' : 'ipv4');
-    this.#nonces = new NonceCache({
-      maxEntries: opts.maxNonces,
-      ttlMs: 2 * opts.registrationWindowSeconds * 1000,
-    });
-    const perMinute = opts.registrationsPerMinutePerIp;
-    this.#registrationLimiter = new KeyedTokenBuckets(
-      perMinute / 60,
-      perMinute,
-      MAX_TRACKED_REGISTRATION_IPS,
-    );
     this.metrics = new RelayMetrics({
       sessions: () => this.#sessions.size,
       tunnels: () => {
@@ -177,6 +167,29 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
             : undefined,
       },
       cluster: undefined,
+    };
+    this.#agentEndpoint = {
+      options: opts,
+      nonces: new NonceCache({
+        maxEntries: opts.maxNonces,
+        ttlMs: 2 * opts.registrationWindowSeconds * 1000,
+      }),
+      registrationLimiter: new KeyedTokenBuckets(
+        opts.registrationsPerMinutePerIp / 60,
+        opts.registrationsPerMinutePerIp,
+        MAX_TRACKED_REGISTRATION_IPS,
+      ),
+      log: this.#log,
+      urlFor: (label) => this.urlFor(label),
+      onSession: (session) => this.#addSession(session),
+      sessionWebSockets: createSessionWebSocketServer(),
+      isClosing: () => this.#closing !== undefined,
+      metrics: this.metrics,
+      admission: this.#admission,
+      clusterNonces: () => {
+        const directory = this.#cluster?.directory;
+        return directory && { claim: (nonce, ttlMs) => directory.claimNonce(nonce, ttlMs) };
+      },
     };
     this.#http = createServer({
       maxHeaderSize: opts.maxHeaderSize,
@@ -289,119 +302,22 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
   }
 
   #watchAllowedKeys(path: string): void {
-    this.#allowedKeys = loadAllowedKeys(path);
+    this.#admission.allowedKeys = loadAllowedKeys(path);
     this.#stopWatchingAllowedKeys = watchAllowedKeys(
       path,
       this.#opts.tlsReloadIntervalMs,
       (keys) => {
-        this.#allowedKeys = keys;
+        this.#admission.allowedKeys = keys;
         this.#log.info({ file: path, keys: keys.size }, 'allowed keys reloaded');
         // A key taken out (or narrowed) loses the sessions it may no longer hold.
-        for (const session of this.#sessions) {
-          const entry = keys.get(session.keyLabel);
-          const names = entry?.names;
-          if (
-            entry === undefined ||
-            (names !== undefined && session.services.some((s) => !names.has(s.name)))
-          ) {
-            session.log.info({ file: path }, 'key no longer allowed; closing its session');
-            session.close();
-          }
+        for (const session of this.#admission.disallowedSessions()) {
+          session.log.info({ file: path }, 'key no longer allowed; closing its session');
+          session.close();
         }
       },
       (error) =>
         this.#log.warn({ error: error.message }, 'allowed-keys file not reloaded; the old list stays'),
     );
-  }
-
-  /** Admitted registrations still proving their key, by key label: they count as sessions. */
-  readonly #pendingByKey = new Map<string, number>();
-  /** The tunnel labels those registrations would attach: they count against --max-tunnels. */
-  readonly #pendingLabels = new Map<string, number>();
-
-  #holdPending(registration: VerifiedRegistration): () => void {
-    const key = keyLabelFromX(registration.key);
-    // A default service's label is the key's own label: two maps, so the two counts stay apart.
-    const held: [Map<string, number>, string][] = [
-      [this.#pendingByKey, key],
-      ...registration.services.map((s): [Map<string, number>, string] => [
-        this.#pendingLabels,
-        serviceLabel(key, s.name),
-      ]),
-    ];
-    for (const [counts, name] of held) counts.set(name, (counts.get(name) ?? 0) + 1);
-    let holding = true;
-    return () => {
-      if (!holding) return;
-      holding = false;
-      for (const [counts, name] of held) {
-        const left = (counts.get(name) ?? 1) - 1;
-        if (left === 0) counts.delete(name);
-        else counts.set(name, left);
-      }
-    };
-  }
-
-  #admitKey(registration: VerifiedRegistration): true | KeyRefusal {
-    const label = keyLabelFromX(registration.key);
-    let open = this.#pendingByKey.get(label) ?? 0;
-    for (const session of this.#sessions)
-      if (session.keyLabel === label && session.state !== 'closed') open++;
-    const verdict = checkAllowedKey(this.#allowedKeys, registration, open, this.#opts.maxSessionsPerKey);
-    if (verdict !== true) return verdict;
-    const conflict = registration.replace ? undefined : this.#conflict(registration, label);
-    if (conflict !== undefined) return { error: 'registration_conflict', reason: conflict };
-    const max = this.#opts.maxTunnels;
-    const isNew = (tunnel: string): boolean =>
-      this.#registry.get(tunnel) === undefined && !this.#pendingLabels.has(tunnel);
-    const added = registration.services.filter((s) => isNew(serviceLabel(label, s.name)));
-    let pendingNew = 0;
-    for (const tunnel of this.#pendingLabels.keys())
-      if (this.#registry.get(tunnel) === undefined) pendingNew++;
-    if (max > 0 && added.length > 0 && this.#registry.size + pendingNew + added.length > max)
-      return {
-        error: 'relay_busy',
-        reason: `this relay holds its limit of ${max} tunnels; try another relay or later`,
-      };
-    return true;
-  }
-
-  /**
-   * Why `registration` may not join its services' live sessions, if it may not: a service of the
-   * same key live with another target or other access rules. A guarded tunnel must never turn open
-   * (or point elsewhere) because a second agent of its key started without the same flags.
-   */
-  #conflict(registration: VerifiedRegistration, keyLabel: string): string | undefined {
-    for (const service of registration.services) {
-      const live = this.#registry.get(serviceLabel(keyLabel, service.name))?.sessions ?? [];
-      const setup = serviceSetup(registration, service.name);
-      const other = live.find((s) => s.state === 'ready' && s.setups.get(service.name) !== setup);
-      if (other !== undefined)
-        return `service "${service.name}" of key ${keyLabel} is live from ${other.remoteAddress} with another target or other access rules; stop that agent, or register with --replace to take the service over`;
-    }
-    return undefined;
-  }
-
-  /**
-   * #conflict() across the cluster: a service of the same key live on another node with another
-   * setup (from the leases in Redis). Without Redis only this node's own sessions can be compared.
-   */
-  async #clusterConflict(registration: VerifiedRegistration): Promise<string | undefined> {
-    const directory = this.#cluster?.directory;
-    if (directory === undefined || registration.replace) return undefined;
-    const keyLabel = keyLabelFromX(registration.key);
-    for (const service of registration.services) {
-      let location: Awaited<ReturnType<ClusterDirectory['locate']>>;
-      try {
-        location = await directory.locate(serviceLabel(keyLabel, service.name));
-      } catch {
-        continue;
-      }
-      const setup = serviceSetup(registration, service.name);
-      if (location?.setups?.some((other) => other !== setup))
-        return `service "${service.name}" of key ${keyLabel} is live on node ${location.nodes[0]?.id} with another target or other access rules; stop that agent, or register with --replace to take the service over`;
-    }
-    return undefined;
   }
 
   async #startAdmin(listen: string): Promise<void> {
@@ -534,36 +450,7 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
       return;
     }
     if (route.kind === 'agent-endpoint') {
-      handleAgentUpgrade(
-        {
-          options: this.#opts,
-          nonces: this.#nonces,
-          registrationLimiter: this.#registrationLimiter,
-          log: this.#log,
-          urlFor: (label) => this.urlFor(label),
-          onSession: (session) => this.#addSession(session),
-          sessionWebSockets: this.#sessionWebSockets,
-          isClosing: () => this.#closing !== undefined,
-          metrics: this.metrics,
-          admitKey: (registration) => this.#admitKey(registration),
-          holdPending: (registration) => this.#holdPending(registration),
-          ...(this.#cluster === undefined
-            ? {}
-            : {
-                clusterConflict: (registration: VerifiedRegistration) => this.#clusterConflict(registration),
-              }),
-          keyListed: (keyX) => this.#allowedKeys === undefined || this.#allowedKeys.has(keyLabelFromX(keyX)),
-          ...(this.#cluster === undefined
-            ? {}
-            : {
-                claimNonce: (nonce: string, ttlMs: number) =>
-                  (this.#cluster as { directory: ClusterDirectory }).directory.claimNonce(nonce, ttlMs),
-              }),
-        },
-        req,
-        socket,
-        head,
-      );
+      handleAgentUpgrade(this.#agentEndpoint, req, socket, head);
       return;
     }
     forwardUpgrade(this.#forward, req, socket, head, route).catch((error: Error) => {
