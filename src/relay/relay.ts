@@ -1,14 +1,13 @@
 import { EventEmitter } from 'node:events';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { BlockList, isIPv6, type Socket } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseConnectionString } from '../connection-string/index.js';
 import { OptionError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
-import { RenewingMap, RenewingSet } from '../renewing-collections.js';
+import { RenewingSet } from '../renewing-collections.js';
 import { NonceCache } from '../session/nonce-cache.js';
-import { StallWatch } from '../stream/stall-watch.js';
 import { type BoundListener, describeListener, listenOn } from '../transport/listen.js';
 import { type AdminServer, startAdminServer } from './admin-server.js';
 import {
@@ -22,24 +21,20 @@ import { ClusterDirectory } from './cluster/directory.js';
 import { NodeEndpoint } from './cluster/node-endpoint.js';
 import { advertisedAddress, type ClusterIdentity, clusterIdentity } from './cluster/node-identity.js';
 import { NodeLinks } from './cluster/node-links.js';
-import type { ForwardContext } from './forward-context.js';
+import { createForwardContext, type ForwardContext } from './forward-context.js';
 import { forwardHttpRequest } from './http-forward.js';
 import { RelayMetrics } from './metrics.js';
 import { type RelayOptions, type ResolvedRelayOptions, resolveRelayOptions } from './options.js';
-import { PasswordCheck } from './password-check.js';
 import { RegistrationAdmission } from './registration-admission.js';
 import { TunnelRegistry } from './registry.js';
 import { classifyRequest, type Destination } from './routing.js';
-import { KeyedTokenBuckets } from './token-bucket.js';
+import { perAddressPerMinute } from './token-bucket.js';
 import { forwardUpgrade } from './upgrade-forward.js';
 import { sendVisitorError, writeRawError } from './visitor-error.js';
+import { createVisitorHttpServer } from './visitor-http-server.js';
 
 /** How often tunnels past their retention are forgotten, ms. */
 const SWEEP_INTERVAL_MS = 30_000;
-/** Registration and password-attempt limiters remember this many IP addresses at most each. */
-const MAX_TRACKED_REGISTRATION_IPS = 100_000;
-/** Password checks that may wait for one of the two running (beyond: 503 relay_busy). */
-const MAX_QUEUED_PASSWORD_CHECKS = 256;
 
 export interface TunnelInfo {
   label: string;
@@ -107,8 +102,7 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
   readonly #visitorSockets = new RenewingSet<Socket>();
   readonly #listeners: BoundListener[] = [];
   readonly #shutdown = new AbortController();
-  readonly #trusted = new BlockList();
-  readonly #http;
+  readonly #http: Server;
   readonly #forward: ForwardContext;
   readonly #agentEndpoint: AgentEndpointContext;
   readonly metrics: RelayMetrics;
@@ -134,8 +128,6 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
       sessions: this.#sessions,
       directory: () => this.#cluster?.directory,
     });
-    for (const address of opts.trustedProxies)
-      this.#trusted.addAddress(address, isIPv6(address) ? 'ipv6' : 'ipv4');
     this.metrics = new RelayMetrics({
       sessions: () => this.#sessions.size,
       tunnels: () => {
@@ -144,41 +136,19 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
         return { online, known: this.#registry.size };
       },
     });
-    this.#forward = {
+    this.#forward = createForwardContext({
       options: opts,
-      metrics: this.metrics,
       registry: this.#registry,
-      isTrustedProxy: (address) =>
-        opts.trustedProxies.length > 0 && this.#trusted.check(address, isIPv6(address) ? 'ipv6' : 'ipv4'),
+      metrics: this.metrics,
       shutdown: this.#shutdown.signal,
-      startedAt: Date.now(),
-      stalls: new StallWatch(opts.stallTimeoutMs),
-      streamsByVisitor: new RenewingMap(),
-      access: {
-        ipv6PrefixBits: opts.ipv6PrefixBits,
-        passwords: new PasswordCheck(MAX_QUEUED_PASSWORD_CHECKS),
-        passwordAttempts:
-          opts.passwordAttemptsPerMinutePerIp > 0
-            ? new KeyedTokenBuckets(
-                opts.passwordAttemptsPerMinutePerIp / 60,
-                opts.passwordAttemptsPerMinutePerIp,
-                MAX_TRACKED_REGISTRATION_IPS,
-              )
-            : undefined,
-      },
-      cluster: undefined,
-    };
+    });
     this.#agentEndpoint = {
       options: opts,
       nonces: new NonceCache({
         maxEntries: opts.maxNonces,
         ttlMs: 2 * opts.registrationWindowSeconds * 1000,
       }),
-      registrationLimiter: new KeyedTokenBuckets(
-        opts.registrationsPerMinutePerIp / 60,
-        opts.registrationsPerMinutePerIp,
-        MAX_TRACKED_REGISTRATION_IPS,
-      ),
+      registrationLimiter: perAddressPerMinute(opts.registrationsPerMinutePerIp),
       log: this.#log,
       urlFor: (label) => this.urlFor(label),
       onSession: (session) => this.#addSession(session),
@@ -191,33 +161,9 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
         return directory && { claim: (nonce, ttlMs) => directory.claimNonce(nonce, ttlMs) };
       },
     };
-    this.#http = createServer({
-      maxHeaderSize: opts.maxHeaderSize,
-      headersTimeout: opts.headersTimeoutMs,
-      // Node checks the head timeout only this often (30 s by default): a slowloris visitor would
-      // hold its connection up to that much longer than the timeout says.
-      connectionsCheckingInterval: Math.max(250, Math.min(30_000, Math.floor(opts.headersTimeoutMs / 4))),
-      // Bodies stream for as long as they take; the head timeout above guards against slowloris.
-      requestTimeout: 0,
-      keepAliveTimeout: opts.keepAliveTimeoutMs,
-      noDelay: true,
-    });
-    // This server never listens itself (our listeners hand it their sockets), but Node starts the
-    // connection tracking behind headersTimeout (slowloris) and closeIdleConnections() only on
-    // 'listening'. Without it neither works — found by test/attacks.test.ts.
-    this.#http.emit('listening');
-    this.#http.on('request', (req, res) => this.#onRequest(req, res));
-    this.#http.on('checkContinue', (req, res) => this.#onRequest(req, res));
-    this.#http.on('upgrade', (req, socket, head) => this.#onUpgrade(req, socket, head));
-    this.#http.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
-      if (error.code === 'HPE_HEADER_OVERFLOW')
-        writeRawError(
-          socket,
-          'request_head_too_large',
-          `request head over ${this.#opts.maxHeaderSize} bytes`,
-        );
-      else if (error.code === 'ECONNRESET' || !socket.writable) socket.destroy();
-      else writeRawError(socket, 'bad_request', `malformed request (${error.code ?? 'parse error'})`);
+    this.#http = createVisitorHttpServer(opts, {
+      request: (req, res) => this.#onRequest(req, res),
+      upgrade: (req, socket, head) => this.#onUpgrade(req, socket, head),
     });
   }
 

@@ -65,3 +65,11 @@ export class KeyedTokenBuckets {
     for (const [key, bucket] of this.#buckets) if (bucket.isFull(now)) this.#buckets.delete(key);
   }
 }
+
+/** A per-address limiter remembers this many visitor or agent addresses at most. */
+const MAX_TRACKED_ADDRESSES = 100_000;
+
+/** `perMinute` attempts per minute per address, as a burst of as many. */
+export function perAddressPerMinute(perMinute: number): KeyedTokenBuckets {
+  return new KeyedTokenBuckets(perMinute / 60, perMinute, MAX_TRACKED_ADDRESSES);
+}
