@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as delay } from 'node:timers/promises';
 import { createAgent } from '../src/agent/agent.js';
 import { generateAgentKey } from '../src/keys/key-file.js';
 import { keyLabel } from '../src/keys/label.js';
-import { createRelay } from '../src/relay/relay.js';
+import { createRelay, type Relay } from '../src/relay/relay.js';
 import { curlResponse } from './helpers/curl.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
 import { startTunnel } from './helpers/tunnel.js';
@@ -18,6 +17,12 @@ async function closedPort(): Promise<number> {
   const { port } = server.address() as { port: number };
   await new Promise((resolve) => server.close(resolve));
   return port;
+}
+
+/** The relay's postern_requests_waiting gauge. */
+async function waitingRequests(relay: Relay): Promise<number | undefined> {
+  const gauge = relay.metrics.registry.getSingleMetric('postern_requests_waiting');
+  return (await gauge?.get())?.values[0]?.value;
 }
 
 describe('errors visitors see', () => {
@@ -63,7 +68,7 @@ describe('errors visitors see', () => {
       // The agent registers while the request waits: the request is served.
       const key = generateAgentKey();
       const waiting = curlResponse([`${relayUrl}/${keyLabel(key.publicKey)}/hello`]);
-      await delay(300);
+      await until(async () => (await waitingRequests(relay)) === 1, 'the request to wait at the relay');
       const agent = createAgent({ relay: address, key, services: [{ target: origin.url }] });
       try {
         const served = await waiting;

@@ -4,6 +4,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 export interface RelayState {
   sessions(): number;
   tunnels(): { online: number; known: number };
+  waitingRequests(): number;
 }
 
 export type StreamKind = 'http' | 'websocket' | 'tcp';
@@ -42,6 +43,14 @@ export class RelayMetrics {
         const { online, known } = state.tunnels();
         this.set({ state: 'online' }, online);
         this.set({ state: 'all' }, known);
+      },
+    });
+    new Gauge({
+      name: 'postern_requests_waiting',
+      help: 'Visitor requests waiting for an agent: one reconnecting, or a label not registered since the relay started.',
+      registers,
+      collect() {
+        this.set(state.waitingRequests());
       },
     });
     this.#responses = new Counter({

@@ -56,6 +56,13 @@ export class TunnelRegistry {
     return this.#tunnels.size;
   }
 
+  /** Visitor requests waiting for an agent now: of a tunnel whose agent is away, or of a label not registered yet. */
+  get waitingRequests(): number {
+    let waiting = this.#awaitingRequests;
+    for (const tunnel of this.#tunnels.values()) waiting += tunnel.waiters.size;
+    return waiting;
+  }
+
   tunnels(): IterableIterator<Tunnel> {
     return this.#tunnels.values();
   }

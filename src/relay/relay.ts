@@ -135,6 +135,7 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
         for (const tunnel of this.#registry.tunnels()) if (tunnel.sessions.length > 0) online++;
         return { online, known: this.#registry.size };
       },
+      waitingRequests: () => this.#registry.waitingRequests,
     });
     this.#forward = createForwardContext({
       options: opts,
