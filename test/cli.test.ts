@@ -4,6 +4,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { expandTarget } from '../src/cli/expose.js';
 import { curl, curlResponse } from './helpers/curl.js';
 import { type Origin, sha256OfPattern, startOrigin } from './helpers/origin.js';
 import { startCli } from './helpers/processes.js';
@@ -41,6 +42,37 @@ describe('the postern command', () => {
     } finally {
       assert.equal(await cli.stop('SIGTERM'), 0, 'SIGTERM exits 0 after a clean close');
     }
+  });
+
+  test('expose 3000 and expose localhost:3000 publish http://127.0.0.1:3000 and http://localhost:3000', async () => {
+    const port = new URL(origin.url).port;
+    const cli = startCli(['expose', `a=${port}`, `b=localhost:${port}`, '--json'], { XDG_CONFIG_HOME: home });
+    try {
+      const ready = await cli.nextEvent((e) => e.event === 'ready');
+      const services = ready.services as { name: string; url: string }[];
+      assert.deepEqual(
+        services.map((service) => service.name),
+        ['a', 'b'],
+      );
+      for (const service of services) assert.equal((await curlResponse([`${service.url}echo`])).status, 200);
+    } finally {
+      await cli.stop();
+    }
+  });
+
+  test('short targets expand as ngrok users expect; a port out of range names the target', () => {
+    assert.equal(expandTarget('3000', false), 'http://127.0.0.1:3000');
+    assert.equal(expandTarget('localhost:3000', false), 'http://localhost:3000');
+    assert.equal(expandTarget('[::1]:3000', false), 'http://[::1]:3000');
+    assert.equal(expandTarget('5432', true), 'tcp://127.0.0.1:5432');
+    assert.equal(expandTarget('db.internal:5432', true), 'tcp://db.internal:5432');
+    assert.equal(expandTarget('http://127.0.0.1:3000', false), 'http://127.0.0.1:3000');
+    assert.equal(
+      expandTarget('unix://localhost:0?path=/run/x.sock', true),
+      'unix://localhost:0?path=/run/x.sock',
+    );
+    assert.throws(() => expandTarget('99999', false), /^UsageError: target 99999: a port is 1 to 65535$/);
+    assert.throws(() => expandTarget('localhost:0', false), /target localhost:0: a port is 1 to 65535/);
   });
 
   test('the same key gives the same hostname on the next run', async () => {
@@ -212,8 +244,16 @@ describe('the postern command', () => {
       ['expose', 'a=http://127.0.0.1:1', 'b=http://127.0.0.1:2', '--name', 'x'],
       /--name names a single target/,
     ],
-    [['relay', '--bogus'], /^postern relay: Unknown option '--bogus'/],
+    [['relay', '--bogus'], /^postern relay: unknown option --bogus; --help lists them all\n$/],
+    [
+      ['expose', '3000', '--rely', 'tcp://127.0.0.1:1'],
+      /^postern expose: unknown option --rely \(did you mean --relay\?\); --help lists them all\n$/,
+    ],
+    [['expose', '3000', '--relay'], /^postern expose: --relay needs a value\n$/],
+    [['relay', '--json=yes'], /^postern relay: --json takes no value\n$/],
+    [['relay', 'extra'], /^postern relay: unexpected argument "extra": this command takes options only\n$/],
     [['nope'], /^postern nope: unknown command "nope"/],
+    [['exopse', '3000'], /^postern exopse: unknown command "exopse" \(did you mean expose\? commands: /],
   ] as const) {
     test(`bad input, one clear line and a non-zero exit: postern ${args.join(' ')}`, async () => {
       const cli = startCli([...args], { XDG_CONFIG_HOME: home });

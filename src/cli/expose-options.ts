@@ -52,8 +52,8 @@ export const EXPOSE_OPTIONS = {
     default: '0 (ephemeral)',
   },
   tcp: {
-    help: 'treat the targets as raw TCP services (needed only for unix:// targets)',
-    doc: 'treat the targets as raw TCP services (needed only for `unix://` targets; `tcp://` ones always are)',
+    help: 'treat the targets as raw TCP services (a port or host:port means tcp://…)',
+    doc: 'treat the targets as raw TCP services: a bare port or `host:port` then means `tcp://…`, and a `unix://` target a raw socket (`tcp://` targets always are)',
     default: 'off',
   },
   name: {

@@ -28,7 +28,7 @@ export type ExposeValues = ReturnType<typeof parseLayeredArgs<typeof EXPOSE_OPTI
 export function exposeServices(values: ExposeValues, positionals: string[]): ServiceOptions[] {
   if (positionals.length === 0) {
     throw new UsageError(
-      `expose takes one or more targets, e.g. http://127.0.0.1:3000 (usage: ${exposeUsage})`,
+      `expose takes one or more targets, e.g. 3000 or http://127.0.0.1:3000 (usage: ${exposeUsage})`,
     );
   }
   if (values.name !== undefined && positionals.length > 1) {
@@ -41,7 +41,7 @@ export function exposeServices(values: ExposeValues, positionals: string[]): Ser
   const services: ServiceOptions[] = positionals.map((positional) => {
     const named = /^([a-z0-9][a-z0-9-]*)=(.+)$/.exec(positional);
     return {
-      target: named ? (named[2] as string) : positional,
+      target: expandTarget(named ? (named[2] as string) : positional, values.tcp === true),
       name: named ? named[1] : values.name,
       hostHeader,
       kind: values.tcp ? 'tcp' : undefined,
@@ -61,6 +61,19 @@ export function exposeServices(values: ExposeValues, positionals: string[]): Ser
     if (guarded) service.access = access;
   }
   return services;
+}
+
+/**
+ * What ngrok users type: a port (`3000`) for that port on 127.0.0.1, or `host:port`
+ * (`localhost:3000`, `[::1]:3000`), as http:// — tcp:// with --tcp. Anything else is taken as written.
+ */
+export function expandTarget(text: string, tcp: boolean): string {
+  const scheme = tcp ? 'tcp' : 'http';
+  const port = /^(?:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):)?(\d{1,6})$/.exec(text);
+  if (port === null) return text;
+  const number = Number(port[2]);
+  if (number < 1 || number > 65535) throw new UsageError(`target ${text}: a port is 1 to 65535`);
+  return `${scheme}://${port[1] ?? '127.0.0.1'}:${number}`;
 }
 
 /**

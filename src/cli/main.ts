@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { PosternError, printable } from '../errors.js';
 import { PROTOCOL_VERSION } from '../session/protocol.js';
-import { UsageError } from './args.js';
+import { closest, UsageError } from './args.js';
 import { COMMANDS } from './commands.js';
 import { tuneGarbageCollector } from './gc-tuning.js';
 import { raiseMallocTrimThreshold } from './malloc-tuning.js';
@@ -34,8 +34,12 @@ export async function main(argv: string[]): Promise<void> {
   }
   const command = COMMANDS[name];
   try {
-    if (command === undefined)
-      throw new UsageError(`unknown command "${name}" (commands: ${Object.keys(COMMANDS).join(', ')})`);
+    if (command === undefined) {
+      const meant = closest(name, Object.keys(COMMANDS));
+      throw new UsageError(
+        `unknown command "${name}" (${meant === undefined ? '' : `did you mean ${meant}? `}commands: ${Object.keys(COMMANDS).join(', ')})`,
+      );
+    }
     if (args.includes('--help') || args.includes('-h')) {
       process.stdout.write(
         `usage: ${command.usage}\n\n${command.summary}\n\noptions:\n${helpText(command.options)}\n`,
