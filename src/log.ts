@@ -81,9 +81,18 @@ function prettyLine(record: Record<string, unknown>, colour: boolean): string {
   return `${String(time).slice(11, 23)} ${shown} ${String(msg)}${pairs.length > 0 ? `  ${pairs.join(' ')}` : ''}\n`;
 }
 
-/** The CLI's logger: `auto` is pretty on a terminal, JSON otherwise (files, pipes, journald). */
-export function createCliLogger(level: LogLevel, format: LogFormat, stream: NodeJS.WriteStream): Logger {
+/**
+ * The CLI's logger: `auto` is pretty on a terminal, JSON otherwise (files, pipes, journald).
+ * Colour only on a terminal, and not when NO_COLOR is set to anything (no-color.org).
+ */
+export function createCliLogger(
+  level: LogLevel,
+  format: LogFormat,
+  stream: NodeJS.WriteStream,
+  env: NodeJS.ProcessEnv = process.env,
+): Logger {
   const tty = stream.isTTY === true;
   const pretty = format === 'pretty' || (format === 'auto' && tty);
-  return createJsonLogger(level, (line) => stream.write(line), {}, pretty && (tty ? 'colour' : 'plain'));
+  const colour = tty && (env.NO_COLOR ?? '') === '';
+  return createJsonLogger(level, (line) => stream.write(line), {}, pretty && (colour ? 'colour' : 'plain'));
 }

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { pino } from 'pino';
@@ -7,7 +9,7 @@ import { generateAgentKey } from '../src/keys/key-file.js';
 import { createJsonLogger } from '../src/log.js';
 import { createRelay } from '../src/relay/relay.js';
 import { startOrigin } from './helpers/origin.js';
-import { startCli } from './helpers/processes.js';
+import { CLI, startCli } from './helpers/processes.js';
 import { readyWithin } from './helpers/tunnel.js';
 import { until } from './helpers/wait.js';
 
@@ -133,5 +135,35 @@ describe('logs', () => {
       await pretty.stop();
       await origin.close();
     }
+  });
+});
+
+describe('colour on a terminal', () => {
+  /** The relay's first log lines as a terminal shows them (a pseudo-terminal made by script(1)). */
+  async function relayOnATerminal(env: NodeJS.ProcessEnv): Promise<string> {
+    const command = `exec node ${CLI} relay --listen tcp://127.0.0.1:0 --admin off`;
+    const child = spawn('script', ['-qefc', command, '/dev/null'], {
+      env: { ...process.env, NO_COLOR: undefined, ...env },
+      detached: true,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let seen = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      seen += chunk.toString('latin1');
+    });
+    try {
+      await until(() => seen.includes('relay listening'), 'the relay to log that it listens');
+      return seen;
+    } finally {
+      process.kill(-(child.pid as number), 'SIGKILL');
+      await once(child, 'exit');
+    }
+  }
+
+  test('levels are coloured on a terminal, and not when NO_COLOR is set', async () => {
+    assert.match(await relayOnATerminal({}), /\x1b\[36mINFO \x1b\[0m relay listening/);
+    const plain = await relayOnATerminal({ NO_COLOR: '1' });
+    assert.match(plain, /INFO {2}relay listening/);
+    assert.doesNotMatch(plain, /\x1b\[3\dm/);
   });
 });

@@ -75,6 +75,6 @@ export const LOGGING_OPTIONS = {
     choices: LOG_FORMATS,
     default: '`auto`',
     help: 'auto, json or pretty',
-    doc: '`json`: one JSON object a line (`time`, `level`, `msg`, then the fields of the logger that wrote it: `role`, `connection`, …); `pretty`: `12:04:05.123 WARN  message  key=value …`; `auto`: pretty when stderr is a terminal, JSON otherwise',
+    doc: '`json`: one JSON object a line (`time`, `level`, `msg`, then the fields of the logger that wrote it: `role`, `connection`, …); `pretty`: `12:04:05.123 WARN  message  key=value …`; `auto`: pretty when stderr is a terminal, JSON otherwise. Levels are coloured on a terminal unless `NO_COLOR` is set',
   },
 } as const satisfies Record<string, OptionDef>;
