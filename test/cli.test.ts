@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { expandTarget } from '../src/cli/expose.js';
 import { curl, curlResponse } from './helpers/curl.js';
 import { type Origin, sha256OfPattern, startOrigin } from './helpers/origin.js';
-import { startCli } from './helpers/processes.js';
+import { runToExit, startCli } from './helpers/processes.js';
 
 describe('the postern command', () => {
   let origin: Origin;
@@ -57,6 +59,43 @@ describe('the postern command', () => {
       for (const service of services) assert.equal((await curlResponse([`${service.url}echo`])).status, 200);
     } finally {
       await cli.stop();
+    }
+  });
+
+  test('startup failures: one line on stderr that says what to do, exit 1, and an error event on stdout with --json', async () => {
+    const taken = createServer();
+    taken.listen(0, '127.0.0.1');
+    await once(taken, 'listening');
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      for (const [args, code, message] of [
+        [
+          ['relay', '--listen', `tcp://127.0.0.1:${port}`],
+          'POSTERN_BAD_OPTION',
+          `cannot listen on tcp://127.0.0.1:${port}: port ${port} is in use`,
+        ],
+        [
+          ['relay', '--listen', 'tcp://127.0.0.1:0', '--admin', `127.0.0.1:${port}`],
+          'POSTERN_BAD_OPTION',
+          `admin listener 127.0.0.1:${port}: port ${port} is in use`,
+        ],
+        [
+          ['expose', '3000', '--key', join(home, 'missing.key')],
+          'POSTERN_BAD_KEY_FILE',
+          `no key file at ${join(home, 'missing.key')}; make one with: postern keygen --out ${join(home, 'missing.key')}`,
+        ],
+      ] as const) {
+        const result = await runToExit([...args, '--json'], { XDG_CONFIG_HOME: home });
+        assert.equal(result.code, 1, result.stderr);
+        assert.equal(result.stderr, `postern ${args[0]}: ${message}\n`);
+        const events = result.stdout
+          .trim()
+          .split('\n')
+          .map((line) => JSON.parse(line) as Record<string, unknown>);
+        assert.deepEqual(events.at(-1), { event: 'error', code, message });
+      }
+    } finally {
+      taken.close();
     }
   });
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { PosternError, printable } from '../errors.js';
+import { errorCodeOf, PosternError, printable } from '../errors.js';
 import { PROTOCOL_VERSION } from '../session/protocol.js';
 import { closest, UsageError } from './args.js';
 import { COMMANDS } from './commands.js';
@@ -51,6 +51,9 @@ export async function main(argv: string[]): Promise<void> {
     // One line whatever the error quotes: control characters are escaped.
     const message = printable(error instanceof Error ? error.message : String(error));
     process.stderr.write(`postern ${name}: ${message}\n`);
+    // Scripts reading --json see every fatal error on stdout too, startup ones included.
+    if (args.includes('--json') || /^(1|true)$/.test(process.env.POSTERN_JSON ?? ''))
+      process.stdout.write(`${JSON.stringify({ event: 'error', code: errorCodeOf(error), message })}\n`);
     if (verbose) {
       let cause = error instanceof Error ? error.cause : undefined;
       while (cause instanceof Error) {

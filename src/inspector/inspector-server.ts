@@ -4,6 +4,7 @@ import type { ReplayRequest } from '../agent/replay.js';
 import { hostForUrl } from '../connection-string/index.js';
 import { PosternError } from '../errors.js';
 import { parseHostPort } from '../http/host-port.js';
+import { listenFailure } from '../listen-failure.js';
 import type { Capture, CaptureStore } from './capture-store.js';
 import { type CaptureFilter, captureDetail, captureSummary, matches } from './capture-view.js';
 import { INSPECTOR_CSS, INSPECTOR_HTML, INSPECTOR_JS } from './inspector-page.js';
@@ -66,7 +67,7 @@ export async function startInspector(options: InspectorOptions): Promise<Inspect
       if (code !== 'EADDRINUSE' || i === tries - 1)
         throw new PosternError(
           'POSTERN_INSPECT_LISTEN',
-          `the inspector cannot listen on ${hostForUrl(host)}:${port + i} (${code ?? (error as Error).message})`,
+          `the inspector cannot listen on ${hostForUrl(host)}:${port + i}: ${listenFailure(error as NodeJS.ErrnoException, { host, port: port + i })}`,
         );
     }
   }

@@ -46,7 +46,10 @@ export function loadKeyFile(path: string): AgentKey {
   try {
     mode = statSync(path).mode;
   } catch (error) {
-    throw new KeyFileError(`cannot read key file ${path}: ${(error as NodeJS.ErrnoException).code}`, error);
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT')
+      throw new KeyFileError(`no key file at ${path}; make one with: postern keygen --out ${path}`, error);
+    throw new KeyFileError(`cannot read key file ${path}: ${code}`, error);
   }
   if ((mode & 0o077) !== 0) {
     const octal = (mode & 0o777).toString(8).padStart(4, '0');

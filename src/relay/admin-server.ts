@@ -3,6 +3,7 @@ import { createServer, type Server, type ServerResponse } from 'node:http';
 import { type AddressInfo, isIPv4, isIPv6 } from 'node:net';
 import { OptionError } from '../errors.js';
 import { parseHostPort } from '../http/host-port.js';
+import { listenFailure } from '../listen-failure.js';
 import { hostName } from '../session/protocol.js';
 import { DASHBOARD_PAGE } from './dashboard-page.js';
 import type { RelayMetrics } from './metrics.js';
@@ -118,7 +119,9 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(new Error(listenFailure(error, { host, port }))),
+    );
     server.listen(port, host, () => {
       server.off('error', reject);
       resolve();

@@ -3,6 +3,7 @@ import { createServer as createNetServer, connect as netConnect, type Server, ty
 import { createSecureContext, type SecureContext, TLSSocket } from 'node:tls';
 import { type ConnectionString, formatConnectionString, hostForUrl } from '../connection-string/index.js';
 import { OptionError } from '../errors.js';
+import { listenFailure } from '../listen-failure.js';
 import { DEFAULT_TLS_RELOAD_INTERVAL_MS, loadTlsFiles, watchTlsFiles } from './tls-files.js';
 
 /**
@@ -79,7 +80,9 @@ export async function listenOn(
     server.once('error', (error: NodeJS.ErrnoException) => {
       stopWatching();
       reject(
-        new OptionError(`cannot listen on ${formatConnectionString(cs)}: ${error.code ?? error.message}`),
+        new OptionError(
+          `cannot listen on ${formatConnectionString(cs)}: ${listenFailure(error, cs.transport === 'unix' ? {} : cs)}`,
+        ),
       );
     });
     if (cs.transport === 'unix') server.listen(cs.socketPath, resolve);
