@@ -538,7 +538,7 @@ describe('postern replay and the expose inspector flags', () => {
       assert.equal(await second.exited, 1);
       assert.equal(
         second.stderr(),
-        `postern expose: the inspector cannot listen on ${taken} (EADDRINUSE); choose another with --inspect or use --no-inspect\n`,
+        `postern expose: the inspector cannot listen on ${taken}: port ${taken.split(':').pop()} is in use; choose another with --inspect or use --no-inspect\n`,
       );
     } finally {
       await first.stop();
