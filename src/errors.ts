@@ -69,10 +69,13 @@ export class RegistrationRejectedError extends PosternError {
    * anything else — clock skew, replay, rate limits, and refusals by a proxy in front of the relay,
    * which may be fixed without restarting the agent — is worth retrying.
    */
-  constructor(status: number, reason: string, permanent = false) {
-    super('POSTERN_REGISTRATION_REJECTED', `relay refused registration: ${status} ${reason}`, {
-      retryable: !permanent,
-    });
+  constructor(
+    status: number,
+    reason: string,
+    permanent = false,
+    message = `relay refused registration: ${status} ${reason}`,
+  ) {
+    super('POSTERN_REGISTRATION_REJECTED', message, { retryable: !permanent });
     this.name = 'RegistrationRejectedError';
     this.status = status;
   }

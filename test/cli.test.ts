@@ -10,6 +10,7 @@ import { expandTarget } from '../src/cli/expose.js';
 import { curl, curlResponse } from './helpers/curl.js';
 import { type Origin, sha256OfPattern, startOrigin } from './helpers/origin.js';
 import { runToExit, startCli } from './helpers/processes.js';
+import { until } from './helpers/wait.js';
 
 describe('the postern command', () => {
   let origin: Origin;
@@ -97,6 +98,49 @@ describe('the postern command', () => {
     } finally {
       taken.close();
     }
+  });
+
+  test('a relay that cannot be reached, or is not a relay: one plain line per attempt that says so', async () => {
+    const closed = createServer();
+    closed.listen(0, '127.0.0.1');
+    await once(closed, 'listening');
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const env = { XDG_CONFIG_HOME: home };
+    const down = startCli(['expose', '3000', '--relay', `tcp://127.0.0.1:${port}`, '--no-inspect'], env);
+    const notRelay = startCli(
+      ['expose', '3000', '--relay', `tcp://127.0.0.1:${new URL(origin.url).port}`],
+      env,
+    );
+    try {
+      await until(() => down.stderr().includes('(attempt 2)'), 'a second attempt');
+      const first = down.stderr().split('\n').find((line) => line.includes('(attempt 1)')) ?? '';
+      assert.match(
+        first,
+        new RegExp(
+          `^postern: cannot reach the relay at tcp://127\\.0\\.0\\.1:${port}: connection refused, nothing listens there \\(ECONNREFUSED\\); retrying in \\d+ (ms|\\.\\d s) \\(attempt 1\\)$`,
+        ),
+      );
+      // Both sessions failed on attempt 1: one line.
+      assert.equal(down.stderr().split('(attempt 1)').length - 1, 1, down.stderr());
+      await until(() => notRelay.stderr().includes('(attempt 1)'), 'the first attempt');
+      assert.match(
+        notRelay.stderr(),
+        /^postern: tcp:\/\/127\.0\.0\.1:\d+: answered 200 OK to the agent's upgrade, without a Postern-Error header: not a Postern relay/m,
+      );
+    } finally {
+      await down.stop();
+      await notRelay.stop();
+    }
+  });
+
+  test('a reader that goes away (| head -1) ends the command quietly', async () => {
+    const cli = startCli(['expose', '3000', '--relay', 'tcp://127.0.0.1:1', '--json', '--no-inspect'], {
+      XDG_CONFIG_HOME: home,
+    });
+    cli.child.stdout.destroy();
+    assert.equal(await cli.exited, 0);
+    assert.doesNotMatch(cli.stderr(), /EPIPE|Error/);
   });
 
   test('short targets expand as ngrok users expect; a port out of range names the target', () => {

@@ -1,4 +1,5 @@
 import type { EventEmitter } from 'node:events';
+import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { type ConnectionString, formatConnectionString, hostForUrl } from '../connection-string/index.js';
 import {
@@ -182,9 +183,20 @@ export class SessionSlot {
     } catch (error) {
       if (error instanceof UpgradeRefusedError) {
         // Only the relay's own verdict stops the agent; a proxy in front of it may be fixed later.
-        const code = String(error.headers[Header.error] ?? '');
+        const code = error.headers[Header.error];
+        // Every refusal of a relay names its code: without one, something else answered.
+        if (code === undefined)
+          throw new RegistrationRejectedError(
+            error.status,
+            error.reason,
+            false,
+            `answered ${error.status} ${STATUS_CODES[error.status] ?? ''} to the agent's upgrade, without a Postern-Error header: not a Postern relay, or a proxy in front of one refused (check the relay address, and any header or token that proxy requires)`,
+          );
+        const relayCode = String(code);
         const permanent =
-          isErrorCode(code) && ERROR_CATALOGUE[code].audience === 'agent' && !ERROR_CATALOGUE[code].retryable;
+          isErrorCode(relayCode) &&
+          ERROR_CATALOGUE[relayCode].audience === 'agent' &&
+          !ERROR_CATALOGUE[relayCode].retryable;
         throw new RegistrationRejectedError(error.status, error.reason, permanent);
       }
       throw error;

@@ -13,6 +13,7 @@ import { headerArgument, integerFlag, jsonLine, UsageError } from './args.js';
 import { parseLayeredArgs } from './config-layers.js';
 import { EXPOSE_OPTIONS } from './expose-options.js';
 import { loggerFromFlags } from './logger-flags.js';
+import { PlainStatus } from './plain-status.js';
 import { onShutdownSignal } from './signals.js';
 import { TerminalStatus } from './terminal-status.js';
 
@@ -175,6 +176,12 @@ export async function exposeCommand(argv: string[]): Promise<void> {
       status.request(event),
     );
   }
+  if (!values.json && status === undefined) {
+    const plain = new PlainStatus((line) => process.stderr.write(`postern: ${line}\n`));
+    agent.on('connected', (event) => plain.connected(event.connection));
+    agent.on('disconnected', (event) => plain.disconnected(event));
+    agent.on('reconnecting', (event) => plain.reconnecting(event));
+  }
   const print = values.json
     ? jsonLine
     : status !== undefined
@@ -236,17 +243,6 @@ function printHuman(event: Record<string, unknown>, targetOf: Map<string, string
         process.stdout.write(`Forwarding ${s.connect ?? s.url} -> ${targetOf.get(s.name) ?? ''}${guarded}\n`);
       }
       if (event.inspector !== undefined) process.stdout.write(`Inspector  ${String(event.inspector)}\n`);
-      break;
-    case 'disconnected':
-      process.stderr.write(`postern: lost the relay session (${String(event.reason)})\n`);
-      break;
-    case 'reconnecting':
-      process.stderr.write(
-        `postern: reconnecting in ${String(event.delayMs)} ms (attempt ${String(event.attempt)})\n`,
-      );
-      break;
-    case 'connected':
-      process.stderr.write('postern: connected to the relay again\n');
       break;
     case 'error':
       process.stderr.write(`postern: ${String(event.message)}\n`);

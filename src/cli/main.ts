@@ -21,6 +21,12 @@ function help(): string {
 
 /** Runs the CLI; the only place that prints an error and sets the exit code. */
 export async function main(argv: string[]): Promise<void> {
+  // A reader that went away (`postern expose … --json | head -1`) ends the command quietly, as it
+  // does other Unix tools, instead of an unhandled EPIPE.
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    process.exit();
+  });
   const [name, ...rest] = argv;
   const verbose = rest.includes('--verbose');
   const args = rest.filter((a) => a !== '--verbose');

@@ -16,6 +16,23 @@ export interface DialOptions {
 
 export const DEFAULT_DIAL_TIMEOUT_MS = 10_000;
 
+/** What the usual network failures mean, for people; the code stays for searching. */
+const NETWORK_FAILURES: Record<string, string> = {
+  ECONNREFUSED: 'connection refused, nothing listens there',
+  ENOTFOUND: 'no such host',
+  EAI_AGAIN: 'the name could not be resolved now (DNS)',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ECONNRESET: 'the connection was reset',
+  ENOENT: 'no socket at that path',
+};
+
+function inWords(code: string | undefined, message: string): string {
+  if (code === undefined) return message;
+  const words = NETWORK_FAILURES[code];
+  return words === undefined ? `${code} (${message})` : `${words} (${code})`;
+}
+
 /**
  * Opens a byte stream to a tcp://, tcps:// or unix:// address (ws:// and wss:// dial like tcp://
  * and tcps://; the WebSocket handshake is the caller's). Resolves once the connection (and
@@ -69,7 +86,7 @@ export async function dialSocket(target: ConnectionString, options: DialOptions 
       const code = (error as NodeJS.ErrnoException).code;
       reject(
         new ConnectError(
-          `cannot connect to ${where}: ${code ?? error.message}${code ? ` (${error.message})` : ''}${
+          `cannot connect to ${where}: ${inWords(code, error.message)}${
             tls && isCertificateError(code) ? certificateContext(target) : ''
           }`,
           error,
