@@ -21,6 +21,8 @@ export const ERROR_CATALOGUE = {
   POSTERN_PREFLIGHT_FAILED: { audience: 'caller', retryable: true },
   POSTERN_UPGRADE_REFUSED: { audience: 'caller', retryable: true },
   POSTERN_REGISTRATION_REJECTED: { audience: 'caller', retryable: true },
+  POSTERN_READY_TIMEOUT: { audience: 'caller', retryable: true },
+  POSTERN_ABORTED: { audience: 'caller', retryable: false },
   POSTERN_SESSION_CLOSED: { audience: 'caller', retryable: true },
   POSTERN_STREAM_LIMIT: { audience: 'caller', retryable: true },
   POSTERN_HEADERS_TOO_LARGE: { audience: 'caller', retryable: false },

@@ -114,7 +114,11 @@ describe('the postern command', () => {
     );
     try {
       await until(() => down.stderr().includes('(attempt 2)'), 'a second attempt');
-      const first = down.stderr().split('\n').find((line) => line.includes('(attempt 1)')) ?? '';
+      const first =
+        down
+          .stderr()
+          .split('\n')
+          .find((line) => line.includes('(attempt 1)')) ?? '';
       assert.match(
         first,
         new RegExp(

@@ -1,6 +1,8 @@
+import { KeyObject } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { withoutUndefined } from '../defined.js';
-import { OptionError } from '../errors.js';
+import { OptionError, PosternError } from '../errors.js';
+import type { AgentKey } from '../keys/key-file.js';
 import { type Logger, silentLogger } from '../log.js';
 import type { IncomingMuxHeaders } from '../mux/header-block.js';
 import type { MuxSession } from '../mux/mux-session.js';
@@ -32,6 +34,20 @@ export interface Agent extends EventEmitter<AgentEvents> {
   replay(request: ReplayRequest): Promise<{ id: string | undefined; status: number }>;
   /** GOAWAY to the relay, lets open streams finish (drainTimeoutMs), closes every socket. */
   close(): Promise<void>;
+  /** close(), for `await using agent = createAgent(…)`. */
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+/** A key the relay could never accept fails here, not as a registration retried for ever. */
+function checkAgentKey(key: AgentKey | undefined): void {
+  const type = (part: KeyObject | undefined): string | undefined =>
+    part instanceof KeyObject ? part.asymmetricKeyType : undefined;
+  if (type(key?.privateKey) !== 'ed25519' || type(key?.publicKey) !== 'ed25519')
+    throw new OptionError(
+      `the agent key must be an ed25519 key pair (generateAgentKey() or loadKeyFile()), not ${type(key?.privateKey) ?? typeof key?.privateKey}`,
+    );
+  if (key?.privateKey.type !== 'private')
+    throw new OptionError("the agent key's privateKey is not a private key");
 }
 
 export function createAgent(options: AgentOptions): Agent {
@@ -55,6 +71,7 @@ class AgentRuntime extends EventEmitter<AgentEvents> implements Agent {
       ...withoutUndefined(options),
     } as ResolvedAgentOptions;
     this.#log = this.#opts.logger;
+    checkAgentKey(options.key);
     const relays = (typeof options.relay === 'string' ? [options.relay] : [...options.relay]).map(
       agentRelayAddress,
     );
@@ -76,10 +93,7 @@ class AgentRuntime extends EventEmitter<AgentEvents> implements Agent {
       stalls: this.#stalls,
       observer: options.observer,
     });
-    this.ready = new Promise<AssignedService[]>((resolve, reject) => {
-      this.once('connected', (event: { services: AssignedService[] }) => resolve(event.services));
-      this.once('fatal', reject);
-    });
+    this.ready = this.#readyOrNot(this.#opts.readyTimeoutMs, options.signal);
     this.ready.catch(() => {});
     // 'fatal' stops the agent; make sure an unlistened one does not crash the process as 'error' would.
     this.on('fatal', (error: Error) => {
@@ -116,6 +130,66 @@ class AgentRuntime extends EventEmitter<AgentEvents> implements Agent {
         }),
       );
     }
+  }
+
+  /**
+   * Resolves on the first registration; rejects when the relay refuses for good, when
+   * `timeoutMs` passes first (the agent then closes: nothing keeps retrying behind the caller's
+   * back), or when `signal` aborts (which always closes the agent).
+   */
+  #readyOrNot(timeoutMs: number, signal: AbortSignal | undefined): Promise<AssignedService[]> {
+    let lastReason = 'no attempt finished yet';
+    const noteReason = (event: { reason: string }): void => {
+      lastReason = event.reason;
+    };
+    this.on('disconnected', noteReason);
+    signal?.addEventListener('abort', this.#closeOnAbort, { once: true });
+    return new Promise<AssignedService[]>((resolve, reject) => {
+      const timer =
+        timeoutMs > 0
+          ? setTimeout(() => {
+              settle();
+              reject(
+                new PosternError(
+                  'POSTERN_READY_TIMEOUT',
+                  `no relay admitted the agent within ${timeoutMs} ms (last: ${lastReason})`,
+                ),
+              );
+              void this.close();
+            }, timeoutMs)
+          : undefined;
+      const abort = (): void => {
+        settle();
+        reject(
+          new PosternError('POSTERN_ABORTED', 'aborted before the agent was ready', {
+            cause: signal?.reason,
+          }),
+        );
+      };
+      const connected = (event: { services: AssignedService[] }): void => {
+        settle();
+        resolve(event.services);
+      };
+      const fatal = (error: PosternError): void => {
+        settle();
+        reject(error);
+      };
+      const settle = (): void => {
+        clearTimeout(timer);
+        this.off('disconnected', noteReason);
+        this.off('connected', connected);
+        this.off('fatal', fatal);
+        signal?.removeEventListener('abort', abort);
+      };
+      this.once('connected', connected);
+      this.once('fatal', fatal);
+      if (signal?.aborted) abort();
+      else signal?.addEventListener('abort', abort, { once: true });
+    });
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 
   #serve(session: MuxSession, byName: Map<string, TargetService>): void {
@@ -157,7 +231,10 @@ class AgentRuntime extends EventEmitter<AgentEvents> implements Agent {
     return replayToTarget(service, request, this.#opts.targetConnectTimeoutMs * 3);
   }
 
+  readonly #closeOnAbort = (): void => void this.close();
+
   close(): Promise<void> {
+    this.#opts.signal?.removeEventListener('abort', this.#closeOnAbort);
     this.#closing ??= (async () => {
       await Promise.all(this.#slots.map((slot) => slot.stop(this.#opts.drainTimeoutMs)));
       for (const service of this.#services) service.pool.destroy();

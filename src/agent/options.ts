@@ -84,6 +84,13 @@ export interface AgentOptions {
    * registration is refused with 409 registration_conflict and the agent stops. Default false.
    */
   replace?: boolean | undefined;
+  /**
+   * `ready` rejects (POSTERN_READY_TIMEOUT, with the last reason) and the agent closes when no relay
+   * admitted it within this, ms; 0 = keep trying for ever (the CLI). Default 30 000.
+   */
+  readyTimeoutMs?: number | undefined;
+  /** Aborting it closes the agent; a `ready` still pending rejects with POSTERN_ABORTED. */
+  signal?: AbortSignal | undefined;
   logger?: Logger | undefined;
   /** Told about every exchange the agent forwards (the inspector's CaptureStore). Default none. */
   observer?: TrafficObserver | undefined;
@@ -104,10 +111,11 @@ export const DEFAULT_AGENT_OPTIONS = {
   maxIdleTargetSockets: 64,
   drainTimeoutMs: 10_000,
   replace: false,
+  readyTimeoutMs: 30_000,
 } as const;
 
 /** Options after defaults; `proxy`, `relayHost` and `headers` stay optional: absent means "the default behaviour". */
 export type ResolvedAgentOptions = Defined<
-  Omit<AgentOptions, 'proxy' | 'relayHost' | 'headers' | 'observer'>
+  Omit<AgentOptions, 'proxy' | 'relayHost' | 'headers' | 'observer' | 'signal'>
 > &
-  Pick<AgentOptions, 'proxy' | 'relayHost' | 'headers' | 'observer'>;
+  Pick<AgentOptions, 'proxy' | 'relayHost' | 'headers' | 'observer' | 'signal'>;

@@ -149,6 +149,8 @@ export async function exposeCommand(argv: string[]): Promise<void> {
     proxy: values.proxy,
     headers: (values.header ?? []).map(headerArgument),
     relayHost: values['relay-host'],
+    // The command keeps trying until it is stopped; its screen says what is wrong meanwhile.
+    readyTimeoutMs: 0,
     logger: logger.child({ role: 'agent' }),
   });
   agent.on('connected', (event: { services: AssignedService[] }) => {

@@ -74,6 +74,8 @@ export interface Relay extends EventEmitter<RelayEvents> {
   tunnels(): TunnelInfo[];
   /** GOAWAY to every agent, lets in-flight requests finish (bounded by drainTimeoutMs), then closes everything. */
   close(): Promise<void>;
+  /** close(), for `await using relay = await createRelay(…)`. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** Throws the OptionError createRelay() would, before it listens anywhere. */
@@ -463,6 +465,10 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
   #gone(): void {
     if (this.#sessions.size > 0 || this.#visitorSockets.size > 0) return;
     for (const resolve of this.#onAllGone.splice(0)) resolve();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 
   close(): Promise<void> {

@@ -1,0 +1,118 @@
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
+import { describe, test } from 'node:test';
+import { createAgent, createRelay, generateAgentKey, OptionError, PosternError } from '../src/index.js';
+import type { AgentKey } from '../src/keys/key-file.js';
+
+/** A loopback port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Counts the agent's attempts from now on. */
+function attempts(agent: ReturnType<typeof createAgent>): () => number {
+  let count = 0;
+  agent.on('disconnected', () => count++);
+  return () => count;
+}
+
+describe('agent.ready settles: admitted, refused, timed out or aborted', () => {
+  test('no relay within readyTimeoutMs: rejects with POSTERN_READY_TIMEOUT and the last reason, and the agent stops', async () => {
+    const agent = createAgent({
+      relay: `tcp://127.0.0.1:${await closedPort()}`,
+      key: generateAgentKey(),
+      services: [{ target: 'http://127.0.0.1:1' }],
+      readyTimeoutMs: 400,
+      reconnectInitialMs: 20,
+      reconnectMaxMs: 50,
+    });
+    try {
+      const counted = attempts(agent);
+      await assert.rejects(agent.ready, (error: unknown) => {
+        assert.ok(error instanceof PosternError);
+        assert.equal(error.code, 'POSTERN_READY_TIMEOUT');
+        assert.equal(error.retryable, true);
+        assert.match(
+          error.message,
+          /^no relay admitted the agent within 400 ms \(last: cannot connect to .*connection refused/,
+        );
+        return true;
+      });
+      // The agent closed itself: over six of its longest backoffs, no new attempt.
+      const after = counted();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(counted(), after, 'the agent kept trying after ready was rejected');
+    } finally {
+      await agent.close();
+    }
+  });
+
+  test('a signal aborts it: POSTERN_ABORTED with the reason as cause, the agent closed; an aborted signal at once', async () => {
+    const controller = new AbortController();
+    const agent = createAgent({
+      relay: `tcp://127.0.0.1:${await closedPort()}`,
+      key: generateAgentKey(),
+      services: [{ target: 'http://127.0.0.1:1' }],
+      readyTimeoutMs: 0,
+      signal: controller.signal,
+    });
+    const reason = new Error('the app shuts down');
+    controller.abort(reason);
+    await assert.rejects(agent.ready, (error: unknown) => {
+      assert.ok(error instanceof PosternError);
+      assert.equal(error.code, 'POSTERN_ABORTED');
+      assert.equal(error.cause, reason);
+      return true;
+    });
+    await agent.close();
+    const early = createAgent({
+      relay: 'tcp://127.0.0.1:1',
+      key: generateAgentKey(),
+      services: [{ target: 'http://127.0.0.1:1' }],
+      signal: AbortSignal.abort(),
+    });
+    await assert.rejects(early.ready, { code: 'POSTERN_ABORTED' });
+    await early.close();
+  });
+
+  test('admitted: ready resolves, a later abort closes the agent, and Symbol.asyncDispose closes both ends', async () => {
+    const relay = await createRelay({ listen: ['tcp://127.0.0.1:0'] });
+    const controller = new AbortController();
+    const agent = createAgent({
+      relay: relay.addresses[0] as string,
+      key: generateAgentKey(),
+      services: [{ target: 'http://127.0.0.1:1' }],
+      signal: controller.signal,
+    });
+    const [service] = await agent.ready;
+    assert.match(service?.url ?? '', /^http:\/\//);
+    const closed = new Promise((resolve) => relay.once('session-closed', resolve));
+    controller.abort();
+    await closed;
+    await agent[Symbol.asyncDispose]();
+    await relay[Symbol.asyncDispose]();
+    assert.equal(
+      relay.tunnels().every((t) => t.sessions === 0),
+      true,
+    );
+  });
+
+  test('a key that is not ed25519 is refused at once, not retried', () => {
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }) as AgentKey;
+    for (const [key, message] of [
+      [ec, /must be an ed25519 key pair .*, not ec$/],
+      [{} as AgentKey, /must be an ed25519 key pair .*, not undefined$/],
+    ] as const)
+      assert.throws(
+        () => createAgent({ relay: 'tcp://127.0.0.1:1', key, services: [{ target: 'http://127.0.0.1:1' }] }),
+        (error: unknown) => error instanceof OptionError && message.test(error.message),
+      );
+  });
+});
