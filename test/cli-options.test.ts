@@ -44,7 +44,7 @@ describe('one option table per command', () => {
       const { code, stdout } = await runToExit([name, '--help']);
       assert.equal(code, 0, `postern ${name} --help exits 0`);
       assert.match(stdout, /^usage: postern /);
-      for (const [option, def] of Object.entries(command.options)) {
+      for (const [option, def] of Object.entries((await command.load()).options)) {
         if (def.hidden === true) continue;
         assert.ok(
           stdout.includes(flagText(option, def)),

@@ -46,13 +46,14 @@ export async function main(argv: string[]): Promise<void> {
         `unknown command "${name}" (${meant === undefined ? '' : `did you mean ${meant}? `}commands: ${Object.keys(COMMANDS).join(', ')})`,
       );
     }
+    const loaded = await command.load();
     if (args.includes('--help') || args.includes('-h')) {
       process.stdout.write(
-        `usage: ${command.usage}\n\n${command.summary}\n\noptions:\n${helpText(command.options)}\n`,
+        `usage: ${loaded.usage}\n\n${command.summary}\n\noptions:\n${helpText(loaded.options)}\n`,
       );
       return;
     }
-    await command.run(args);
+    await loaded.run(args);
   } catch (error) {
     // One line whatever the error quotes: control characters are escaped.
     const message = printable(error instanceof Error ? error.message : String(error));

@@ -17,10 +17,10 @@ import {
 } from './agent-endpoint.js';
 import type { AgentSession } from './agent-session.js';
 import { loadAllowedKeys, watchAllowedKeys } from './allowed-keys.js';
-import { ClusterDirectory } from './cluster/directory.js';
-import { NodeEndpoint } from './cluster/node-endpoint.js';
+import type { ClusterDirectory } from './cluster/directory.js';
+import type { NodeEndpoint } from './cluster/node-endpoint.js';
 import { advertisedAddress, type ClusterIdentity, clusterIdentity } from './cluster/node-identity.js';
-import { NodeLinks } from './cluster/node-links.js';
+import type { NodeLinks } from './cluster/node-links.js';
 import { createForwardContext, type ForwardContext } from './forward-context.js';
 import { forwardHttpRequest } from './http-forward.js';
 import { RelayMetrics } from './metrics.js';
@@ -224,6 +224,12 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
     const { id, secret } = identity;
     const node = { id, advertise: advertisedAddress(identity, this.addresses) };
     const log = this.#log.child({ node: id });
+    // Loaded only in cluster mode: a relay without --redis never loads ioredis.
+    const [{ ClusterDirectory }, { NodeLinks }, { NodeEndpoint }] = await Promise.all([
+      import('./cluster/directory.js'),
+      import('./cluster/node-links.js'),
+      import('./cluster/node-endpoint.js'),
+    ]);
     const directory = new ClusterDirectory(identity.redis, node, log);
     const links = new NodeLinks({
       self: node,

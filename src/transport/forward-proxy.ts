@@ -1,5 +1,4 @@
 import { isIP, connect as netConnect, type Socket } from 'node:net';
-import { SocksClient } from 'socks';
 import { ConnectError, OptionError } from '../errors.js';
 import { localhostLookup } from './localhost-lookup.js';
 import { continueAfterHead, readReplyHead } from './reply-head.js';
@@ -130,6 +129,8 @@ async function connectThroughSocks(
       );
     }
   }
+  // Loaded on first use: most agents and clients never see a SOCKS proxy.
+  const { SocksClient } = await import('socks');
   try {
     const { socket } = await SocksClient.createConnection({
       proxy: {

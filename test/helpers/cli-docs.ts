@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { COMMANDS } from '../../src/cli/commands.js';
 import { CONFIG_SECTIONS } from '../../src/cli/config-layers.js';
-import { configKeysTable, docsTable } from '../../src/cli/option-table.js';
+import { configKeysTable, docsTable, type OptionTable } from '../../src/cli/option-table.js';
 
 /**
  * docs/cli.md's option tables and docs/config.md's key tables come from the commands' option
@@ -9,15 +9,22 @@ import { configKeysTable, docsTable } from '../../src/cli/option-table.js';
  * `<!-- config-keys: <section> -->` and `<!-- /config-keys -->`). `npm run docs` writes them; the
  * option test fails when a page and the code differ.
  */
+/** Each command's option table, loaded once. */
+const TABLES: Record<string, OptionTable> = Object.fromEntries(
+  await Promise.all(
+    Object.entries(COMMANDS).map(async ([name, command]) => [name, (await command.load()).options]),
+  ),
+);
+
 const BLOCK = /(<!-- options: ([a-z-]+) -->\n)[\s\S]*?<!-- \/options -->/g;
 
 /** The page with every option block rendered from the code; throws on a block naming no command. */
 export function renderCliDocs(page: string): string {
   return page.replace(BLOCK, (_match, open: string, command: string) => {
-    const entry = COMMANDS[command];
-    if (entry === undefined)
+    const options = TABLES[command];
+    if (options === undefined)
       throw new Error(`docs/cli.md: an options block for unknown command "${command}"`);
-    return `${open}${docsTable(entry.options)}\n<!-- /options -->`;
+    return `${open}${docsTable(options)}\n<!-- /options -->`;
   });
 }
 
@@ -26,11 +33,11 @@ const KEYS_BLOCK = /(<!-- config-keys: ([a-z-]+) -->\n)[\s\S]*?<!-- \/config-key
 /** docs/config.md with each section's key table rendered from the command's option table. */
 export function renderConfigDocs(page: string): string {
   return page.replace(KEYS_BLOCK, (_match, open: string, section: string) => {
-    const entry = COMMANDS[section];
-    if (entry === undefined || !CONFIG_SECTIONS.includes(section))
+    const options = TABLES[section];
+    if (options === undefined || !CONFIG_SECTIONS.includes(section))
       throw new Error(`docs/config.md: a keys block for unknown section "${section}"`);
     const extra = section === 'expose' ? ['| `services` | map of name: target |'] : [];
-    return `${open}${configKeysTable(entry.options, extra)}\n<!-- /config-keys -->`;
+    return `${open}${configKeysTable(options, extra)}\n<!-- /config-keys -->`;
   });
 }
 

@@ -26,6 +26,9 @@ const EVERY_LIBRARY_PART: readonly Unit[] = [
   'relay',
 ];
 
+/** The package's entry points (`postern/client`, `postern/agent`, `postern/relay`). */
+const ENTRY_POINTS: readonly Unit[] = [...EVERY_LIBRARY_PART, 'entry'];
+
 /** Which parts each part may import (besides itself and packages). Anything else is a violation. */
 export const ALLOWED_IMPORTS: Readonly<Record<Unit, readonly Unit[]>> = {
   core: [],
@@ -41,7 +44,8 @@ export const ALLOWED_IMPORTS: Readonly<Record<Unit, readonly Unit[]>> = {
   inspector: ['core', 'connection-string', 'http', 'agent'],
   relay: ['core', 'connection-string', 'keys', 'stream', 'mux', 'http', 'session', 'transport'],
   cli: EVERY_LIBRARY_PART,
-  index: EVERY_LIBRARY_PART,
+  index: ENTRY_POINTS,
+  entry: EVERY_LIBRARY_PART,
 };
 
 /** Packages that only some parts may load, so the others start fast and stay small. */

@@ -1,4 +1,5 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -101,6 +102,26 @@ export async function runToExit(
   });
   const code = await cli.exited;
   return { code, stdout, stderr: cli.stderr() };
+}
+
+/** The project's root folder (package.json), from dist/test/helpers. */
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+/** Runs `node <args>` in the project's root to its exit: the exit code and what it wrote. */
+export async function runNode(
+  args: string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const [code] = (await once(child, 'close')) as [number | null];
+  return { code, stdout, stderr };
 }
 
 /** Resident set size of a process in bytes, from /proc. */
