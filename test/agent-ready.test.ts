@@ -3,7 +3,14 @@ import { generateKeyPairSync } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { describe, test } from 'node:test';
-import { createAgent, createRelay, generateAgentKey, OptionError, PosternError } from '../src/index.js';
+import {
+  createAgent,
+  createRelay,
+  generateAgentKey,
+  localhostLookup,
+  OptionError,
+  PosternError,
+} from '../src/index.js';
 import type { AgentKey } from '../src/keys/key-file.js';
 
 /** A loopback port nothing listens on. */
@@ -93,6 +100,17 @@ describe('agent.ready settles: admitted, refused, timed out or aborted', () => {
     });
     const [service] = await agent.ready;
     assert.match(service?.url ?? '', /^http:\/\//);
+    // The path form works from Node's own fetch, which does not resolve *.localhost on glibc.
+    assert.equal(
+      service?.pathUrl,
+      `${(relay.addresses[0] as string).replace('tcp://', 'http://')}/${service?.label}/`,
+    );
+    const viaPath = await fetch(service?.pathUrl as string);
+    assert.equal(
+      viaPath.headers.get('postern-error'),
+      'target_unreachable',
+      'the request reached the tunnel',
+    );
     const closed = new Promise((resolve) => relay.once('session-closed', resolve));
     controller.abort();
     await closed;
@@ -102,6 +120,13 @@ describe('agent.ready settles: admitted, refused, timed out or aborted', () => {
       relay.tunnels().every((t) => t.sessions === 0),
       true,
     );
+  });
+
+  test('localhostLookup resolves <label>.localhost to loopback for Node clients', async () => {
+    const address = await new Promise((resolve, reject) =>
+      localhostLookup('abc.localhost', {}, (error, found) => (error ? reject(error) : resolve(found))),
+    );
+    assert.equal(address, '127.0.0.1');
   });
 
   test('a key that is not ed25519 is refused at once, not retried', () => {

@@ -18,5 +18,6 @@ export {
 } from '../errors.js';
 export type { Logger } from '../log.js';
 export { type ConnectOptions, connect } from '../transport/connect.js';
+export { localhostLookup } from '../transport/localhost-lookup.js';
 export { PreflightFailedError, PreflightRefusedError } from '../transport/preflight-handshake.js';
 export { BadHeaderError, type PreflightHeader } from '../transport/preflight-headers.js';

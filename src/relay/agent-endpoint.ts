@@ -31,6 +31,7 @@ export interface AgentEndpointContext {
   registrationLimiter: KeyedTokenBuckets;
   log: Logger;
   urlFor(label: string): string;
+  pathUrlFor(label: string): string;
   /** Called with each admitted session, already running. */
   onSession(session: AgentSession): void;
   /** From createSessionWebSocketServer(): takes agents that come over a WebSocket. */
@@ -181,7 +182,7 @@ function admitRegistration(
   const services: AssignedService[] = registration.services.map((s) => {
     const label = serviceLabel(keyLabel, s.name);
     const url = ctx.urlFor(label);
-    const assigned: AssignedService = { ...s, label, url };
+    const assigned: AssignedService = { ...s, label, url, pathUrl: ctx.pathUrlFor(label) };
     if (s.kind === 'tcp') assigned.connect = connectStringFor(url);
     const kinds = access.get(s.name)?.kinds;
     if (kinds !== undefined && kinds.length > 0) assigned.access = [...kinds];

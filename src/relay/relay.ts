@@ -71,6 +71,8 @@ export interface Relay extends EventEmitter<RelayEvents> {
   readonly domain: string;
   /** The public URL of a tunnel label. */
   urlFor(label: string): string;
+  /** The same tunnel by path, for clients that cannot resolve `*.localhost` (see AssignedService.pathUrl). */
+  pathUrlFor(label: string): string;
   tunnels(): TunnelInfo[];
   /** GOAWAY to every agent, lets in-flight requests finish (bounded by drainTimeoutMs), then closes everything. */
   close(): Promise<void>;
@@ -154,6 +156,7 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
       registrationLimiter: perAddressPerMinute(opts.registrationsPerMinutePerIp),
       log: this.#log,
       urlFor: (label) => this.urlFor(label),
+      pathUrlFor: (label) => this.pathUrlFor(label),
       onSession: (session) => this.#addSession(session),
       sessionWebSockets: createSessionWebSocketServer(),
       isClosing: () => this.#closing !== undefined,
@@ -323,6 +326,31 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
     const scheme = first?.transport === 'tcps' ? 'https' : 'http';
     const port = first === undefined || first.transport === 'unix' ? '' : `:${first.port}`;
     return `${scheme}://${label}.${this.#opts.domain}${port}${this.#opts.basePath}/`;
+  }
+
+  /**
+   * The same tunnel by path (`http://127.0.0.1:8080/<label>/`): usable where `*.localhost` does
+   * not resolve (Node's fetch, ws, Python on glibc) and without wildcard DNS.
+   */
+  pathUrlFor(label: string): string {
+    if (this.#opts.publicUrl !== undefined) {
+      const base = new URL(this.#opts.publicUrl);
+      return `${base.protocol}//${base.host}${this.#opts.basePath}/${label}/`;
+    }
+    const first = this.#listeners[0]?.address;
+    const scheme = first?.transport === 'tcps' ? 'https' : 'http';
+    const port = first === undefined || first.transport === 'unix' ? '' : `:${first.port}`;
+    const bound = first === undefined || first.transport === 'unix' ? 'localhost' : first.host;
+    // A local relay is reached at the address it listens on; a named one by its domain.
+    const host =
+      this.#opts.domain !== 'localhost'
+        ? this.#opts.domain
+        : ['0.0.0.0', '::', ''].includes(bound)
+          ? '127.0.0.1'
+          : bound.includes(':')
+            ? `[${bound}]`
+            : bound;
+    return `${scheme}://${host}${port}${this.#opts.basePath}/${label}/`;
   }
 
   tunnels(): TunnelInfo[] {

@@ -90,6 +90,11 @@ export interface AssignedService extends RequestedService {
   label: string;
   /** The public URL visitors use, as the relay knows it. */
   url: string;
+  /**
+   * The same tunnel by path (`http://127.0.0.1:8080/<label>/`), for clients that do not resolve
+   * `*.localhost` (Node's fetch and ws, Python on glibc); older relays leave it out.
+   */
+  pathUrl?: string;
   /** TCP services: the connection string a client dials (`tcp://<label>.<domain>:<port>?http_preflight=true`). */
   connect?: string;
   /** The visitor checks the relay enforces for it ('basic', 'bearer', 'header', 'ip'), when any. */
