@@ -37,6 +37,19 @@ describe('cookies stay with the tunnel that set them', () => {
           'plain=5; Path=/',
         ]);
       }
+      if (req.url === '/paths') {
+        res.setHeader('set-cookie', ['root=1; Path=/', 'api=2; Path=/api; HttpOnly', 'bare=3']);
+        res.setHeader('location', '/login?next=%2F');
+        res.statusCode = 302;
+      }
+      if (req.url === '/absolute') {
+        res.setHeader('location', `http://${req.headers.host}/next`);
+        res.statusCode = 301;
+      }
+      if (req.url === '/elsewhere') {
+        res.setHeader('location', 'https://example.com/');
+        res.statusCode = 302;
+      }
       res.end(req.headers.cookie ?? '');
     });
     await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
@@ -82,6 +95,30 @@ describe('cookies stay with the tunnel that set them', () => {
     assert.equal(other.body, '', 'tunnel b receives none of a’s cookies');
     const same = await browse(`http://${hostA}/`);
     assert.deepEqual(same.body.split('; ').sort(), ['dot=2', 'own=4', 'parent=3', 'plain=5', 'wide=1']);
+  });
+
+  test('a tunnel reached by path keeps its redirects and cookie paths under its prefix (as proxy_redirect, proxy_cookie_path)', async () => {
+    const base = `http://tunnel.test:${port}/${labels.a}`;
+    const paths = await browse(`${base}/paths`);
+    assert.equal(paths.status, 302);
+    assert.equal(paths.headers.location, `/${labels.a}/login?next=%2F`);
+    assert.deepEqual(setCookies(paths.headerLines), [
+      `root=1; Path=/${labels.a}/`,
+      `api=2; Path=/${labels.a}/api; HttpOnly`,
+      'bare=3',
+    ]);
+    assert.equal(
+      (await browse(`${base}/absolute`)).headers.location,
+      `http://tunnel.test:${port}/${labels.a}/next`,
+    );
+    assert.equal((await browse(`${base}/elsewhere`)).headers.location, 'https://example.com/');
+    // The cookie of tunnel a's root stays with a: tunnel b, by path on the same host, does not get it.
+    assert.doesNotMatch((await browse(`http://tunnel.test:${port}/${labels.b}/`)).body, /root=1/);
+    assert.match((await browse(`${base}/`)).body, /root=1/);
+    // By Host nothing is rewritten: the tunnel owns its whole host.
+    const byHost = await browse(`http://${labels.a}.tunnel.test:${port}/paths`);
+    assert.equal(byHost.headers.location, '/login?next=%2F');
+    assert.match(setCookies(byHost.headerLines)[0] ?? '', /^root=1; Path=\/$/);
   });
 
   test('a tunnel reached by path (a host all such tunnels share) sets no Domain at all', async () => {

@@ -11,6 +11,7 @@ import { forwardBody } from '../stream/forward-body.js';
 import type { StreamPeer } from './cluster/node-links.js';
 import { scopeSetCookies } from './cookie-scope.js';
 import type { ForwardContext } from './forward-context.js';
+import { keepUnderPrefix } from './path-prefix.js';
 import type { Tunnel } from './registry.js';
 import { forbiddenTrailer, responseFramingProblem } from './response-framing.js';
 import {
@@ -150,6 +151,7 @@ function openAgentStream(admitted: AdmittedRequest, session: StreamPeer): void {
     }
     const outgoing = endToEndHeaders(responseHeaders);
     if (outgoing['set-cookie'] !== undefined) scopeCookies(ctx, req, route, outgoing);
+    if (route.prefix !== '') keepUnderPrefix(outgoing, route.prefix, req.headers.host);
     try {
       res.writeHead(status, outgoing);
     } catch (error) {
