@@ -52,6 +52,35 @@ describe('errors visitors see', () => {
     }
   });
 
+  test('browsers get a short HTML page (the reason escaped, nothing that runs); curl and scripts the plain line', async () => {
+    const tunnel = await startTunnel(origin.url);
+    try {
+      const browser = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
+      const page = await curlResponse(['-H', `Accept: ${browser}`, `${tunnel.relayUrl}/`]);
+      assert.equal(page.status, 404);
+      assert.equal(page.headers['content-type'], 'text/html; charset=utf-8');
+      assert.equal(page.headers['postern-error'], 'tunnel_not_found');
+      assert.match(page.headers['content-security-policy'] ?? '', /default-src 'none'/);
+      assert.match(page.body, /<h1>404 Not Found<\/h1><p>no tunnel named in the Host/);
+      // What a visitor sent comes back escaped.
+      const hostile = await curlResponse([
+        '-H',
+        `Accept: ${browser}`,
+        '-H',
+        'Host: x<img src=x onerror=alert(1)>.localhost',
+        `${tunnel.relayUrl}/`,
+      ]);
+      assert.equal(hostile.status, 404);
+      assert.match(hostile.body, /&quot;x&lt;img src=x onerror=alert\(1\)&gt;&quot; is not a tunnel label/);
+      assert.doesNotMatch(hostile.body, /<img/);
+      const plain = await curlResponse([`${tunnel.relayUrl}/`]);
+      assert.equal(plain.headers['content-type'], 'text/plain; charset=utf-8');
+      assert.match(plain.body, /^postern: no tunnel named in the Host/);
+    } finally {
+      await tunnel.close();
+    }
+  });
+
   test('a relay that just started: an unknown agent label waits for its agent, then 503 (not 404)', async () => {
     const relay = await createRelay({ listen: ['tcp://127.0.0.1:0'], reconnectWaitMs: 1_500 });
     const address = relay.addresses[0] as string;

@@ -1,4 +1,4 @@
-import type { ServerResponse } from 'node:http';
+import { type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { statusOf, type WireErrorCode } from '../errors.js';
 import { Header } from '../session/protocol.js';
@@ -19,15 +19,47 @@ export function sendVisitorError(
     return;
   }
   const status = statusOf(code);
-  const body = `postern: ${message}\n`;
+  const html = wantsHtml(res.req?.headers.accept);
+  const body = html ? errorPage(status, code, message) : `postern: ${message}\n`;
   res.writeHead(status, {
-    'content-type': 'text/plain; charset=utf-8',
+    'content-type': html ? 'text/html; charset=utf-8' : 'text/plain; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
+    // The page quotes what visitors sent (a Host, a path): nothing in it may run or load.
+    ...(html ? { 'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'" } : {}),
+    vary: 'Accept',
     [Header.error]: code,
     ...extraHeaders,
   });
   res.end(body);
+}
+
+/** A browser navigating (Accept names text/html); curl, scripts and APIs get the plain line. */
+function wantsHtml(accept: string | undefined): boolean {
+  return accept !== undefined && /(^|,)\s*text\/html\s*(;|,|$)/i.test(accept);
+}
+
+const ESCAPES: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&#39;',
+};
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ESCAPES[c] as string);
+}
+
+/** A short page for people: the status, the same one-line reason, the code to search for. */
+function errorPage(status: number, code: WireErrorCode, message: string): string {
+  const title = `${status} ${STATUS_CODES[status] ?? 'Error'}`;
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>${title} · postern</title>
+<style>body{font:16px/1.5 system-ui,sans-serif;max-width:40rem;margin:4rem auto;padding:0 1rem;color:#222}p.code{color:#666;font:14px ui-monospace,monospace}</style>
+</head><body><h1>${title}</h1><p>${escapeHtml(message)}</p><p class="code">Postern-Error: ${code}</p></body></html>
+`;
 }
 
 /** The same answer written raw on a socket that is not (or no longer) an http.ServerResponse. */
