@@ -49,7 +49,7 @@ describe('the client over every relay transport', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  test('tcps:// to a TLS relay with a test CA and tcp://[::1]; the agent registers over a unix:// relay listener', async () => {
+  test('tcps:// to a TLS relay with a test CA, tcp://[::1] and a unix:// preflight; the agent registers over a unix:// relay listener', async () => {
     const socketPath = join(dir, 'relay.sock');
     const relay = await createRelay({
       listen: ['tcps://127.0.0.1:0', 'tcp://[::1]:0', `unix://localhost:0?path=${socketPath}`],
@@ -76,6 +76,10 @@ describe('the client over every relay transport', () => {
       const viaV6 = await connect(`tcp://[::1]:${v6Address.split(':').pop()}/${label}?http_preflight=true`);
       assert.equal(await roundTrip(viaV6, 'over ipv6'), 'over ipv6');
       viaV6.destroy();
+      // The relay serves preflights on its unix listener; the client dials them too.
+      const viaUnix = await connect(`unix://localhost:0/${label}?path=${socketPath}&http_preflight=true`);
+      assert.equal(await roundTrip(viaUnix, 'over unix'), 'over unix');
+      viaUnix.destroy();
     } finally {
       await agent.close();
       await relay.close();

@@ -92,7 +92,7 @@ describe('connection strings: each bad one gets its precise error', () => {
     ],
     ['unix://localhost?path=/x', /missing port: unix needs host:port \(unix strings use localhost:0/],
     ['unix://localhost:0?path=', /path= is empty/],
-    ['ws://h:1?http_preflight=true', /"http_preflight" does not apply to ws:\/\/ \(only tcp, tcps\)/],
+    ['ws://h:1?http_preflight=true', /"http_preflight" does not apply to ws:\/\/ \(only tcp, tcps, unix\)/],
     ['tcp://h:1?path=/x', /"path" does not apply to tcp:\/\//],
     ['tcp://h:1?ca=/x.pem', /"ca" does not apply to tcp:\/\//],
     ['tcps://h:1?sni=no_t valid', /space or control character/],

@@ -8,7 +8,7 @@ const PATH = /^(\/[A-Za-z0-9\-._~!$&'()*+,;=:@%]*)*$/;
 const PARAM_NAMES = ['http_preflight', 'path', 'ca', 'sni', 'proxy', 'pin'] as const;
 type ParamName = (typeof PARAM_NAMES)[number];
 const PARAM_TRANSPORTS: Record<ParamName, readonly Transport[]> = {
-  http_preflight: ['tcp', 'tcps'],
+  http_preflight: ['tcp', 'tcps', 'unix'],
   path: ['unix'],
   ca: ['tcps', 'wss', 'https'],
   sni: ['tcps', 'wss', 'https'],

@@ -16,7 +16,7 @@ export interface ConnectionString {
   port: number;
   /** The URL path as written (percent-encoding kept), '' when absent. */
   path: string;
-  /** `http_preflight=true`: send an HTTP/1.1 Upgrade request before the stream starts (tcp, tcps). */
+  /** `http_preflight=true`: send an HTTP/1.1 Upgrade request before the stream starts (tcp, tcps, unix). */
   httpPreflight?: boolean;
   /** `path=`: the Unix socket file (unix only, required there). */
   socketPath?: string;
