@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -9,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { expandTarget } from '../src/cli/expose.js';
 import { curl, curlResponse } from './helpers/curl.js';
 import { type Origin, sha256OfPattern, startOrigin } from './helpers/origin.js';
-import { runToExit, startCli } from './helpers/processes.js';
+import { CLI, runToExit, startCli } from './helpers/processes.js';
 import { until } from './helpers/wait.js';
 
 describe('the postern command', () => {
@@ -145,6 +146,46 @@ describe('the postern command', () => {
     cli.child.stdout.destroy();
     assert.equal(await cli.exited, 0);
     assert.doesNotMatch(cli.stderr(), /EPIPE|Error/);
+  });
+
+  test('hash-password: from a pipe, and on a terminal without echo', async () => {
+    const piped = startCli(['hash-password', '--user', 'alice']);
+    piped.child.stdin.end('pipe-secret\n');
+    let out = '';
+    piped.child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    assert.equal(await piped.exited, 0, piped.stderr());
+    assert.match(out, /^alice:\$scrypt\$\S+\n$/);
+    // On a terminal (a pseudo-terminal by script(1)): a prompt, the typing not echoed, Enter ends it.
+    const terminal = spawn('script', ['-qefc', `exec node ${CLI} hash-password --user bob`, '/dev/null'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let seen = '';
+    terminal.stdout.on('data', (chunk: Buffer) => {
+      seen += chunk.toString();
+    });
+    try {
+      await until(() => seen.includes('Password: '), 'the prompt');
+      terminal.stdin.write('typed-secret\r');
+      await until(() => /bob:\$scrypt\$/.test(seen), 'the hash');
+      assert.doesNotMatch(seen, /typed-secret/, 'the password was echoed');
+    } finally {
+      terminal.kill('SIGKILL');
+    }
+  });
+
+  test('keygen --out into a folder that does not exist is refused, not created', async () => {
+    const missing = join(home, 'no-such-folder', 'agent.key');
+    const refused = await runToExit(['keygen', '--out', missing]);
+    assert.equal(refused.code, 1);
+    assert.equal(
+      refused.stderr,
+      `postern keygen: --out ${missing}: the folder ${join(home, 'no-such-folder')} does not exist\n`,
+    );
+    const made = await runToExit(['keygen', '--out', join(home, 'made.key'), '--json']);
+    assert.equal(made.code, 0, made.stderr);
+    assert.equal((await stat(join(home, 'made.key'))).mode & 0o777, 0o600);
   });
 
   test('short targets expand as ngrok users expect; a port out of range names the target', () => {
