@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -26,12 +28,12 @@ describe('postern expose on a terminal (checked in a real tmux)', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  const screen = async (): Promise<string> =>
-    (await run('tmux', ['capture-pane', '-p', '-t', session])).stdout;
-  const untilScreen = async (pattern: RegExp): Promise<string> => {
+  const screen = async (name = session): Promise<string> =>
+    (await run('tmux', ['capture-pane', '-p', '-t', name])).stdout;
+  const untilScreen = async (pattern: RegExp, name = session): Promise<string> => {
     let last = '';
     const shows = async (): Promise<boolean> => {
-      last = await screen();
+      last = await screen(name);
       return pattern.test(last);
     };
     await until(shows, `the screen to show ${pattern}`, 20_000).catch(() => {
@@ -53,7 +55,7 @@ describe('postern expose on a terminal (checked in a real tmux)', () => {
       `XDG_CONFIG_HOME=${dir} ${process.execPath} ${CLI} expose ${origin.url}`,
     ]);
     const first = await untilScreen(/Session status {5}online \(2 of 2 sessions\)/);
-    const url = /Forwarding {9}(http:\/\/[a-z2-7]{52}\.localhost:\d+\/) -> http:\/\/127\.0\.0\.1:\d+/.exec(
+    const url = /Forwarding {9}(http:\/\/[a-z2-7]{52}\.localhost:\d+\/)\s+-> http:\/\/127\.0\.0\.1:\d+/.exec(
       first,
     )?.[1];
     assert.ok(url, first);
@@ -74,5 +76,46 @@ describe('postern expose on a terminal (checked in a real tmux)', () => {
     );
     // Redrawn in place: the header appears once, not once per update.
     assert.equal(lines.filter((line) => line.startsWith('postern ')).length, 1);
+  });
+
+  test('on 80 columns the URL stays on one row; before any session the screen says connecting, and why not yet', async () => {
+    const narrow = `${session}-narrow`;
+    const closed = createServer();
+    closed.listen(0, '127.0.0.1');
+    await once(closed, 'listening');
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    try {
+      await run('tmux', [
+        'new-session',
+        '-d',
+        '-s',
+        narrow,
+        '-x',
+        '80',
+        '-y',
+        '30',
+        `XDG_CONFIG_HOME=${dir} ${process.execPath} ${CLI} expose ${origin.url} --relay tcp://127.0.0.1:${port}`,
+      ]);
+      const waiting = await untilScreen(/cannot reach the relay: /, narrow);
+      assert.match(waiting, /Session status {5}connecting \(0 of 2 sessions\)/);
+      await run('tmux', ['kill-session', '-t', narrow]);
+      await run('tmux', [
+        'new-session',
+        '-d',
+        '-s',
+        narrow,
+        '-x',
+        '80',
+        '-y',
+        '30',
+        `XDG_CONFIG_HOME=${dir} ${process.execPath} ${CLI} expose ${origin.url}`,
+      ]);
+      const up = await untilScreen(/Session status {5}online/, narrow);
+      assert.match(up, /^Forwarding\nhttp:\/\/[a-z2-7]{52}\.localhost:\d+\/\n/m, up);
+      assert.match(up, /^ {19}-> http:\/\/127\.0\.0\.1:\d+$/m, up);
+    } finally {
+      await run('tmux', ['kill-session', '-t', narrow]).catch(() => undefined);
+    }
   });
 });

@@ -30,6 +30,8 @@ export class TerminalStatus {
   #services: AssignedService[] = [];
   #total = 0;
   #note = '';
+  /** Whether any session was ever up: before that the relay is being reached, not lost. */
+  #everOnline = false;
   #timer: NodeJS.Timeout | undefined;
   #dirty = true;
   readonly #inspector: string | undefined;
@@ -55,13 +57,17 @@ export class TerminalStatus {
   }
 
   connected(connection: number): void {
+    this.#everOnline = true;
+    this.#note = '';
     this.#sessions.set(connection, 'online');
     this.#changed();
   }
 
   disconnected(connection: number, reason: string): void {
-    this.#sessions.set(connection, 'reconnecting');
-    this.#note = `last loss: ${reason}`;
+    if (this.#everOnline) {
+      this.#sessions.set(connection, 'reconnecting');
+      this.#note = `last loss: ${reason}`;
+    } else this.#note = `cannot reach the relay: ${reason}`;
     this.#changed();
   }
 
@@ -90,7 +96,14 @@ export class TerminalStatus {
     if (!this.#dirty && recent.length === 0) return;
     this.#dirty = false;
     const online = [...this.#sessions.values()].filter((s) => s === 'online').length;
-    const state = online === this.#sessions.size ? 'online' : online > 0 ? 'degraded' : 'reconnecting';
+    const state =
+      online === this.#sessions.size
+        ? 'online'
+        : online > 0
+          ? 'degraded'
+          : this.#everOnline
+            ? 'reconnecting'
+            : 'connecting';
     const sorted = this.#requests.map((r) => r.durationMs).sort((a, b) => a - b);
     const pct = (p: number): string =>
       sorted.length === 0
@@ -105,9 +118,17 @@ export class TerminalStatus {
       row('Session status', `${state} (${online} of ${this.#sessions.size} sessions)`),
       ...(this.#services.length === 0
         ? [row('Forwarding', 'registering…')]
-        : this.#services.map((s, i) =>
-            row(i === 0 ? 'Forwarding' : '', `${s.connect ?? s.url} -> ${this.#targets.get(s.name) ?? ''}`),
-          )),
+        : this.#services.flatMap((s, i) => {
+            const label = i === 0 ? 'Forwarding' : '';
+            const url = s.connect ?? s.url;
+            const target = `-> ${this.#targets.get(s.name) ?? ''}`;
+            // The terminal would wrap a long row mid-URL: the target goes on its own row, and
+            // the URL on a row of its own from the first column if even that is too narrow.
+            const one = row(label, `${url} ${target}`);
+            if (one.length <= width) return [one];
+            if (row(label, url).length <= width) return [row(label, url), row('', target)];
+            return [label, url, row('', target)];
+          })),
       ...(this.#inspector === undefined ? [] : [row('Web Interface', this.#inspector)]),
       row(
         'Requests',
