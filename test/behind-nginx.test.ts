@@ -3,6 +3,7 @@ import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { type AddressInfo, createServer as createNetServer, type Server as NetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -17,6 +18,7 @@ import { type Nginx, startNginx } from './helpers/nginx.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
 import { type CliProcess, startCli } from './helpers/processes.js';
 import { type Redis, startRedis } from './helpers/redis.js';
+import { until } from './helpers/wait.js';
 
 const run = promisify(execFile);
 
@@ -29,6 +31,8 @@ describe('behind real nginx: redis-cli through postern connect, HTTP, WebSocket,
   let labels: Record<string, string>;
   let redisCli: string;
   const cleanups: (() => unknown)[] = [];
+  let late: NetServer;
+  let halfClosesSeen = 0;
 
   before(async () => {
     redisCli = requireBinary('redis-cli', 'redis-tools');
@@ -39,6 +43,18 @@ describe('behind real nginx: redis-cli through postern connect, HTTP, WebSocket,
         ws.on('message', (data) => ws.send(`echo ${data}`)),
       );
     });
+    // A service that answers a moment after its request, as a database or an RPC server does.
+    late = createNetServer((socket) => {
+      socket.on('error', () => {});
+      socket.once('data', (request: Buffer) => {
+        setTimeout(() => socket.end(`reply to ${request.toString().trim()}\n`), 300);
+      });
+      socket.on('end', () => {
+        halfClosesSeen++;
+      });
+    });
+    late.listen(0, '127.0.0.1');
+    await once(late, 'listening');
     relay = await createRelay({ listen: ['tcp://127.0.0.1:0'], trustedProxies: ['127.0.0.1'] });
     nginx = await startNginx(Number((relay.addresses[0] as string).split(':').pop()));
     // The agent, too, reaches the relay only through nginx.
@@ -48,6 +64,7 @@ describe('behind real nginx: redis-cli through postern connect, HTTP, WebSocket,
       services: [
         { name: 'redis', target: `unix://localhost:0?path=${redis.socketPath}`, kind: 'tcp' },
         { name: 'web', target: origin.url },
+        { name: 'late', target: `tcp://127.0.0.1:${(late.address() as AddressInfo).port}` },
       ],
     });
     const services = await agent.ready;
@@ -58,6 +75,7 @@ describe('behind real nginx: redis-cli through postern connect, HTTP, WebSocket,
     await agent?.close();
     await nginx?.stop();
     await relay?.close();
+    late?.close();
     await origin?.close();
     await redis?.stop();
   });
@@ -99,6 +117,24 @@ describe('behind real nginx: redis-cli through postern connect, HTTP, WebSocket,
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  test('postern connect on stdin/stdout keeps the reply when stdin ends first (nginx drops a half-closed upgrade)', async () => {
+    const url = `tcp://127.0.0.1:${nginx.port}/${labels.late}?http_preflight=true`;
+    const ask = async (extra: string[]): Promise<{ code: number | null; stdout: string }> => {
+      const cli = startCli(['connect', url, ...extra]);
+      let stdout = '';
+      cli.child.stdout.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+      });
+      cli.child.stdin.end('ping\n');
+      return { code: await cli.exited, stdout };
+    };
+    for (let i = 0; i < 3; i++) assert.deepEqual(await ask([]), { code: 0, stdout: 'reply to ping\n' });
+    // --half-close passes the end of stdin on (the old behaviour): the server sees a FIN.
+    const before = halfClosesSeen;
+    assert.equal((await ask(['--half-close'])).code, 0);
+    await until(() => halfClosesSeen === before + 1, 'the server to see the end of the input');
   });
 
   test('SUBSCRIBE receives what PUBLISH sends (the server pushes)', async () => {

@@ -4,10 +4,13 @@ import { parseConnectionString } from '../connection-string/index.js';
 import { errorCodeOf } from '../errors.js';
 import { joinDuplex } from '../stream/join-duplex.js';
 import { describeListener, listenOn } from '../transport/listen.js';
-import { headerArgument, jsonLine, parseOptions, UsageError } from './args.js';
+import { headerArgument, integerFlag, jsonLine, parseOptions, UsageError } from './args.js';
 import { connectionString } from './option-checks.js';
 import type { OptionDef } from './option-table.js';
 import { onShutdownSignal } from './signals.js';
+
+/** After stdin ends, a silent server is given this long before the connection is closed, ms. */
+const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 
 export const connectUsage =
   'postern connect <connection string> [--listen tcp://127.0.0.1:<port>] [--header "Name: value" | --header Name=value]... [--upgrade <token>] [--json]';
@@ -31,6 +34,18 @@ export const CONNECT_OPTIONS = {
     value: '<token>',
     help: 'the Upgrade token of the preflight',
     default: '`tcp`, or `tcps` for a TLS connection string',
+  },
+  'half-close': {
+    help: 'stdin/stdout mode: pass the end of stdin on as a half-close',
+    doc: 'stdin/stdout mode: pass the end of stdin on to the server as a half-close (TCP FIN). Off by default because nginx, like many proxies, closes an upgraded connection when the client half-closes, losing the reply still on its way',
+    default: 'off: once stdin ends, wait for the server to close (or `--idle-timeout`)',
+  },
+  'idle-timeout': {
+    value: '<ms>',
+    integer: { min: 0, max: 86_400_000 },
+    help: 'stdin/stdout mode: after stdin ends, close once the server is silent this long; 0 = never',
+    doc: 'stdin/stdout mode: after stdin ended, close the connection once the server has sent nothing for this long; 0 = wait for the server to close',
+    default: '30 000',
   },
   json: {
     help: 'JSON lines on stdout (listening, error)',
@@ -59,11 +74,25 @@ export async function connectCommand(argv: string[]): Promise<void> {
 
   if (values.listen === undefined) {
     const remote = await client.connect(target, options);
+    const halfClose = values['half-close'] === true;
+    const idleMs = integerFlag(values['idle-timeout'], 'idle-timeout') ?? DEFAULT_IDLE_TIMEOUT_MS;
     await new Promise<void>((resolve, reject) => {
-      process.stdin.pipe(remote);
+      process.stdin.pipe(remote, { end: halfClose });
       remote.pipe(process.stdout);
       remote.once('error', reject);
       remote.once('close', () => resolve());
+      // The request is all sent; the reply may still be on its way. Keep the connection (a
+      // half-close would make nginx drop it) until the server closes or falls silent.
+      if (!halfClose)
+        process.stdin.once('end', () => {
+          if (idleMs === 0) return;
+          let timer = setTimeout(() => remote.destroy(), idleMs);
+          remote.on('data', () => {
+            clearTimeout(timer);
+            timer = setTimeout(() => remote.destroy(), idleMs);
+          });
+          remote.once('close', () => clearTimeout(timer));
+        });
     });
     return;
   }
