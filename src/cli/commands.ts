@@ -77,6 +77,26 @@ export const COMMANDS: Record<string, { summary: string; load: () => Promise<Com
       return { run: demoCommand, usage: demoUsage, options: DEMO_OPTIONS };
     },
   },
+  completion: {
+    summary: 'print a shell completion script (bash, zsh or fish) for every command and option',
+    load: async () => {
+      const { completionCommand, completionUsage, COMPLETION_OPTIONS } = await import('./completion.js');
+      return {
+        run: async (argv) => {
+          const sources = await Promise.all(
+            Object.entries(COMMANDS).map(async ([name, command]) => ({
+              name,
+              summary: command.summary,
+              options: (await command.load()).options,
+            })),
+          );
+          completionCommand(argv, sources);
+        },
+        usage: completionUsage,
+        options: COMPLETION_OPTIONS,
+      };
+    },
+  },
   config: {
     summary: 'check a config file (postern.yaml) and name the line of any mistake',
     load: async () => {
