@@ -309,3 +309,37 @@ describe('connect() and postern connect through a real relay', () => {
     assert.match(cli.stderr(), /^postern connect: value of header X-Bad has a character not allowed in HTTP/);
   });
 });
+
+describe('AMPS transport options', () => {
+  test('bind, tcp_keepalive and tcp_nodelay are applied; socket buffer sizes are named once as ignored', async () => {
+    const seen: string[] = [];
+    const server = createServer((socket) => {
+      seen.push(socket.remoteAddress ?? '');
+      socket.end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    const warnings: string[] = [];
+    const onWarning = (warning: Error & { code?: string }): void => {
+      if (warning.code === 'POSTERN_IGNORED_OPTION') warnings.push(warning.message);
+    };
+    process.on('warning', onWarning);
+    try {
+      for (let i = 0; i < 2; i++) {
+        const socket = await connect(
+          `tcp://127.0.0.1:${port}?tcp_nodelay=false&tcp_keepalive=true&tcp_sndbuf=65536&tcp_rcvbuf=65536&bind=127.0.0.2`,
+        );
+        await once(socket, 'close');
+      }
+      assert.deepEqual(seen, ['127.0.0.2', '127.0.0.2'], 'connected from the bind address');
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(warnings, [
+        "tcp_sndbuf=65536 ignored: Node cannot size a TCP socket's buffers; the kernel's defaults apply",
+        "tcp_rcvbuf=65536 ignored: Node cannot size a TCP socket's buffers; the kernel's defaults apply",
+      ]);
+    } finally {
+      process.off('warning', onWarning);
+      server.close();
+    }
+  });
+});

@@ -20,6 +20,22 @@ describe('connection strings: valid forms', () => {
       { transport: 'tcp', host: 'h', port: 1, path: '/p', httpPreflight: true },
     ],
     ['tcp://h:1?http_preflight=0', { transport: 'tcp', host: 'h', port: 1, path: '', httpPreflight: false }],
+    [
+      // An AMPS connection string with its transport options: accepted as written.
+      'tcp://amps.example.com:9007/amps/json?tcp_nodelay=true&tcp_keepalive=true&tcp_sndbuf=131072&tcp_rcvbuf=131072&bind=10.0.0.5:0',
+      {
+        transport: 'tcp',
+        host: 'amps.example.com',
+        port: 9007,
+        path: '/amps/json',
+        tcpNoDelay: true,
+        tcpKeepAlive: true,
+        tcpSndbuf: 131072,
+        tcpRcvbuf: 131072,
+        bind: { host: '10.0.0.5', port: 0 },
+      },
+    ],
+    ['tcps://h:1?bind=[::1]', { transport: 'tcps', host: 'h', port: 1, path: '', bind: { host: '::1' } }],
     ['tcp://[::1]:9007', { transport: 'tcp', host: '::1', port: 9007, path: '' }],
     ['TCP://Example.COM:5', { transport: 'tcp', host: 'example.com', port: 5, path: '' }],
     [
@@ -84,6 +100,14 @@ describe('connection strings: each bad one gets its precise error', () => {
       /^bad connection string "tcp:\/\/u:\*\*\*@h:1": password has a malformed percent-escape/,
     ],
     ['tcp://h:1?http_preflight=yes', /http_preflight must be true, false, 1 or 0 \(got "yes"\)/],
+    ['tcp://h:1?tcp_nodelay=yes', /tcp_nodelay must be true, false, 1 or 0 \(got "yes"\)/],
+    ['tcp://h:1?tcp_sndbuf=64k', /tcp_sndbuf must be a number of bytes \(got "64k"\)/],
+    [
+      'tcp://h:1?bind=host.example:1',
+      /bind must be <ip>\[:<port>\], IPv6 in brackets \(got "host.example:1"\)/,
+    ],
+    ['tcp://h:1?bind=::1', /bind must be <ip>\[:<port>\]/],
+    ['ws://h:1?tcp_keepalive=true', /"tcp_keepalive" does not apply to ws:\/\/ \(only tcp, tcps\)/],
     ['tcp://h:1?http_prefligth=true', /unknown parameter "http_prefligth" \(known: /],
     ['tcp://h:1?http_preflight=true&http_preflight=false', /parameter "http_preflight" given twice/],
     [
@@ -161,6 +185,22 @@ const connectionStringArb: fc.Arbitrary<ConnectionString> = fc
     socketPath: textArb,
     ca: fc.option(textArb, { nil: undefined }),
     sni: fc.option(hostnameArb, { nil: undefined }),
+    amps: fc.record({
+      noDelay: fc.option(fc.boolean(), { nil: undefined }),
+      keepAlive: fc.option(fc.boolean(), { nil: undefined }),
+      sndbuf: fc.option(fc.integer({ min: 0, max: 9_999_999_999 }), { nil: undefined }),
+      rcvbuf: fc.option(fc.integer({ min: 0, max: 9_999_999_999 }), { nil: undefined }),
+      bind: fc.option(
+        fc.record({
+          host: fc.oneof(
+            fc.ipV4(),
+            fc.ipV6().map((ip) => parseIpv6Canonical(ip)),
+          ),
+          port: fc.option(fc.integer({ min: 0, max: 65535 }), { nil: undefined }),
+        }),
+        { nil: undefined },
+      ),
+    }),
     pins: fc.option(
       fc.array(fc.uint8Array({ minLength: 32, maxLength: 32 }), { minLength: 1, maxLength: 3 }),
       {
@@ -176,6 +216,17 @@ const connectionStringArb: fc.Arbitrary<ConnectionString> = fc
     }
     if ((r.transport === 'tcp' || r.transport === 'tcps') && r.preflight !== undefined)
       cs.httpPreflight = r.preflight;
+    if (r.transport === 'tcp' || r.transport === 'tcps') {
+      if (r.amps.noDelay !== undefined) cs.tcpNoDelay = r.amps.noDelay;
+      if (r.amps.keepAlive !== undefined) cs.tcpKeepAlive = r.amps.keepAlive;
+      if (r.amps.sndbuf !== undefined) cs.tcpSndbuf = r.amps.sndbuf;
+      if (r.amps.rcvbuf !== undefined) cs.tcpRcvbuf = r.amps.rcvbuf;
+      if (r.amps.bind !== undefined)
+        cs.bind =
+          r.amps.bind.port === undefined
+            ? { host: r.amps.bind.host }
+            : { host: r.amps.bind.host, port: r.amps.bind.port };
+    }
     if (r.transport === 'unix') cs.socketPath = r.socketPath;
     if (r.transport === 'tcps' || r.transport === 'wss' || r.transport === 'https') {
       if (r.ca !== undefined) cs.ca = r.ca;

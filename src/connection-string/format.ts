@@ -17,6 +17,12 @@ export function formatConnectionString(cs: ConnectionString): string {
   if (cs.sni !== undefined) params.push(`sni=${encodeValue(cs.sni)}`);
   if (cs.proxy !== undefined) params.push(`proxy=${encodeURIComponent(cs.proxy)}`);
   if (cs.pin !== undefined) params.push(`pin=${cs.pin.join(',')}`);
+  if (cs.tcpNoDelay !== undefined) params.push(`tcp_nodelay=${cs.tcpNoDelay}`);
+  if (cs.tcpKeepAlive !== undefined) params.push(`tcp_keepalive=${cs.tcpKeepAlive}`);
+  if (cs.tcpSndbuf !== undefined) params.push(`tcp_sndbuf=${cs.tcpSndbuf}`);
+  if (cs.tcpRcvbuf !== undefined) params.push(`tcp_rcvbuf=${cs.tcpRcvbuf}`);
+  if (cs.bind !== undefined)
+    params.push(`bind=${hostForUrl(cs.bind.host)}${cs.bind.port === undefined ? '' : `:${cs.bind.port}`}`);
   if (params.length > 0) out += `?${params.join('&')}`;
   return out;
 }

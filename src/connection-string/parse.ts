@@ -1,11 +1,23 @@
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { ConnectionStringError } from '../errors.js';
 import { type ConnectionString, isTls, TRANSPORTS, type Transport } from './types.js';
 
 const DEFAULT_PORTS: Partial<Record<Transport, number>> = { ws: 80, http: 80, wss: 443, https: 443 };
 const HOSTNAME = /^[a-z0-9]([a-z0-9_-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]*[a-z0-9])?)*\.?$/;
 const PATH = /^(\/[A-Za-z0-9\-._~!$&'()*+,;=:@%]*)*$/;
-const PARAM_NAMES = ['http_preflight', 'path', 'ca', 'sni', 'proxy', 'pin'] as const;
+const PARAM_NAMES = [
+  'http_preflight',
+  'path',
+  'ca',
+  'sni',
+  'proxy',
+  'pin',
+  'tcp_nodelay',
+  'tcp_keepalive',
+  'tcp_sndbuf',
+  'tcp_rcvbuf',
+  'bind',
+] as const;
 type ParamName = (typeof PARAM_NAMES)[number];
 const PARAM_TRANSPORTS: Record<ParamName, readonly Transport[]> = {
   http_preflight: ['tcp', 'tcps', 'unix'],
@@ -14,6 +26,12 @@ const PARAM_TRANSPORTS: Record<ParamName, readonly Transport[]> = {
   sni: ['tcps', 'wss', 'https'],
   proxy: ['tcp', 'tcps', 'ws', 'wss', 'http', 'https'],
   pin: ['tcps', 'wss', 'https'],
+  // AMPS transport options: AMPS connection strings carry them.
+  tcp_nodelay: ['tcp', 'tcps'],
+  tcp_keepalive: ['tcp', 'tcps'],
+  tcp_sndbuf: ['tcp', 'tcps'],
+  tcp_rcvbuf: ['tcp', 'tcps'],
+  bind: ['tcp', 'tcps'],
 };
 /** A SHA-256 in base64 (44 characters with its one '=') or base64url (43, no padding). */
 const PIN = /^sha256\/([A-Za-z0-9+/]{43}=|[A-Za-z0-9_-]{43})$/;
@@ -142,12 +160,41 @@ function parseParams(
       );
     }
     const value = decode(raw, partAt + name.length + 1, `value of ${param}`, fail);
+    const flag = (): boolean => {
+      if (value === 'true' || value === '1') return true;
+      if (value !== 'false' && value !== '0')
+        fail(partAt, `${param} must be true, false, 1 or 0 (got "${value}")`);
+      return false;
+    };
+    const bytes = (): number => {
+      if (!/^\d{1,10}$/.test(value)) fail(partAt, `${param} must be a number of bytes (got "${value}")`);
+      return Number(value);
+    };
     switch (param) {
       case 'http_preflight':
-        if (value === 'true' || value === '1') result.httpPreflight = true;
-        else if (value === 'false' || value === '0') result.httpPreflight = false;
-        else fail(partAt, `http_preflight must be true, false, 1 or 0 (got "${value}")`);
+        result.httpPreflight = flag();
         break;
+      case 'tcp_nodelay':
+        result.tcpNoDelay = flag();
+        break;
+      case 'tcp_keepalive':
+        result.tcpKeepAlive = flag();
+        break;
+      case 'tcp_sndbuf':
+        result.tcpSndbuf = bytes();
+        break;
+      case 'tcp_rcvbuf':
+        result.tcpRcvbuf = bytes();
+        break;
+      case 'bind': {
+        const match = /^(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+))(?::(\d{1,5}))?$/.exec(value);
+        const host = match?.[1] ?? match?.[2] ?? '';
+        const port = match?.[3] === undefined ? undefined : Number(match[3]);
+        if (match === null || isIP(host) === 0 || (port !== undefined && port > 65535))
+          fail(partAt, `bind must be <ip>[:<port>], IPv6 in brackets (got "${value}")`);
+        result.bind = port === undefined ? { host } : { host, port };
+        break;
+      }
       case 'path':
         if (value === '') fail(partAt, 'path= is empty: give the socket file');
         result.socketPath = value;

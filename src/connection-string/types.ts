@@ -31,6 +31,15 @@ export interface ConnectionString {
   pin?: string[];
   /** `proxy=`: a forward proxy to tunnel through, `http://` or `socks5[h]://[user:password@]host:port` (tcp, tcps, ws, wss, http, https). */
   proxy?: string;
+  /** AMPS's `tcp_nodelay=false`: Nagle's algorithm on (Postern sets no-delay otherwise) (tcp, tcps). */
+  tcpNoDelay?: boolean;
+  /** AMPS's `tcp_keepalive=true`: TCP keepalive probes on the connection (tcp, tcps). */
+  tcpKeepAlive?: boolean;
+  /** AMPS's `bind=<ip>[:<port>]`: the local address (and port) to connect from (tcp, tcps). */
+  bind?: { host: string; port?: number };
+  /** AMPS's `tcp_sndbuf` / `tcp_rcvbuf`, bytes: kept, not applied (Node cannot set them); a notice says so. */
+  tcpSndbuf?: number;
+  tcpRcvbuf?: number;
 }
 
 /** Transports that run over TLS. */

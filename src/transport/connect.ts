@@ -56,7 +56,7 @@ export async function connect(
   if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z/]+$/.test(token))
     throw new OptionError(`upgrade token ${JSON.stringify(token)} is not a valid HTTP token`);
   const socket = await dialSocket(cs, { timeoutMs: connectTimeoutMs });
-  socket.setNoDelay(true);
+  if (cs.tcpNoDelay !== false) socket.setNoDelay(true);
   if (!cs.httpPreflight) return socket;
   const host = cs.transport === 'unix' ? 'localhost' : `${hostForUrl(cs.host)}:${cs.port}`;
   await preflightHandshake(socket, { path: cs.path, host, token, headers, timeoutMs: handshakeTimeoutMs });

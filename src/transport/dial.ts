@@ -27,6 +27,31 @@ const NETWORK_FAILURES: Record<string, string> = {
   ENOENT: 'no socket at that path',
 };
 
+/** tcp_keepalive=true: the first probe after this much idle time, ms. */
+const KEEPALIVE_DELAY_MS = 30_000;
+/** Options already noticed, so a notice is one line per process and not one per connection. */
+const noticed = new Set<string>();
+
+/**
+ * AMPS connection strings may carry socket buffer sizes, which Node cannot set on a TCP socket: they
+ * are accepted (the string stays usable as is) and named once in a process warning.
+ */
+function noteIgnoredOptions(target: ConnectionString): void {
+  for (const [name, value] of [
+    ['tcp_sndbuf', target.tcpSndbuf],
+    ['tcp_rcvbuf', target.tcpRcvbuf],
+  ] as const) {
+    if (value === undefined || noticed.has(name)) continue;
+    noticed.add(name);
+    process.emitWarning(
+      `${name}=${value} ignored: Node cannot size a TCP socket's buffers; the kernel's defaults apply`,
+      {
+        code: 'POSTERN_IGNORED_OPTION',
+      },
+    );
+  }
+}
+
 function inWords(code: string | undefined, message: string): string {
   if (code === undefined) return message;
   const words = NETWORK_FAILURES[code];
@@ -50,11 +75,20 @@ export async function dialSocket(target: ConnectionString, options: DialOptions 
     proxy === undefined ? undefined : await connectThroughProxy(proxy, target.host, target.port, timeoutMs);
   let socket: Socket;
   let readyEvent: string;
+  const from =
+    target.bind === undefined
+      ? {}
+      : {
+          localAddress: target.bind.host,
+          ...(target.bind.port === undefined ? {} : { localPort: target.bind.port }),
+        };
+  noteIgnoredOptions(target);
   switch (target.transport) {
     case 'tcp':
     case 'http':
     case 'ws':
-      socket = tunnel ?? netConnect({ host: target.host, port: target.port, lookup: localhostLookup });
+      socket =
+        tunnel ?? netConnect({ host: target.host, port: target.port, lookup: localhostLookup, ...from });
       readyEvent = 'connect';
       break;
     case 'unix':
@@ -66,7 +100,7 @@ export async function dialSocket(target: ConnectionString, options: DialOptions 
     case 'wss': {
       socket = tlsConnect({
         ...(tunnel === undefined
-          ? { host: target.host, port: target.port, lookup: localhostLookup }
+          ? { host: target.host, port: target.port, lookup: localhostLookup, ...from }
           : { socket: tunnel }),
         ...tlsVerifyOptions(target),
       });
@@ -95,6 +129,8 @@ export async function dialSocket(target: ConnectionString, options: DialOptions 
     };
     const ready = (): void => {
       cleanup();
+      if (target.tcpNoDelay === false) socket.setNoDelay(false);
+      if (target.tcpKeepAlive === true) socket.setKeepAlive(true, KEEPALIVE_DELAY_MS);
       resolve(socket);
     };
     const cleanup = (): void => {
