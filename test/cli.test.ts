@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer } from 'node:http';
 import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -186,6 +187,55 @@ describe('the postern command', () => {
     const made = await runToExit(['keygen', '--out', join(home, 'made.key'), '--json']);
     assert.equal(made.code, 0, made.stderr);
     assert.equal((await stat(join(home, 'made.key'))).mode & 0o777, 0o600);
+  });
+
+  test('when the target stops answering, --plain says so once, and again when it is back; --json has target events', async () => {
+    const probe = createServer();
+    probe.listen(0, '127.0.0.1');
+    await once(probe, 'listening');
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise((resolve) => probe.close(resolve));
+    const plain = startCli(['expose', String(port), '--no-inspect'], { XDG_CONFIG_HOME: home });
+    const json = startCli(['expose', `http://127.0.0.1:${port}`, '--no-inspect', '--json'], {
+      XDG_CONFIG_HOME: home,
+    });
+    let back: ReturnType<typeof createHttpServer> | undefined;
+    try {
+      const ready = await json.nextEvent((e) => e.event === 'ready');
+      const url = (ready.services as { url: string }[])[0]?.url as string;
+      const plainUrl = await plainUrlOf(plain);
+      for (let i = 0; i < 2; i++) {
+        assert.equal((await curlResponse([plainUrl])).status, 502);
+        assert.equal((await curlResponse([url])).status, 502);
+      }
+      const down = await json.nextEvent((e) => e.event === 'target');
+      assert.deepEqual(down, {
+        event: 'target',
+        service: 'default',
+        target: `http://127.0.0.1:${port}`,
+        reachable: false,
+        reason: 'ECONNREFUSED',
+      });
+      back = createHttpServer((_req, res) => res.end('back'));
+      back.listen(port, '127.0.0.1');
+      await once(back, 'listening');
+      assert.equal((await curlResponse([plainUrl])).status, 200);
+      assert.equal((await curlResponse([url])).status, 200);
+      assert.equal((await json.nextEvent((e) => e.event === 'target')).reachable, true);
+      await until(() => plain.stderr().includes('answers again'), 'the plain line for the target back');
+      const lines = plain
+        .stderr()
+        .split('\n')
+        .filter((line) => line.includes('the target'));
+      assert.deepEqual(lines, [
+        `postern: the target http://127.0.0.1:${port} is not answering (ECONNREFUSED); visitors get 502 until it does`,
+        `postern: the target http://127.0.0.1:${port} answers again`,
+      ]);
+    } finally {
+      await plain.stop();
+      await json.stop();
+      back?.close();
+    }
   });
 
   test('short targets expand as ngrok users expect; a port out of range names the target', () => {
@@ -392,3 +442,9 @@ describe('the postern command', () => {
     });
   }
 });
+
+/** The URL a plain `postern expose` printed on stdout ("Forwarding <url> -> <target>"). */
+async function plainUrlOf(cli: ReturnType<typeof startCli>): Promise<string> {
+  const line = await cli.nextEvent((e) => e.event === 'text' && String(e.line).startsWith('Forwarding '));
+  return String(line.line).split(' ')[1] as string;
+}

@@ -11,6 +11,11 @@ export interface AgentEvents {
   reconnecting: [event: { connection: number; attempt: number; delayMs: number }];
   /** The relay refused the agent for good (a key not admitted, a conflict): the agent has stopped. */
   fatal: [error: PosternError];
+  /**
+   * A service's target stopped answering (`reachable: false`, with the error: visitors get 502
+   * target_unreachable meanwhile) or answers again. Said once per change, not per request.
+   */
+  target: [event: { service: string; target: string; reachable: boolean; reason?: string }];
   /** An HTTP target has answered a request; only emitted while someone listens. */
   request: [event: AgentRequestEvent];
 }

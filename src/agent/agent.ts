@@ -92,6 +92,10 @@ class AgentRuntime extends EventEmitter<AgentEvents> implements Agent {
       connectTimeoutMs: this.#opts.targetConnectTimeoutMs,
       stalls: this.#stalls,
       observer: options.observer,
+      onReachability: (service, reachable, reason) => {
+        const target = this.#services.find((s) => s.name === service)?.targetText ?? '';
+        this.emit('target', { service, target, reachable, ...(reason === undefined ? {} : { reason }) });
+      },
     });
     this.ready = this.#readyOrNot(this.#opts.readyTimeoutMs, options.signal);
     this.ready.catch(() => {});

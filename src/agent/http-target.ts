@@ -56,6 +56,7 @@ export function forwardToHttpTarget(
         else respondTargetUnreachable(stream, service, error, record);
       },
       onDone: (status, error) => {
+        service.reachability.answered();
         finished = error === undefined;
         failure ??= error;
         onDone?.(status);
@@ -99,6 +100,7 @@ export function forwardToHttpTarget(
       stream,
       res,
       (status, error) => {
+        service.reachability.answered();
         finished = error === undefined;
         failure ??= error;
         onDone?.(status);
@@ -195,6 +197,7 @@ export function respondTargetUnreachable(
     respondError(stream, `${service.targetText}: ${error.message}`, 'target_stalled', record);
     return;
   }
+  service.reachability.failed(error.code ?? error.message);
   respondError(
     stream,
     `the agent could not reach ${service.targetText} (${error.code ?? error.message})`,

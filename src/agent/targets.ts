@@ -41,6 +41,30 @@ export interface TargetService {
   access: AccessRules | undefined;
   /** Told about every exchange (the inspector), if any. */
   observer: TrafficObserver | undefined;
+  /** Whether the target answers, as the last exchange found it; changes are reported once. */
+  reachability: Reachability;
+}
+
+/** A target's state as the agent sees it: down after it could not be reached, up once it answers. */
+export class Reachability {
+  #down = false;
+  readonly #onChange: (reachable: boolean, reason?: string) => void;
+
+  constructor(onChange: (reachable: boolean, reason?: string) => void) {
+    this.#onChange = onChange;
+  }
+
+  failed(reason: string): void {
+    if (this.#down) return;
+    this.#down = true;
+    this.#onChange(false, reason);
+  }
+
+  answered(): void {
+    if (!this.#down) return;
+    this.#down = false;
+    this.#onChange(true);
+  }
 }
 
 export interface TargetTlsOptions {
@@ -59,6 +83,8 @@ export function resolveServices(
     connectTimeoutMs: number;
     stalls: StallWatch;
     observer: TrafficObserver | undefined;
+    /** Told when a service's target stops or starts answering again. */
+    onReachability?: (service: string, reachable: boolean, reason?: string) => void;
   },
 ): TargetService[] {
   if (services.length === 0) throw new OptionError('an agent needs at least one service to expose');
@@ -109,6 +135,7 @@ export function resolveServices(
       stalls: limits.stalls,
       access: service.access === undefined ? undefined : accessRulesFor(name, service.access),
       observer: limits.observer,
+      reachability: new Reachability((reachable, reason) => limits.onReachability?.(name, reachable, reason)),
     };
   });
 }

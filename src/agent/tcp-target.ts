@@ -46,6 +46,7 @@ export function forwardToTcpTarget(
   };
   socket.once('error', onError);
   socket.once('connect', () => {
+    service.reachability.answered();
     clearTimeout(timer);
     socket.off('error', onError);
     if (stream.destroyed) {

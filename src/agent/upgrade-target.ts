@@ -57,6 +57,7 @@ export function forwardUpgradeToTarget(
   stream.pause();
   const req = target.transport === 'https' ? httpsRequest(options) : httpRequest(options);
   req.once('upgrade', (res: IncomingMessage, socket: Duplex, head: Buffer) => {
+    service.reachability.answered();
     req.setTimeout(0);
     if (stream.destroyed) {
       socket.destroy();
@@ -84,6 +85,7 @@ export function forwardUpgradeToTarget(
     }
   });
   req.once('response', (res: IncomingMessage) => {
+    service.reachability.answered();
     req.setTimeout(0);
     const status = res.statusCode ?? 502;
     stream.respond({ ...endToEndHeaders(res.headers), ':status': status });

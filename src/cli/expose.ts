@@ -178,6 +178,14 @@ export async function exposeCommand(argv: string[]): Promise<void> {
       status.request(event),
     );
   }
+  agent.on('target', (event) => {
+    const said = event.reachable
+      ? `the target ${event.target} answers again`
+      : `the target ${event.target} is not answering (${event.reason ?? 'no answer'}); visitors get 502 until it does`;
+    if (values.json) jsonLine({ event: 'target', ...event });
+    else if (status !== undefined) status.note(said);
+    else process.stderr.write(`postern: ${said}\n`);
+  });
   if (!values.json && status === undefined) {
     const plain = new PlainStatus((line) => process.stderr.write(`postern: ${line}\n`));
     agent.on('connected', (event) => plain.connected(event.connection));

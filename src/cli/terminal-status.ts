@@ -71,6 +71,12 @@ export class TerminalStatus {
     this.#changed();
   }
 
+  /** A line under the figures until the next one: a target down or back, a session lost. */
+  note(text: string): void {
+    this.#note = text;
+    this.#changed();
+  }
+
   request(line: Omit<RequestLine, 'at'>): void {
     this.#total++;
     this.#requests.push({ ...line, at: Date.now() });
