@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { once } from 'node:events';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { describe, test } from 'node:test';
 import {
@@ -139,5 +140,42 @@ describe('agent.ready settles: admitted, refused, timed out or aborted', () => {
         () => createAgent({ relay: 'tcp://127.0.0.1:1', key, services: [{ target: 'http://127.0.0.1:1' }] }),
         (error: unknown) => error instanceof OptionError && message.test(error.message),
       );
+  });
+});
+
+describe('publishing an application without a port', () => {
+  test('a request handler, a server not listening, and one already listening are each served', async () => {
+    const relay = await createRelay({ listen: ['tcp://127.0.0.1:0'] });
+    const listening = createHttpServer((_req, res) => res.end('listening server'));
+    listening.listen(0, '127.0.0.1');
+    await once(listening, 'listening');
+    const idle = createHttpServer((_req, res) => res.end('idle server'));
+    const agent = createAgent({
+      relay: relay.addresses[0] as string,
+      key: generateAgentKey(),
+      services: [
+        { name: 'handler', target: (req, res) => res.end(`handler saw ${req.url}`) },
+        { name: 'idle', target: idle },
+        { name: 'listening', target: listening },
+      ],
+    });
+    try {
+      const services = await agent.ready;
+      const body = async (name: string, path: string): Promise<string> => {
+        const url = services.find((s) => s.name === name)?.pathUrl as string;
+        return (await fetch(`${url}${path}`)).text();
+      };
+      assert.equal(await body('handler', 'x?y=1'), 'handler saw /x?y=1');
+      assert.equal(await body('idle', ''), 'idle server');
+      assert.equal(await body('listening', ''), 'listening server');
+      assert.equal(idle.listening, true);
+    } finally {
+      await agent.close();
+      await relay.close();
+    }
+    // What the agent started, it stopped; what was listening already still is.
+    assert.equal(idle.listening, false);
+    assert.equal(listening.listening, true);
+    listening.close();
   });
 });

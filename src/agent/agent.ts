@@ -14,6 +14,7 @@ import { StallWatch } from '../stream/stall-watch.js';
 import { normalizePreflightHeader } from '../transport/preflight-headers.js';
 import type { AgentEvents } from './agent-events.js';
 import { forwardToHttpTarget } from './http-target.js';
+import { type InProcessTarget, inProcessTarget } from './in-process-target.js';
 import { type AgentOptions, DEFAULT_AGENT_OPTIONS, type ResolvedAgentOptions } from './options.js';
 import { agentRelayAddress } from './relay-address.js';
 import { type ReplayRequest, replayToTarget } from './replay.js';
@@ -62,6 +63,9 @@ class AgentRuntime extends EventEmitter<AgentEvents> implements Agent {
   readonly #log: Logger;
   readonly #stalls: StallWatch;
   #closing: Promise<void> | undefined;
+  /** Applications published without a port: started here, stopped by close(). */
+  readonly #inProcess: InProcessTarget[] = [];
+  readonly #targetsReady: Promise<unknown>;
 
   constructor(options: AgentOptions) {
     super();
@@ -86,17 +90,31 @@ class AgentRuntime extends EventEmitter<AgentEvents> implements Agent {
     // Checked whether or not the session window was given.
     const windows = sessionWindows(this.#opts.streamWindowBytes);
     this.#opts.connectionWindowBytes ??= windows.session;
-    this.#stalls = new StallWatch(this.#opts.stallTimeoutMs);
-    this.#services = resolveServices(this.#opts.services, {
-      maxIdleTargetSockets: this.#opts.maxIdleTargetSockets,
-      connectTimeoutMs: this.#opts.targetConnectTimeoutMs,
-      stalls: this.#stalls,
-      observer: options.observer,
-      onReachability: (service, reachable, reason) => {
-        const target = this.#services.find((s) => s.name === service)?.targetText ?? '';
-        this.emit('target', { service, target, reachable, ...(reason === undefined ? {} : { reason }) });
-      },
+    const addressed = this.#opts.services.map((service) => {
+      if (typeof service.target === 'string') return { ...service, target: service.target };
+      const app = inProcessTarget(service.target);
+      this.#inProcess.push(app);
+      return { ...service, target: app.target };
     });
+    this.#stalls = new StallWatch(this.#opts.stallTimeoutMs);
+    try {
+      this.#services = resolveServices(addressed, {
+        maxIdleTargetSockets: this.#opts.maxIdleTargetSockets,
+        connectTimeoutMs: this.#opts.targetConnectTimeoutMs,
+        stalls: this.#stalls,
+        observer: options.observer,
+        onReachability: (service, reachable, reason) => {
+          const target = this.#services.find((s) => s.name === service)?.targetText ?? '';
+          this.emit('target', { service, target, reachable, ...(reason === undefined ? {} : { reason }) });
+        },
+      });
+    } catch (error) {
+      this.#stalls.close();
+      for (const app of this.#inProcess) void app.close();
+      throw error;
+    }
+    // Sessions start once the in-process applications take connections.
+    this.#targetsReady = Promise.all(this.#inProcess.map((app) => app.start()));
     this.ready = this.#readyOrNot(this.#opts.readyTimeoutMs, options.signal);
     this.ready.catch(() => {});
     // 'fatal' stops the agent; make sure an unlistened one does not crash the process as 'error' would.
@@ -111,6 +129,7 @@ class AgentRuntime extends EventEmitter<AgentEvents> implements Agent {
     for (let i = 0; i < this.#opts.connections; i++) {
       this.#slots.push(
         new SessionSlot(i, {
+          targetsReady: this.#targetsReady,
           opts: this.#opts,
           relays,
           firstRelay: i,
@@ -243,6 +262,7 @@ class AgentRuntime extends EventEmitter<AgentEvents> implements Agent {
       await Promise.all(this.#slots.map((slot) => slot.stop(this.#opts.drainTimeoutMs)));
       for (const service of this.#services) service.pool.destroy();
       await Promise.all(this.#services.map((service) => service.dispatcher?.destroy()));
+      await Promise.all(this.#inProcess.map((app) => app.close()));
       this.#stalls.close();
     })();
     return this.#closing;

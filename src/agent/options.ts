@@ -2,6 +2,7 @@ import type { Defined } from '../defined.js';
 import type { AgentKey } from '../keys/key-file.js';
 import type { Logger } from '../log.js';
 import type { PreflightHeader } from '../transport/preflight-headers.js';
+import type { InProcessHandler } from './in-process-target.js';
 import type { TrafficObserver } from './traffic-observer.js';
 import type { VisitorAccessOptions } from './visitor-access.js';
 
@@ -10,9 +11,11 @@ export interface ServiceOptions {
   name?: string | undefined;
   /**
    * Where the agent forwards: http://, https:// or unix://…?path= (HTTP over a Unix socket) for
-   * HTTP services; tcp://host:port or unix://…?path= for TCP services.
+   * HTTP services; tcp://host:port or unix://…?path= for TCP services. Or the application
+   * itself: an `http.Server` (listening or not) or a request handler (express, a plain function),
+   * published without a port of its own (see in-process-target.ts).
    */
-  target: string;
+  target: string | InProcessHandler;
   /** 'http' or 'tcp'. Default: 'tcp' for tcp:// targets, else 'http'. */
   kind?: 'http' | 'tcp' | undefined;
   /** 'preserve' passes the visitor's Host; 'rewrite' sets it to the target's host:port. Default 'preserve'. */
@@ -20,6 +23,9 @@ export interface ServiceOptions {
   /** Who may visit: Basic users, bearer tokens, required headers, IP allow/deny. Default: everyone. */
   access?: VisitorAccessOptions | undefined;
 }
+
+/** A service whose target is an address (what the CLI and config files give). */
+export type AddressedServiceOptions = ServiceOptions & { target: string };
 
 /** Options of `createAgent()`. DEFAULT_AGENT_OPTIONS holds the defaults. */
 export interface AgentOptions {

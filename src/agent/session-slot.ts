@@ -6,6 +6,7 @@ import {
   ConnectError,
   ERROR_CATALOGUE,
   isErrorCode,
+  OptionError,
   RegistrationRejectedError,
   redactSecrets,
 } from '../errors.js';
@@ -43,6 +44,8 @@ export interface SlotContext {
   key: AgentKey;
   services: RequestedService[];
   log: Logger;
+  /** Resolves once every target takes connections (in-process applications listen). */
+  targetsReady: Promise<unknown>;
   /** Receives the agent's events: connected, disconnected, reconnecting, fatal. */
   events: EventEmitter<AgentEvents>;
   /** Custom headers for the upgrade request (validated), e.g. a reverse proxy's token. */
@@ -88,6 +91,16 @@ export class SessionSlot {
   }
 
   async #run(): Promise<void> {
+    try {
+      await this.#ctx.targetsReady;
+    } catch (error) {
+      this.#state = 'stopped';
+      this.#ctx.events.emit(
+        'fatal',
+        new OptionError(`the application could not listen: ${(error as Error).message}`),
+      );
+      return;
+    }
     let attempt = 0;
     const { events, opts, log } = this.#ctx;
     while (!this.#stopped) {

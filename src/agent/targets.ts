@@ -15,7 +15,7 @@ import type { AccessRules } from '../session/access.js';
 import type { ServiceKind } from '../session/protocol.js';
 import type { StallWatch } from '../stream/stall-watch.js';
 import { localhostLookup } from '../transport/localhost-lookup.js';
-import type { ServiceOptions } from './options.js';
+import type { AddressedServiceOptions } from './options.js';
 import type { TrafficObserver } from './traffic-observer.js';
 import { accessRulesFor } from './visitor-access.js';
 
@@ -77,7 +77,7 @@ export interface TargetTlsOptions {
  * nothing on a stream can change it: the agent never dials anywhere else (no SSRF).
  */
 export function resolveServices(
-  services: ServiceOptions[],
+  services: AddressedServiceOptions[],
   limits: {
     maxIdleTargetSockets: number;
     connectTimeoutMs: number;
@@ -144,7 +144,7 @@ export function resolveServices(
  * Checks one service's name and target without touching the network or the disk: what the agent
  * runs and what `postern config check` reports come from the same rules.
  */
-export function checkService(service: ServiceOptions): {
+export function checkService(service: AddressedServiceOptions): {
   name: string;
   kind: ServiceKind;
   target: ConnectionString;

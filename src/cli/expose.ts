@@ -1,5 +1,5 @@
 import { createAgent } from '../agent/agent.js';
-import type { ServiceOptions } from '../agent/options.js';
+import type { AddressedServiceOptions } from '../agent/options.js';
 import { checkService } from '../agent/targets.js';
 import type { VisitorAccessOptions } from '../agent/visitor-access.js';
 import { errorCodeOf, PosternError } from '../errors.js';
@@ -26,7 +26,7 @@ export type ExposeValues = ReturnType<typeof parseLayeredArgs<typeof EXPOSE_OPTI
  * The services the command's targets and options describe, their names and targets checked as the
  * agent will check them; `postern config check` runs the same.
  */
-export function exposeServices(values: ExposeValues, positionals: string[]): ServiceOptions[] {
+export function exposeServices(values: ExposeValues, positionals: string[]): AddressedServiceOptions[] {
   if (positionals.length === 0) {
     throw new UsageError(
       `expose takes one or more targets, e.g. 3000 or http://127.0.0.1:3000 (usage: ${exposeUsage})`,
@@ -39,7 +39,7 @@ export function exposeServices(values: ExposeValues, positionals: string[]): Ser
     throw new UsageError('--port is for the embedded relay; it cannot go with --relay');
   const hostHeader = values['host-header'] as 'preserve' | 'rewrite' | undefined;
   // Each target is `URL` or `name=URL` (several services on one agent, e.g. web and redis).
-  const services: ServiceOptions[] = positionals.map((positional) => {
+  const services: AddressedServiceOptions[] = positionals.map((positional) => {
     const named = /^([a-z0-9][a-z0-9-]*)=(.+)$/.exec(positional);
     return {
       target: expandTarget(named ? (named[2] as string) : positional, values.tcp === true),
