@@ -29,6 +29,7 @@ export const ERROR_CATALOGUE = {
   POSTERN_INSPECT_LISTEN: { audience: 'caller', retryable: false },
   POSTERN_REPLAY: { audience: 'caller', retryable: false },
   POSTERN_REPLAY_FAILED: { audience: 'caller', retryable: true },
+  POSTERN_IGNORED_OPTION: { audience: 'caller', retryable: false },
   POSTERN_ERROR: { audience: 'caller', retryable: false },
 
   // --- Visitors of a tunnel: the relay's answer, with `Postern-Error: <code>` ---
