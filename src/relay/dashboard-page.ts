@@ -24,7 +24,7 @@ export const DASHBOARD_PAGE = `<!doctype html>
 <p id="cluster"></p>
 <p id="error"></p>
 <table>
-  <thead><tr><th>tunnel</th><th>name</th><th>kind</th><th>sessions</th><th>open streams</th><th>streams/s</th><th>streams in all</th><th>agents</th></tr></thead>
+  <thead><tr><th>tunnel</th><th>name</th><th>kind</th><th>access</th><th>sessions</th><th>open streams</th><th>streams/s</th><th>streams in all</th><th>agents</th></tr></thead>
   <tbody id="tunnels"></tbody>
 </table>
 <script>
@@ -32,6 +32,15 @@ export const DASHBOARD_PAGE = `<!doctype html>
   const cell = (row, text) => { const td = document.createElement('td'); td.textContent = String(text); row.appendChild(td); return td; };
   // Rates come from the change in each tunnel's streamsTotal between two polls.
   let previous = new Map();
+  // "up 3 h 12 min (since 2 Dec 2026, 23:26)": how long, then when, in the reader's own time zone.
+  const since = (iso) => {
+    const s = Math.max(0, Math.floor((Date.now() - Date.parse(iso)) / 1000));
+    const span = s < 60 ? s + ' s' : s < 3600 ? Math.floor(s / 60) + ' min'
+      : s < 86400 ? Math.floor(s / 3600) + ' h ' + Math.floor((s % 3600) / 60) + ' min'
+      : Math.floor(s / 86400) + ' d ' + Math.floor((s % 86400) / 3600) + ' h';
+    const at = new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+    return 'up ' + span + ' (since ' + at + ')';
+  };
   let previousAt = 0;
   async function refresh() {
     try {
@@ -40,7 +49,7 @@ export const DASHBOARD_PAGE = `<!doctype html>
       const status = await res.json();
       document.getElementById('error').textContent = '';
       document.getElementById('node').textContent =
-        'listening on ' + status.listen.join(', ') + ' · tunnels at <label>.' + status.domain + ' · up since ' + status.startedAt +
+        'listening on ' + status.listen.join(', ') + ' · tunnels at <label>.' + status.domain + ' · ' + since(status.startedAt) +
         ' · ' + status.sessions + ' agent sessions' + (status.draining ? ' · DRAINING' : '');
       document.getElementById('cluster').textContent = status.cluster === undefined ? '' :
         'cluster node ' + status.cluster.node + ' (' + status.cluster.advertise + '), Redis ' + status.cluster.redis +
@@ -57,7 +66,8 @@ export const DASHBOARD_PAGE = `<!doctype html>
         const link = document.createElement('a');
         link.href = t.url; link.textContent = t.label;
         cell(row, '').appendChild(link);
-        cell(row, t.name); cell(row, t.kind); cell(row, t.sessions); cell(row, t.activeStreams);
+        cell(row, t.name); cell(row, t.kind); cell(row, t.access.length === 0 ? 'open' : t.access.join(', '));
+        cell(row, t.sessions); cell(row, t.activeStreams);
         cell(row, before === undefined ? '…' : ((t.streamsTotal - before) / seconds).toFixed(1)); cell(row, t.streamsTotal);
         cell(row, t.agents.map((a) => a.remoteAddress + ' (' + a.activeStreams + ' streams)').join(', ') || 'offline');
         body.appendChild(row);
