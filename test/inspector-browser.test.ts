@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -164,5 +165,64 @@ describe('the inspector in a real browser (Debian chromium, playwright-core)', (
     assert.equal(await page.evaluate(() => (globalThis as { __pwned?: number }).__pwned), undefined);
     assert.deepEqual(dialogs, []);
     await shot('5-script-body');
+  });
+  test('a binary body keeps its hex dump columns on a narrow screen; the size column stays in view beside "replay of"', async () => {
+    await page.setViewportSize({ width: 1100, height: 900 });
+    try {
+      await page.goto(inspectorUrl);
+      await page.locator('#live.on').waitFor();
+      // The replayed row from the first test: its last cell (the size) is inside the list, not cut off.
+      const replayed = row('replay of #').first();
+      await replayed.waitFor();
+      const edges = await replayed.evaluate((tr) => {
+        const list = tr.ownerDocument.getElementById('list');
+        const last = tr.lastElementChild;
+        return {
+          size: last?.getBoundingClientRect().right ?? Infinity,
+          list: list?.getBoundingClientRect().right ?? 0,
+        };
+      });
+      const sizeInView = edges.size <= edges.list + 1;
+      assert.ok(
+        sizeInView,
+        `the size column of a replayed row is pushed out of the list: ${JSON.stringify(edges)}`,
+      );
+
+      // Narrower still: the detail pane is now less wide than one hex dump line.
+      await page.setViewportSize({ width: 900, height: 900 });
+      const blob = join(shots, 'blob.bin');
+      writeFileSync(blob, Buffer.from(Array.from({ length: 256 }, (_, i) => i)));
+      const posted = await curlResponse([
+        '-X',
+        'POST',
+        '-H',
+        'content-type: application/octet-stream',
+        '--data-binary',
+        `@${blob}`,
+        `${tunnelUrl}blob`,
+      ]);
+      assert.ok(posted.status > 0);
+      await row('POST /blob').first().click();
+      const dump = page.locator('#detail pre.hex').first();
+      await dump.waitFor();
+      const layout = await dump.evaluate((pre) => {
+        const style = pre.ownerDocument.defaultView?.getComputedStyle(pre);
+        if (style === undefined) throw new Error('no window');
+        return {
+          lines: (pre.textContent ?? '').split('\n').length,
+          lineHeight: Number.parseFloat(style.lineHeight),
+          padding: Number.parseFloat(style.paddingTop) + Number.parseFloat(style.paddingBottom),
+          height: pre.clientHeight,
+        };
+      });
+      // Each dump line on one screen line (a scrollbar may take one more).
+      assert.ok(
+        layout.height <= (layout.lines + 1.5) * layout.lineHeight + layout.padding,
+        `hex dump lines wrapped: ${JSON.stringify(layout)}`,
+      );
+      await shot('5-hex-narrow');
+    } finally {
+      await page.setViewportSize({ width: 1400, height: 900 });
+    }
   });
 });

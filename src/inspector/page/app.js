@@ -66,11 +66,17 @@ function row(s) {
     el('td', null, s.id),
     el('td', null, clock(s.startedAt)),
     el('td', null, el('span', { class: 'kind' }, kindLabel[s.kind] ?? s.kind)),
+    // Table cells ignore max-width: the clipping box is a div, so a long path or a "replay of"
+    // tag never pushes the status, time and size columns out of view.
     el(
       'td',
-      { class: 'path', title: request },
-      request,
-      s.replayOf ? el('span', { class: 'muted' }, ` (replay of #${s.replayOf})`) : null,
+      { class: 'path' },
+      el(
+        'div',
+        { class: 'clip', title: request },
+        request,
+        s.replayOf ? el('span', { class: 'muted' }, ` (replay of #${s.replayOf})`) : null,
+      ),
     ),
     el('td', { class: statusClass }, statusText(s)),
     el('td', null, s.durationMs === null ? '' : `${Math.round(s.durationMs)} ms`),
@@ -196,7 +202,9 @@ function messagesBlock(c) {
       el('td', null, `${Math.round(m.atMs)} ms`),
       el('td', null, m.type + (m.compressed ? ' (deflate)' : '')),
       el('td', null, size(m.size) + (m.truncated ? ' (cut)' : '')),
-      el('td', { class: 'text' }, m.text !== undefined ? m.text : hexDump(m.base64, 64)),
+      m.text !== undefined
+        ? el('td', { class: 'text' }, m.text)
+        : el('td', { class: 'text' }, el('pre', { class: 'hex' }, hexDump(m.base64, 64))),
     ),
   );
   const note =
