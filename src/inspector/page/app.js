@@ -62,7 +62,7 @@ function row(s) {
   const statusClass = s.state === 'failed' ? 'failed' : s.status === null ? '' : `s${String(s.status)[0]}`;
   const tr = el(
     'tr',
-    { 'data-id': s.id, onclick: () => select(s.id) },
+    { class: 'entry', 'data-id': s.id, onclick: () => select(s.id) },
     el('td', null, s.id),
     el('td', null, clock(s.startedAt)),
     el('td', null, el('span', { class: 'kind' }, kindLabel[s.kind] ?? s.kind)),
