@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer as createHttpServer } from 'node:http';
-import { createServer } from 'node:net';
 import { describe, test } from 'node:test';
 import {
   createAgent,
@@ -13,16 +12,7 @@ import {
   PosternError,
 } from '../src/index.js';
 import type { AgentKey } from '../src/keys/key-file.js';
-
-/** A loopback port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { freePort } from './helpers/binaries.js';
 
 /** Counts the agent's attempts from now on. */
 function attempts(agent: ReturnType<typeof createAgent>): () => number {
@@ -34,7 +24,7 @@ function attempts(agent: ReturnType<typeof createAgent>): () => number {
 describe('agent.ready settles: admitted, refused, timed out or aborted', () => {
   test('no relay within readyTimeoutMs: rejects with POSTERN_READY_TIMEOUT and the last reason, and the agent stops', async () => {
     const agent = createAgent({
-      relay: `tcp://127.0.0.1:${await closedPort()}`,
+      relay: `tcp://127.0.0.1:${await freePort()}`,
       key: generateAgentKey(),
       services: [{ target: 'http://127.0.0.1:1' }],
       readyTimeoutMs: 400,
@@ -65,7 +55,7 @@ describe('agent.ready settles: admitted, refused, timed out or aborted', () => {
   test('a signal aborts it: POSTERN_ABORTED with the reason as cause, the agent closed; an aborted signal at once', async () => {
     const controller = new AbortController();
     const agent = createAgent({
-      relay: `tcp://127.0.0.1:${await closedPort()}`,
+      relay: `tcp://127.0.0.1:${await freePort()}`,
       key: generateAgentKey(),
       services: [{ target: 'http://127.0.0.1:1' }],
       readyTimeoutMs: 0,

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { expandTarget } from '../src/cli/expose.js';
+import { freePort } from './helpers/binaries.js';
 import { curl, curlResponse } from './helpers/curl.js';
 import { type Origin, sha256OfPattern, startOrigin } from './helpers/origin.js';
 import { CLI, runToExit, startCli } from './helpers/processes.js';
@@ -103,11 +104,7 @@ describe('the postern command', () => {
   });
 
   test('a relay that cannot be reached, or is not a relay: one plain line per attempt that says so', async () => {
-    const closed = createServer();
-    closed.listen(0, '127.0.0.1');
-    await once(closed, 'listening');
-    const port = (closed.address() as AddressInfo).port;
-    await new Promise((resolve) => closed.close(resolve));
+    const port = await freePort();
     const env = { XDG_CONFIG_HOME: home };
     const down = startCli(['expose', '3000', '--relay', `tcp://127.0.0.1:${port}`, '--no-inspect'], env);
     const notRelay = startCli(
@@ -190,11 +187,7 @@ describe('the postern command', () => {
   });
 
   test('when the target stops answering, --plain says so once, and again when it is back; --json has target events', async () => {
-    const probe = createServer();
-    probe.listen(0, '127.0.0.1');
-    await once(probe, 'listening');
-    const port = (probe.address() as AddressInfo).port;
-    await new Promise((resolve) => probe.close(resolve));
+    const port = await freePort();
     const plain = startCli(['expose', String(port), '--no-inspect'], { XDG_CONFIG_HOME: home });
     const json = startCli(['expose', `http://127.0.0.1:${port}`, '--no-inspect', '--json'], {
       XDG_CONFIG_HOME: home,

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { freePort } from './helpers/binaries.js';
 import { curl } from './helpers/curl.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
 import { CLI } from './helpers/processes.js';
@@ -80,37 +79,17 @@ describe('postern expose on a terminal (checked in a real tmux)', () => {
 
   test('on 80 columns the URL stays on one row; before any session the screen says connecting, and why not yet', async () => {
     const narrow = `${session}-narrow`;
-    const closed = createServer();
-    closed.listen(0, '127.0.0.1');
-    await once(closed, 'listening');
-    const port = (closed.address() as AddressInfo).port;
-    await new Promise((resolve) => closed.close(resolve));
+    const port = await freePort();
+    const exposeOn80Columns = (command: string) =>
+      run('tmux', ['new-session', '-d', '-s', narrow, '-x', '80', '-y', '30', command]);
     try {
-      await run('tmux', [
-        'new-session',
-        '-d',
-        '-s',
-        narrow,
-        '-x',
-        '80',
-        '-y',
-        '30',
+      await exposeOn80Columns(
         `XDG_CONFIG_HOME=${dir} ${process.execPath} ${CLI} expose ${origin.url} --relay tcp://127.0.0.1:${port}`,
-      ]);
+      );
       const waiting = await untilScreen(/cannot reach the relay: /, narrow);
       assert.match(waiting, /Session status {5}connecting \(0 of 2 sessions\)/);
       await run('tmux', ['kill-session', '-t', narrow]);
-      await run('tmux', [
-        'new-session',
-        '-d',
-        '-s',
-        narrow,
-        '-x',
-        '80',
-        '-y',
-        '30',
-        `XDG_CONFIG_HOME=${dir} ${process.execPath} ${CLI} expose ${origin.url}`,
-      ]);
+      await exposeOn80Columns(`XDG_CONFIG_HOME=${dir} ${process.execPath} ${CLI} expose ${origin.url}`);
       const up = await untilScreen(/Session status {5}online/, narrow);
       assert.match(up, /^Forwarding\nhttp:\/\/[a-z2-7]{52}\.localhost:\d+\/\n/m, up);
       assert.match(up, /^ {19}-> http:\/\/127\.0\.0\.1:\d+$/m, up);
