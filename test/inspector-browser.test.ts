@@ -32,9 +32,15 @@ async function startAppOrigin() {
       res.end(JSON.stringify({ received: body.length, order: seen.length }));
     });
   });
-  new WebSocketServer({ server }).on('connection', (ws) =>
-    ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })),
-  );
+  // Echoes; /deflate agrees to permessage-deflate when the client offers it (browsers do).
+  const plain = new WebSocketServer({ noServer: true });
+  const deflating = new WebSocketServer({ noServer: true, perMessageDeflate: { threshold: 0 } });
+  for (const wss of [plain, deflating])
+    wss.on('connection', (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })));
+  server.on('upgrade', (req, socket, head) => {
+    const wss = req.url === '/deflate' ? deflating : plain;
+    wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
@@ -147,6 +153,50 @@ describe('the inspector in a real browser (Debian chromium, playwright-core)', (
     );
     assert.equal(await page.locator('table.messages tr.msg-in td', { hasText: 'close' }).count(), 1);
     await shot('4-websocket');
+  });
+
+  test('messages the browser compressed (permessage-deflate) are shown as they were before compression', async () => {
+    const texts = ['compressed hello', 'compressed hello, once more', 'compressed hello, once more and more'];
+    const sender = await browser.newPage();
+    let extensions: string;
+    try {
+      await sender.goto(`${tunnelUrl}sender`);
+      extensions = await sender.evaluate(
+        ({ url, texts }) =>
+          new Promise<string>((resolve, reject) => {
+            const ws = new WebSocket(url);
+            const echoes: string[] = [];
+            ws.onerror = () => reject(new Error('the WebSocket failed'));
+            ws.onopen = () => ws.send(texts[0] as string);
+            ws.onmessage = (event) => {
+              echoes.push(String(event.data));
+              if (echoes.length < texts.length) ws.send(texts[echoes.length] as string);
+              else ws.close(1000);
+            };
+            ws.onclose = () =>
+              echoes.join('|') === texts.join('|')
+                ? resolve(ws.extensions)
+                : reject(new Error(echoes.join('|')));
+          }),
+        { url: `${tunnelUrl.replace(/^http/, 'ws')}deflate`, texts },
+      );
+    } finally {
+      await sender.close();
+    }
+    assert.match(extensions, /^permessage-deflate/, 'Chromium and the origin agreed to compress');
+
+    await row('GET /deflate').first().click();
+    const messages = page.locator('table.messages tr.msg-in, table.messages tr.msg-out');
+    await until(async () => (await messages.count()) >= 2 * texts.length + 1, 'every message and a close');
+    const shown = await page.locator('table.messages td.text').allTextContents();
+    for (const text of texts)
+      assert.equal(shown.filter((t) => t === text).length, 2, `"${text}" decoded both ways: ${shown}`);
+    assert.equal(
+      await page.locator('table.messages td', { hasText: 'text (deflate)' }).count(),
+      2 * texts.length,
+    );
+    assert.equal(await page.locator('table.messages td', { hasText: /B sent\)$/ }).count(), 2 * texts.length);
+    await page.locator('table.messages').screenshot({ path: join(shots, '4-websocket-deflate.png') });
   });
 
   test('a captured <script> body is shown as text and never runs', async () => {

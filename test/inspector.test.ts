@@ -1,17 +1,26 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { get, type IncomingMessage, request, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import {
+  createServer,
+  get,
+  type IncomingMessage,
+  request,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { type AddressInfo, connect as netConnect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { gzipSync } from 'node:zlib';
+import { deflateRawSync, gzipSync, constants as zlibConstants } from 'node:zlib';
 import fc from 'fast-check';
+import { WebSocket, WebSocketServer } from 'ws';
 import { CaptureStore, packHeaders, unpackHeaders } from '../src/inspector/capture-store.js';
 import { type Inspector, startInspector } from '../src/inspector/inspector-server.js';
 import { type ObservedMessage, WebSocketFrameReader } from '../src/inspector/websocket-frames.js';
 import { connect } from '../src/transport/connect.js';
+import { localhostLookup } from '../src/transport/localhost-lookup.js';
 import { curl, curlResponse } from './helpers/curl.js';
 import { startTcpEcho } from './helpers/echo.js';
 import { type Origin, startOrigin } from './helpers/origin.js';
@@ -542,6 +551,179 @@ describe('postern replay and the expose inspector flags', () => {
       );
     } finally {
       await first.stop();
+    }
+  });
+});
+
+describe('permessage-deflate WebSocket messages in the inspector', () => {
+  let server: Server;
+  let store: CaptureStore;
+  let tunnel: Tunnel;
+
+  before(async () => {
+    // Two echo endpoints: /takeover keeps each side's window from message to message (what browsers
+    // and ws do by default); /reset makes both sides start every message afresh.
+    const takeover = new WebSocketServer({ noServer: true, perMessageDeflate: { threshold: 0 } });
+    const reset = new WebSocketServer({
+      noServer: true,
+      perMessageDeflate: { threshold: 0, serverNoContextTakeover: true, clientNoContextTakeover: true },
+    });
+    for (const wss of [takeover, reset])
+      wss.on('connection', (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary })));
+    server = createServer((_req, res) => res.end('ok'));
+    server.on('upgrade', (req, socket, head) => {
+      const wss = req.url === '/reset' ? reset : takeover;
+      wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    store = new CaptureStore();
+    tunnel = await startTunnel(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, {
+      agent: { observer: store },
+    });
+  });
+  after(async () => {
+    await tunnel?.close();
+    server?.closeAllConnections();
+    await new Promise((resolve) => server?.close(resolve));
+  });
+
+  /** Sends each message, waits for its echo, closes; returns the capture once every message is in. */
+  async function converse(path: string, messages: (string | Buffer)[]) {
+    const ws = new WebSocket(`ws://${tunnel.service.label}.localhost:${tunnel.port}${path}`, {
+      lookup: localhostLookup,
+      perMessageDeflate: { threshold: 0 },
+    });
+    await once(ws, 'open');
+    assert.match(String(ws.extensions), /permessage-deflate/, 'compression was agreed');
+    for (const message of messages) {
+      ws.send(message);
+      const [echo] = await once(ws, 'message');
+      assert.equal(Buffer.compare(Buffer.from(echo as Buffer), Buffer.from(message)), 0);
+    }
+    ws.close(1000);
+    await once(ws, 'close');
+    const capture = store.list().find((c) => c.path === path) as NonNullable<ReturnType<CaptureStore['get']>>;
+    const settled = () =>
+      capture.messages.filter(
+        (m) => m.compressed && m.inflatedSize === undefined && m.inflateNote === undefined,
+      );
+    await until(
+      () =>
+        capture.messages.filter((m) => m.type !== 'close').length === 2 * messages.length &&
+        settled().length === 0,
+      'every message captured and inflated',
+    );
+    return capture;
+  }
+
+  test('with context takeover, every message both ways is shown and searched as sent before compression', async () => {
+    const texts = ['hello inspector', 'hello inspector, again', 'hello inspector, again and again', 'é ✓ 😀'];
+    const capture = await converse('/takeover', texts);
+    const data = capture.messages.filter((m) => m.type === 'text');
+    assert.ok(
+      data.every((m) => m.compressed),
+      'every message was sent compressed',
+    );
+    assert.deepEqual(
+      data.map((m) => [m.direction, m.data.toString()]),
+      texts.flatMap((t) => [
+        ['in', t],
+        ['out', t],
+      ]),
+    );
+    assert.ok(
+      data.some((m) => m.size < (m.inflatedSize as number) / 2),
+      'later messages refer back to earlier ones (that is what the window is for)',
+    );
+    const inspector = await startInspector({
+      store,
+      replay: () => Promise.reject(new Error('no')),
+      listen: '127.0.0.1:0',
+    });
+    try {
+      const detail = JSON.parse((await curl([`${inspector.url}/api/requests/${capture.id}`])).stdout);
+      const third = detail.messageList[4];
+      assert.deepEqual(
+        [third.type, third.compressed, third.text, third.inflatedSize, third.inflateNote],
+        ['text', true, 'hello inspector, again and again', 32, null],
+      );
+      assert.ok(third.size < 32, `${third.size} bytes on the wire`);
+      const found = JSON.parse((await curl([`${inspector.url}/api/requests?q=AGAIN+AND`])).stdout);
+      assert.deepEqual(
+        found.captures.map((c: { id: string }) => c.id),
+        [capture.id],
+      );
+    } finally {
+      await inspector.close();
+    }
+  });
+
+  test('a message that inflates past 1 MiB is shown as sent, and so is every later one of that side (they may refer to it)', async () => {
+    const bomb = 'x'.repeat(2 << 20);
+    const capture = await converse('/takeover', ['before', bomb, 'after']);
+    const side = (direction: string) =>
+      capture.messages.filter((m) => m.type === 'text' && m.direction === direction);
+    for (const direction of ['in', 'out']) {
+      const [before, big, later] = side(direction);
+      assert.equal(before?.data.toString(), 'before');
+      assert.match(String(big?.inflateNote), /^not decoded: inflates to more than 1024 KiB$/);
+      assert.ok((big?.data.length as number) < 64 << 10, 'the compressed payload kept, not 2 MiB');
+      assert.match(String(later?.inflateNote), /earlier message that was not decoded/);
+      assert.notEqual(later?.data.toString(), 'after');
+    }
+  });
+
+  test('a burst of compressed messages past the backlog is listed as sent, not queued without end', async () => {
+    const socket = netConnect(tunnel.port, '127.0.0.1');
+    socket.write(
+      `GET /reset HTTP/1.1\r\nHost: ${tunnel.service.label}.localhost:${tunnel.port}\r\nUpgrade: websocket\r\n` +
+        'Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n' +
+        'Sec-WebSocket-Extensions: permessage-deflate; client_no_context_takeover\r\n\r\n',
+    );
+    const [answer] = await once(socket, 'data');
+    assert.match(String(answer), /^HTTP\/1\.1 101 /);
+    // 400 masked frames of ~120 bytes, each inflating to 100 KiB: cheap to send, costly to inflate.
+    const payload = deflateRawSync(Buffer.alloc(100 << 10, 'z'), { finishFlush: zlibConstants.Z_SYNC_FLUSH });
+    const compressed = payload.subarray(0, payload.length - 4);
+    const frame = Buffer.concat([Buffer.from([0xc1, 0x80 | compressed.length, 0, 0, 0, 0]), compressed]);
+    const burst = 400;
+    socket.write(Buffer.concat(Array.from({ length: burst }, () => frame)));
+    const capture = store.list().find((c) => c.path === '/reset' && c.state === 'open');
+    assert.ok(capture);
+    await until(
+      () =>
+        capture.messageCount === 2 * burst &&
+        capture.messages.every((m) => m.inflatedSize !== undefined || m.inflateNote !== undefined),
+      'every message and its echo listed and settled',
+    );
+    const sent = capture.messages.filter((m) => m.direction === 'in');
+    const decoded = sent.filter((m) => m.inflatedSize === 100 << 10).length;
+    const behind = sent.filter(
+      (m) => m.inflateNote === 'not decoded: the inspector fell behind decoding',
+    ).length;
+    assert.equal(decoded + behind, burst);
+    assert.ok(decoded >= 64 && behind > 0, `${decoded} decoded, ${behind} shown as sent`);
+    socket.destroy();
+    // The inspector caught up: the next connection's messages decode again.
+    const next = await converse('/reset', ['caught up']);
+    assert.deepEqual(
+      next.messages.filter((m) => m.type === 'text').map((m) => m.data.toString()),
+      ['caught up', 'caught up'],
+    );
+  });
+
+  test('without context takeover, a message that cannot be decoded costs only itself', async () => {
+    const capture = await converse('/reset', ['before', 'y'.repeat(2 << 20), 'after', 'after again']);
+    for (const direction of ['in', 'out']) {
+      const shown = capture.messages
+        .filter((m) => m.type === 'text' && m.direction === direction)
+        .map((m) => m.inflateNote ?? m.data.toString());
+      assert.deepEqual(shown, [
+        'before',
+        'not decoded: inflates to more than 1024 KiB',
+        'after',
+        'after again',
+      ]);
     }
   });
 });

@@ -5,6 +5,7 @@ import type {
   TrafficObserver,
 } from '../agent/traffic-observer.js';
 import { RenewingMap } from '../renewing-collections.js';
+import { agreedDeflate, InflateBudget, MessageInflater } from './permessage-deflate.js';
 import { type ObservedMessage, WebSocketFrameReader } from './websocket-frames.js';
 
 /** How much the inspector keeps. Every figure is a hard limit. */
@@ -23,6 +24,11 @@ export interface CaptureLimits {
    */
   totalBytes: number;
 }
+
+/** The most a WebSocket message or a body is inflated to for display and search. */
+export const DECODED_LIMIT = 1 << 20;
+/** Compressed WebSocket messages waiting to be inflated, over all connections. */
+const INFLATE_BACKLOG = 64;
 
 export const DEFAULT_CAPTURE_LIMITS: CaptureLimits = {
   entries: 500,
@@ -59,6 +65,13 @@ export interface CapturedMessage extends ObservedMessage {
   direction: 'in' | 'out';
   /** Milliseconds since the connection opened. */
   at: number;
+  /**
+   * A compressed message once inflated: `data` is then its decoded start and `size` its wire size.
+   * Neither this nor `inflateNote` while it inflates or when permessage-deflate was not agreed.
+   */
+  inflatedSize?: number;
+  /** Why a compressed message is shown as sent. */
+  inflateNote?: string;
 }
 
 /**
@@ -169,6 +182,7 @@ export class CaptureStore implements TrafficObserver {
   readonly #listeners = new Set<(capture: Capture) => void>();
   #sequence = 0;
   #bytes = 0;
+  readonly #inflateBudget = new InflateBudget(INFLATE_BACKLOG);
 
   constructor(limits: Partial<CaptureLimits> = {}) {
     this.limits = { ...DEFAULT_CAPTURE_LIMITS, ...limits };
@@ -224,12 +238,17 @@ export class CaptureStore implements TrafficObserver {
       body.kept += part.length;
       this.#account(capture, part.length);
     };
+    let inflaters: (MessageInflater | undefined)[] = [];
     const frames =
       capture.kind === 'websocket'
-        ? (['in', 'out'] as const).map(
-            (direction) =>
+        ? ([0, 1] as const).map(
+            (index) =>
               new WebSocketFrameReader(this.limits.messageBytes, (message) =>
-                this.#message(capture, { ...message, direction, at: performance.now() - started }),
+                this.#message(
+                  capture,
+                  { ...message, direction: index === 0 ? 'in' : 'out', at: performance.now() - started },
+                  inflaters[index],
+                ),
               ),
           )
         : undefined;
@@ -252,6 +271,17 @@ export class CaptureStore implements TrafficObserver {
         const before = capture.headerBytes;
         capture.responseHeaders = headers;
         upgraded = status === 101;
+        const deflate = upgraded && frames !== undefined ? agreedDeflate(headers) : undefined;
+        if (deflate !== undefined)
+          inflaters = [deflate.clientResets, deflate.serverResets].map(
+            (resets) =>
+              new MessageInflater({
+                resets,
+                budget: this.#inflateBudget,
+                keepBytes: this.limits.messageBytes,
+                maxDecodedBytes: DECODED_LIMIT,
+              }),
+          );
         this.#account(capture, capture.headerBytes - before);
         this.#changed(capture);
       },
@@ -271,7 +301,20 @@ export class CaptureStore implements TrafficObserver {
     };
   }
 
-  #message(capture: Capture, message: CapturedMessage): void {
+  #message(capture: Capture, message: CapturedMessage, inflater: MessageInflater | undefined): void {
+    if (inflater !== undefined && message.compressed)
+      // Inflated even when the capture is gone: the next message may need this one's window.
+      inflater.inflate(message.data, !message.truncated, (result) => {
+        const kept = capture.messages.includes(message) && this.#entries.has(capture.id);
+        if ('note' in result) message.inflateNote = result.note;
+        else {
+          if (kept) this.#account(capture, result.data.length - message.data.length);
+          message.data = result.data;
+          message.inflatedSize = result.size;
+          message.truncated = result.size > result.data.length;
+        }
+        if (kept) this.#changed(capture);
+      });
     if (!this.#entries.has(capture.id)) return;
     capture.messageCount++;
     capture.messages.push(message);

@@ -1,8 +1,5 @@
 import { brotliDecompress, gunzip, inflate } from 'node:zlib';
-import type { Capture, CapturedBody, CaptureStore } from './capture-store.js';
-
-/** A decoded (gunzipped…) body larger than this is shown and searched encoded. */
-export const DECODED_LIMIT = 1 << 20;
+import { type Capture, type CapturedBody, type CaptureStore, DECODED_LIMIT } from './capture-store.js';
 
 /** One line of the list, as /api/requests and the live events give it. */
 export function captureSummary(capture: Capture): Record<string, unknown> {
@@ -48,9 +45,11 @@ export async function captureDetail(store: CaptureStore, capture: Capture): Prom
             size: m.size,
             truncated: m.truncated,
             compressed: m.compressed,
+            inflatedSize: m.inflatedSize ?? null,
+            inflateNote: m.inflateNote ?? null,
             ...(m.type === 'close'
               ? closePayload(m.data)
-              : payload(m.data, m.type === 'text' && !m.compressed)),
+              : payload(m.data, m.type === 'text' && (!m.compressed || m.inflatedSize !== undefined))),
           })),
         }
       : {}),

@@ -201,10 +201,18 @@ function messagesBlock(c) {
       ),
       el('td', null, `${Math.round(m.atMs)} ms`),
       el('td', null, m.type + (m.compressed ? ' (deflate)' : '')),
-      el('td', null, size(m.size) + (m.truncated ? ' (cut)' : '')),
-      m.text !== undefined
-        ? el('td', { class: 'text' }, m.text)
-        : el('td', { class: 'text' }, el('pre', { class: 'hex' }, hexDump(m.base64, 64))),
+      el(
+        'td',
+        null,
+        (m.inflatedSize === null ? size(m.size) : `${size(m.inflatedSize)} (${size(m.size)} sent)`) +
+          (m.truncated ? ' (cut)' : ''),
+      ),
+      el(
+        'td',
+        { class: 'text' },
+        m.inflateNote ? el('div', { class: 'muted' }, m.inflateNote) : null,
+        m.text !== undefined ? m.text : el('pre', { class: 'hex' }, hexDump(m.base64, 64)),
+      ),
     ),
   );
   const note =
