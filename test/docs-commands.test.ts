@@ -1,33 +1,15 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseCommandArgs } from '../src/cli/args.js';
 import { COMMANDS } from '../src/cli/commands.js';
 import { specOf } from '../src/cli/option-table.js';
-
-const ROOT = join(import.meta.dirname, '..', '..');
+import { codeLines, ROOT } from './helpers/doc-lines.js';
 
 /** Every `postern …` command line in the fenced code blocks of a page, with its line number. */
 function commandLines(page: string): { line: number; text: string }[] {
-  const found: { line: number; text: string }[] = [];
-  const lines = page.split('\n');
-  let fenced = false;
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i] as string;
-    if (line.trimStart().startsWith('```')) {
-      fenced = !fenced;
-      continue;
-    }
-    if (!fenced || !/^\s*(\$ )?postern [a-z-]+( |$)/.test(line)) continue;
-    // A command over several lines (`\` at the end) is one command.
-    let text = line.trim().replace(/^\$ /, '');
-    const start = i + 1;
-    while (text.endsWith('\\') && i + 1 < lines.length)
-      text = `${text.slice(0, -1)} ${(lines[++i] as string).trim()}`;
-    found.push({ line: start, text });
-  }
-  return found;
+  return codeLines(page).filter(({ text }) => /^postern [a-z-]+( |$)/.test(text));
 }
 
 /** Shell words of one line, quotes removed, a trailing `# comment` and what follows a pipe dropped. */
@@ -66,7 +48,7 @@ test('every postern command in README.md and docs/ names a real command and only
   const problems: string[] = [];
   let checked = 0;
   for (const page of pages) {
-    for (const { line, text } of commandLines(readFileSync(join(ROOT, page), 'utf8'))) {
+    for (const { line, text } of commandLines(page)) {
       const [, name, ...args] = words(text);
       const command = COMMANDS[name as string];
       if (command === undefined) {

@@ -317,6 +317,14 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
     }
   }
 
+  /** ':8080' for the first listener, or '' where a URL leaves the port out (unix, 80, 443). */
+  #urlPort(): string {
+    const first = this.#listeners[0]?.address;
+    if (first === undefined || first.transport === 'unix') return '';
+    const usual = first.transport === 'tcps' ? 443 : 80;
+    return first.port === usual ? '' : `:${first.port}`;
+  }
+
   urlFor(label: string): string {
     if (this.#opts.publicUrl !== undefined) {
       const base = new URL(this.#opts.publicUrl);
@@ -324,7 +332,7 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
     }
     const first = this.#listeners[0]?.address;
     const scheme = first?.transport === 'tcps' ? 'https' : 'http';
-    const port = first === undefined || first.transport === 'unix' ? '' : `:${first.port}`;
+    const port = this.#urlPort();
     return `${scheme}://${label}.${this.#opts.domain}${port}${this.#opts.basePath}/`;
   }
 
@@ -339,7 +347,7 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
     }
     const first = this.#listeners[0]?.address;
     const scheme = first?.transport === 'tcps' ? 'https' : 'http';
-    const port = first === undefined || first.transport === 'unix' ? '' : `:${first.port}`;
+    const port = this.#urlPort();
     const bound = first === undefined || first.transport === 'unix' ? 'localhost' : first.host;
     // A local relay is reached at the address it listens on; a named one by its domain.
     const host =

@@ -11,10 +11,11 @@ export interface TestCertificates {
 }
 
 /**
- * A throwaway CA and a server certificate for localhost, *.tunnel.test and 127.0.0.1, made with
- * openssl. (Not *.localhost: TLS clients refuse a wildcard directly under a one-label name.)
+ * A throwaway CA and a server certificate for `names` (by default localhost and *.tunnel.test) and
+ * 127.0.0.1, made with openssl. (Not *.localhost: TLS clients refuse a wildcard directly under a
+ * one-label name.)
  */
-export function makeCertificates(): TestCertificates {
+export function makeCertificates(names = ['localhost', '*.tunnel.test']): TestCertificates {
   const dir = mkdtempSync(join(tmpdir(), 'postern-certs-'));
   const path = (name: string): string => join(dir, name);
   const openssl = (...args: string[]): void => {
@@ -53,7 +54,7 @@ export function makeCertificates(): TestCertificates {
   );
   writeFileSync(
     path('ext.cnf'),
-    'subjectAltName=DNS:localhost,DNS:*.tunnel.test,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n',
+    `subjectAltName=${names.map((name) => `DNS:${name}`).join(',')},IP:127.0.0.1\nbasicConstraints=CA:FALSE\n`,
   );
   openssl(
     'x509',
