@@ -476,21 +476,24 @@ describe('docs/cli.md: the completion lines, as a shell start-up file would run 
 
   test('bash, zsh and fish complete "postern exp" to expose after sourcing the documented line', async () => {
     const cli = (text: string) => documented('docs/cli.md', text);
+    const reply = `echo "\${COMPREPLY[@]}"`;
     const shells = [
       [
         'bash',
         cli('source <(postern completion bash)'),
-        'COMP_WORDS=(postern exp); COMP_CWORD=1; _postern; echo "${COMPREPLY[@]}"',
+        `COMP_WORDS=(postern exp); COMP_CWORD=1; _postern; ${reply}`,
       ],
       [
         'zsh',
         cli('source <(postern completion zsh)'),
-        't() { emulate -L sh; COMP_WORDS=(postern exp); COMP_CWORD=1; _postern; echo "${COMPREPLY[@]}"; }; t',
+        `t() { emulate -L sh; COMP_WORDS=(postern exp); COMP_CWORD=1; _postern; ${reply}; }; t`,
       ],
       ['fish', cli('postern completion fish | source'), "complete -C 'postern exp'"],
     ];
     for (const [shell, line, ask] of shells) {
-      const { code, stdout, output } = await ns.run(`${shell} -c '${`${line}; ${ask}`.replaceAll("'", "'\\''")}'`);
+      const { code, stdout, output } = await ns.run(
+        `${shell} -c '${`${line}; ${ask}`.replaceAll("'", "'\\''")}'`,
+      );
       assert.equal(code, 0, output);
       assert.match(stdout, /^expose\b/m, `${shell}: ${output}`);
     }
