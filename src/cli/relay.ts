@@ -6,6 +6,7 @@ import { parseLayeredArgs } from './config-layers.js';
 import { loggerFromFlags } from './logger-flags.js';
 import { perSecond } from './option-checks.js';
 import { DEFAULT_ADMIN, DEFAULT_RELAY_LISTEN, RELAY_OPTIONS } from './relay-options.js';
+import { reloadOnHangup } from './relay-reload.js';
 import { onShutdownSignal } from './signals.js';
 
 export const relayUsage =
@@ -78,6 +79,7 @@ export async function relayCommand(argv: string[]): Promise<void> {
     if (relay.adminAddress !== undefined)
       process.stdout.write(`admin (metrics, health) on http://${relay.adminAddress}/\n`);
   }
+  reloadOnHangup(relay, argv, values);
   onShutdownSignal(async () => {
     await relay.close();
     if (values.json) jsonLine({ event: 'closed' });

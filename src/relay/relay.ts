@@ -16,7 +16,7 @@ import {
   handleAgentUpgrade,
 } from './agent-endpoint.js';
 import type { AgentSession } from './agent-session.js';
-import { loadAllowedKeys, watchAllowedKeys } from './allowed-keys.js';
+import { type AllowedKeys, loadAllowedKeys, watchAllowedKeys } from './allowed-keys.js';
 import type { ClusterDirectory } from './cluster/directory.js';
 import type { NodeEndpoint } from './cluster/node-endpoint.js';
 import { advertisedAddress, type ClusterIdentity, clusterIdentity } from './cluster/node-identity.js';
@@ -59,6 +59,19 @@ export interface RelayEvents {
   'session-closed': [session: AgentSession];
 }
 
+/** New paths for Relay.reload(); an undefined one means the path in use. */
+export interface RelayReloadFiles {
+  allowedKeysFile?: string | undefined;
+  tlsCert?: string | undefined;
+  tlsKey?: string | undefined;
+}
+
+export interface RelayReload {
+  /** What was read again, e.g. 'allowed keys (3 from /etc/postern/allowed-keys)'. */
+  reloaded: string[];
+  failed: { what: string; message: string }[];
+}
+
 export interface Relay extends EventEmitter<RelayEvents> {
   /** The listeners as bound, e.g. ['tcp://127.0.0.1:41234']. */
   readonly addresses: string[];
@@ -74,6 +87,11 @@ export interface Relay extends EventEmitter<RelayEvents> {
   /** The same tunnel by path, for clients that cannot resolve `*.localhost` (see AssignedService.pathUrl). */
   pathUrlFor(label: string): string;
   tunnels(): TunnelInfo[];
+  /**
+   * Reads the allowed keys and the TLS certificate again now, from new paths when given (SIGHUP);
+   * sessions stay. What did not load keeps its old value and is named in `failed`.
+   */
+  reload(files?: RelayReloadFiles): RelayReload;
   /** GOAWAY to every agent, lets in-flight requests finish (bounded by drainTimeoutMs), then closes everything. */
   close(): Promise<void>;
   /** close(), for `await using relay = await createRelay(…)`. */
@@ -260,22 +278,61 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
   }
 
   #watchAllowedKeys(path: string): void {
-    this.#admission.allowedKeys = loadAllowedKeys(path);
+    this.#applyAllowedKeys(path, loadAllowedKeys(path));
+    this.#stopWatchingAllowedKeys();
     this.#stopWatchingAllowedKeys = watchAllowedKeys(
       path,
       this.#opts.tlsReloadIntervalMs,
       (keys) => {
-        this.#admission.allowedKeys = keys;
+        this.#applyAllowedKeys(path, keys);
         this.#log.info({ file: path, keys: keys.size }, 'allowed keys reloaded');
-        // A key taken out (or narrowed) loses the sessions it may no longer hold.
-        for (const session of this.#admission.disallowedSessions()) {
-          session.log.info({ file: path }, 'key no longer allowed; closing its session');
-          session.close();
-        }
       },
       (error) =>
         this.#log.warn({ error: error.message }, 'allowed-keys file not reloaded; the old list stays'),
     );
+  }
+
+  #applyAllowedKeys(path: string, keys: AllowedKeys): void {
+    this.#admission.allowedKeys = keys;
+    // A key taken out (or narrowed) loses the sessions it may no longer hold.
+    for (const session of this.#admission.disallowedSessions()) {
+      session.log.info({ file: path }, 'key no longer allowed; closing its session');
+      session.close();
+    }
+  }
+
+  /**
+   * A relay started without an allowed-keys file takes one here (and closes the sessions of keys
+   * it does not list); open connections keep the certificate they shook hands with.
+   */
+  reload(files: RelayReloadFiles = {}): RelayReload {
+    const reloaded: string[] = [];
+    const failed: { what: string; message: string }[] = [];
+    const allowedKeysFile = files.allowedKeysFile ?? this.#opts.allowedKeysFile;
+    if (allowedKeysFile !== undefined) {
+      try {
+        this.#watchAllowedKeys(allowedKeysFile);
+        this.#opts.allowedKeysFile = allowedKeysFile;
+        reloaded.push(`allowed keys (${this.#admission.allowedKeys?.size ?? 0} from ${allowedKeysFile})`);
+      } catch (error) {
+        failed.push({ what: 'allowed keys', message: (error as Error).message });
+      }
+    }
+    const cert = files.tlsCert ?? this.#opts.tlsCert;
+    const key = files.tlsKey ?? this.#opts.tlsKey;
+    const tlsListeners = this.#listeners.filter((l) => l.reloadTls !== undefined);
+    if (tlsListeners.length > 0 && cert !== undefined && key !== undefined) {
+      try {
+        for (const listener of tlsListeners) listener.reloadTls?.({ cert, key });
+        this.#opts.tlsCert = cert;
+        this.#opts.tlsKey = key;
+        reloaded.push(`TLS certificate (${cert})`);
+      } catch (error) {
+        failed.push({ what: 'TLS certificate', message: (error as Error).message });
+      }
+    }
+    this.#log.info({ reloaded, failed }, 'reloaded');
+    return { reloaded, failed };
   }
 
   async #startAdmin(listen: string): Promise<void> {

@@ -23,6 +23,12 @@ export interface BoundListener {
   close(): Promise<void>;
   /** Destroys every connection this listener accepted that is still open (TLS handshakes included). */
   destroyConnections(): void;
+  /**
+   * tcps only: loads the certificate and key now, from `files` when given (then watched instead of
+   * the old ones), for connections from now on. Throws an OptionError, keeping the old pair, when
+   * they do not load.
+   */
+  reloadTls?(files?: { cert: string; key: string }): void;
 }
 
 /** Listens on a tcp://, tcps:// or unix:// connection string and hands every accepted socket to `onSocket`. */
@@ -42,6 +48,7 @@ export async function listenOn(
 ): Promise<BoundListener> {
   let server: Server;
   let stopWatching = (): void => {};
+  let reloadTls: BoundListener['reloadTls'];
   if (cs.transport === 'tcp' || cs.transport === 'unix') {
     // Half-open like http.Server's own sockets: a visitor's half-close must not end our direction.
     server = createNetServer({ noDelay: true, allowHalfOpen: true }, onSocket);
@@ -49,22 +56,33 @@ export async function listenOn(
     if (tls.cert === undefined || tls.key === undefined) {
       throw new OptionError(`listening on ${formatConnectionString(cs)} needs --tls-cert and --tls-key`);
     }
-    const files = { cert: tls.cert, key: tls.key };
+    let files = { cert: tls.cert, key: tls.key };
     let context = createSecureContext(loadTlsFiles(files));
     const handshakeTimeoutMs = tls.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
     server = createNetServer({ noDelay: true, allowHalfOpen: true }, (raw) =>
       acceptTls(raw, context, handshakeTimeoutMs, onSocket),
     );
     // New certificates apply to new connections; open ones keep the one they shook hands with.
-    stopWatching = watchTlsFiles(
-      files,
-      tls.reloadIntervalMs ?? DEFAULT_TLS_RELOAD_INTERVAL_MS,
-      (pair) => {
-        context = createSecureContext(pair);
-        tls.onReload?.();
-      },
-      (error) => tls.onReload?.(error),
-    );
+    const watch = (): void => {
+      stopWatching = watchTlsFiles(
+        files,
+        tls.reloadIntervalMs ?? DEFAULT_TLS_RELOAD_INTERVAL_MS,
+        (pair) => {
+          context = createSecureContext(pair);
+          tls.onReload?.();
+        },
+        (error) => tls.onReload?.(error),
+      );
+    };
+    watch();
+    reloadTls = (next = files) => {
+      context = createSecureContext(loadTlsFiles(next));
+      if (next.cert !== files.cert || next.key !== files.key) {
+        stopWatching();
+        files = { ...next };
+        watch();
+      }
+    };
   } else {
     throw new OptionError(`cannot listen on ${formatConnectionString(cs)}: use tcp://, tcps:// or unix://`);
   }
@@ -100,6 +118,7 @@ export async function listenOn(
     destroyConnections: () => {
       for (const socket of connections) socket.destroy();
     },
+    ...(reloadTls === undefined ? {} : { reloadTls }),
   };
 }
 
