@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { makeCertificates } from './helpers/certs.js';
@@ -496,6 +496,70 @@ describe('docs/cli.md: the completion lines, as a shell start-up file would run 
       );
       assert.equal(code, 0, output);
       assert.match(stdout, /^expose\b/m, `${shell}: ${output}`);
+    }
+  });
+});
+
+describe('docs/deploy-public.md, run as written (a test CA for the public one, /etc/postern in a scratch folder)', () => {
+  let ns: Namespace;
+  const page = 'docs/deploy-public.md';
+  let etc: string;
+  /** The page's command with /etc/postern/ in the scratch folder. */
+  const guide = (text: string, values?: Record<string, string>) =>
+    documented(page, text, values).replaceAll('/etc/postern/', `${etc}/`);
+  const ok = async (command: string, env?: NodeJS.ProcessEnv): Promise<string> => {
+    const { code, stdout, output } = await ns.run(command, env);
+    assert.equal(code, 0, `${command}\n${output}`);
+    return stdout;
+  };
+
+  before(async () => {
+    ns = await startNamespace(['tunnels.example.com']);
+    etc = join(ns.dir, 'etc-postern');
+    await startApp(ns);
+  });
+  after(() => ns?.close());
+
+  test('the configuration checks, the relay serves HTTPS on 443, a listed agent publishes, a visitor verifies', async () => {
+    mkdirSync(etc);
+    const certs = makeCertificates(['tunnels.example.com', '*.tunnels.example.com']);
+    copyFileSync(certs.cert, join(etc, 'tls.crt'));
+    copyFileSync(certs.key, join(etc, 'tls.key'));
+    const [yaml] = codeBlocks(page, 'yaml') as [string];
+    writeFileSync(join(etc, 'postern.yaml'), yaml.replaceAll('/etc/postern/', `${etc}/`));
+    await ok(guide('touch /etc/postern/allowed-keys'));
+    assert.match(await ok(guide('postern config check /etc/postern/postern.yaml')), /ok/);
+
+    const relay = ns.start(guide('postern relay --config /etc/postern/postern.yaml'));
+    let expose: NamespaceProcess | undefined;
+    try {
+      await relay.line(
+        /^postern relay listening on tcps:\/\/0\.0\.0\.0:443 \(tunnels at <label>\.tunnels\.example\.com\)$/,
+      );
+      await ok(guide('postern keygen'));
+      const label = (await ok(guide('postern id'))).trim();
+      await ok(guide("echo '<label>' >> /etc/postern/allowed-keys", { label }));
+      // systemctl reload postern-relay is the unit's ExecReload: SIGHUP.
+      documented(page, 'systemctl reload postern-relay');
+      relay.child.kill('SIGHUP');
+      await relay.line(/^postern relay: reloaded allowed keys \(1 from /);
+      expose = ns.start(
+        guide('postern expose http://127.0.0.1:3000 --relay tcps://tunnels.example.com:443'),
+        {
+          NODE_EXTRA_CA_CERTS: certs.ca,
+        },
+      );
+      await expose.line(
+        new RegExp(`^Forwarding https://${label}\\.tunnels\\.example\\.com/ -> http://127\\.0\\.0\\.1:3000$`),
+        30_000,
+      );
+      ns.addHost(`${label}.tunnels.example.com`);
+      assert.equal(await ok(`curl -s --cacert ${certs.ca} https://${label}.tunnels.example.com/`), 'app /');
+    } finally {
+      await cleanUp(
+        () => expose?.stop('SIGINT'),
+        () => relay.stop(),
+      );
     }
   });
 });

@@ -1,6 +1,15 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -26,6 +35,7 @@ export interface NamespaceProcess {
 export interface Namespace {
   /** A scratch folder, the working directory of every command. */
   dir: string;
+  /** Starts one command (exec'd by sh, so signals reach it: no `&&` or `;` lists). */
   start(command: string, env?: NodeJS.ProcessEnv): NamespaceProcess;
   /** Runs a command to its exit: its code, its stdout, and both streams' lines. */
   run(
@@ -42,6 +52,25 @@ export interface Namespace {
   /** The process holding the namespaces (for nsenter -t). */
   pid: number;
   close(): Promise<void>;
+}
+
+/** SIGKILL to every process in the network namespace of `pid`, except `pid` itself. */
+function killAllIn(pid: number | undefined): void {
+  if (pid === undefined) return;
+  let namespace: string;
+  try {
+    namespace = readlinkSync(`/proc/${pid}/ns/net`);
+  } catch {
+    return;
+  }
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === pid) continue;
+    try {
+      if (readlinkSync(`/proc/${entry}/ns/net`) === namespace) process.kill(Number(entry), 'SIGKILL');
+    } catch {
+      // Gone already, or not ours to read.
+    }
+  }
 }
 
 export async function startNamespace(hosts: string[], addresses: string[] = []): Promise<Namespace> {
@@ -72,6 +101,9 @@ export async function startNamespace(hosts: string[], addresses: string[] = []):
   const started: NamespaceProcess[] = [];
   const close = async (): Promise<void> => {
     await Promise.all(started.map((p) => p.stop('SIGKILL')));
+    // What those left behind (nginx's workers, a daemon's children) would hold their output pipes
+    // open and keep the test file alive: every process still in this network namespace goes too.
+    killAllIn(holder.pid);
     holder.kill('SIGKILL');
     if (holder.exitCode === null && holder.signalCode === null) await once(holder, 'exit');
     rmSync(dir, { recursive: true, force: true });
