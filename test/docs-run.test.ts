@@ -14,6 +14,13 @@ import { until } from './helpers/wait.js';
  * its loopback. docs-commands.test.ts checks that every command parses; this runs them.
  */
 
+/** Runs a one-shot command in `ns`; its stdout when it exits 0. */
+async function succeeds(ns: Namespace, command: string): Promise<string> {
+  const { code, stdout, output } = await ns.run(command);
+  assert.equal(code, 0, `${command}\n${output}`);
+  return stdout;
+}
+
 /** A web app on 127.0.0.1:3000, as the docs assume, answering "app <path>". */
 function startApp(ns: Namespace): Promise<RegExpMatchArray> {
   const code =
@@ -24,12 +31,7 @@ function startApp(ns: Namespace): Promise<RegExpMatchArray> {
 describe('the README tour, run as written', () => {
   let ns: Namespace;
   const readme = (text: string, values?: Record<string, string>) => documented('README.md', text, values);
-  /** Runs a one-shot command; its output when it exits 0. */
-  const ok = async (command: string): Promise<string> => {
-    const { code, stdout, output } = await ns.run(command);
-    assert.equal(code, 0, `${command}\n${output}`);
-    return stdout;
-  };
+  const ok = (command: string) => succeeds(ns, command);
 
   before(async () => {
     ns = await startNamespace(['tunnels.example.com', 'proxy.corp']);
@@ -206,11 +208,7 @@ describe('docs/deploy-nginx.md and docs/client.md, run as written behind nginx',
   let ns: Namespace;
   const guide = (text: string, values?: Record<string, string>) =>
     documented('docs/deploy-nginx.md', text, values);
-  const ok = async (command: string): Promise<string> => {
-    const { code, stdout, output } = await ns.run(command);
-    assert.equal(code, 0, `${command}\n${output}`);
-    return stdout;
-  };
+  const ok = (command: string) => succeeds(ns, command);
 
   before(async () => {
     ns = await startNamespace(['tunnels.example.com', 'www.example.com']);
@@ -330,11 +328,7 @@ describe('docs/deploy-nginx.md and docs/client.md, run as written behind nginx',
 
 describe('docs/inspector.md and docs/security.md, run as written', () => {
   let ns: Namespace;
-  const ok = async (command: string): Promise<string> => {
-    const { code, stdout, output } = await ns.run(command);
-    assert.equal(code, 0, `${command}\n${output}`);
-    return stdout;
-  };
+  const ok = (command: string) => succeeds(ns, command);
 
   before(async () => {
     // Visitors from inside and outside the allowed 10.0.0.0/8, and from its denied 10.9.0.0/16.
@@ -507,11 +501,7 @@ describe('docs/deploy-public.md, run as written (a test CA for the public one, /
   /** The page's command with /etc/postern/ in the scratch folder. */
   const guide = (text: string, values?: Record<string, string>) =>
     documented(page, text, values).replaceAll('/etc/postern/', `${etc}/`);
-  const ok = async (command: string, env?: NodeJS.ProcessEnv): Promise<string> => {
-    const { code, stdout, output } = await ns.run(command, env);
-    assert.equal(code, 0, `${command}\n${output}`);
-    return stdout;
-  };
+  const ok = (command: string) => succeeds(ns, command);
 
   before(async () => {
     ns = await startNamespace(['tunnels.example.com']);
