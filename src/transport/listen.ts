@@ -4,6 +4,7 @@ import { createSecureContext, type SecureContext, TLSSocket } from 'node:tls';
 import { type ConnectionString, formatConnectionString, hostForUrl } from '../connection-string/index.js';
 import { OptionError } from '../errors.js';
 import { listenFailure } from '../listen-failure.js';
+import { type ClientHello, parseClientHello } from './client-hello.js';
 import { DEFAULT_TLS_RELOAD_INTERVAL_MS, loadTlsFiles, watchTlsFiles } from './tls-files.js';
 
 /**
@@ -15,6 +16,22 @@ const LISTEN_BACKLOG = 4_096;
 
 /** How long a TLS handshake may take before the connection is cut, ms. */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 20_000;
+
+/**
+ * How a tcps connection goes on once its ClientHello is read: terminated here with a context
+ * (`alpn`: the protocols to agree; `challenge`: close once the handshake is done, as an ACME
+ * TLS-ALPN-01 validation wants), handed on raw (passthrough), or refused with a reason.
+ */
+export type TlsRoute =
+  | { context: SecureContext; alpn?: string[]; challenge?: boolean }
+  | { passthrough: (socket: Socket, hello: Buffer) => void }
+  | { refuse: string };
+
+/**
+ * Picks the route for a ClientHello. undefined: the certificate of the files (--tls-cert), or
+ * refused when there are none.
+ */
+export type TlsRouter = (hello: ClientHello) => TlsRoute | undefined | Promise<TlsRoute | undefined>;
 
 export interface BoundListener {
   /** The connection string actually bound (port 0 replaced by the real port). */
@@ -43,6 +60,10 @@ export async function listenOn(
     onReload?: ((error?: Error) => void) | undefined;
     /** A TLS handshake not done within this is cut, ms. Default 20 000. */
     handshakeTimeoutMs?: number | undefined;
+    /** Routes each connection by its ClientHello (certificates by name, ACME challenges, passthrough). */
+    router?: TlsRouter | undefined;
+    /** Told why a connection was refused before its handshake (not TLS, no certificate for the name). */
+    onRefused?: ((reason: string) => void) | undefined;
   },
   onSocket: (socket: Socket) => void,
 ): Promise<BoundListener> {
@@ -53,17 +74,36 @@ export async function listenOn(
     // Half-open like http.Server's own sockets: a visitor's half-close must not end our direction.
     server = createNetServer({ noDelay: true, allowHalfOpen: true }, onSocket);
   } else if (cs.transport === 'tcps') {
-    if (tls.cert === undefined || tls.key === undefined) {
-      throw new OptionError(`listening on ${formatConnectionString(cs)} needs --tls-cert and --tls-key`);
+    const router = tls.router;
+    if ((tls.cert === undefined || tls.key === undefined) && router === undefined) {
+      throw new OptionError(
+        `listening on ${formatConnectionString(cs)} needs --tls-cert and --tls-key (or --acme-email)`,
+      );
     }
-    let files = { cert: tls.cert, key: tls.key };
-    let context = createSecureContext(loadTlsFiles(files));
+    let files =
+      tls.cert === undefined || tls.key === undefined ? undefined : { cert: tls.cert, key: tls.key };
+    let context = files === undefined ? undefined : createSecureContext(loadTlsFiles(files));
     const handshakeTimeoutMs = tls.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
+    const accepting: Accepting = {
+      timeoutMs: handshakeTimeoutMs,
+      onSocket,
+      onRefused: tls.onRefused ?? (() => {}),
+      route: async (hello) => {
+        const route = await router?.(hello);
+        if (route !== undefined) return route;
+        return context === undefined
+          ? { refuse: `no certificate for ${hello.serverName ?? 'a hello without a name'}` }
+          : { context };
+      },
+    };
     server = createNetServer({ noDelay: true, allowHalfOpen: true }, (raw) =>
-      acceptTls(raw, context, handshakeTimeoutMs, onSocket),
+      router === undefined && context !== undefined
+        ? acceptTls(raw, { context }, accepting)
+        : peekClientHello(raw, accepting),
     );
     // New certificates apply to new connections; open ones keep the one they shook hands with.
     const watch = (): void => {
+      if (files === undefined) return;
       stopWatching = watchTlsFiles(
         files,
         tls.reloadIntervalMs ?? DEFAULT_TLS_RELOAD_INTERVAL_MS,
@@ -76,8 +116,9 @@ export async function listenOn(
     };
     watch();
     reloadTls = (next = files) => {
+      if (next === undefined) return;
       context = createSecureContext(loadTlsFiles(next));
-      if (next.cert !== files.cert || next.key !== files.key) {
+      if (next.cert !== files?.cert || next.key !== files?.key) {
         stopWatching();
         files = { ...next };
         watch();
@@ -122,6 +163,70 @@ export async function listenOn(
   };
 }
 
+interface Accepting {
+  timeoutMs: number;
+  onSocket: (socket: Socket) => void;
+  onRefused: (reason: string) => void;
+  route: (hello: ClientHello) => Promise<TlsRoute>;
+}
+
+/**
+ * Reads a connection's ClientHello (bounded by MAX_CLIENT_HELLO_BYTES and the handshake timeout),
+ * routes it, and puts the bytes back for the TLS handshake or the passthrough tunnel.
+ */
+function peekClientHello(raw: Socket, accepting: Accepting): void {
+  let buffered: Buffer = Buffer.alloc(0);
+  const timer = setTimeout(() => raw.destroy(), accepting.timeoutMs);
+  const stop = (): void => {
+    raw.off('data', onData);
+    raw.off('end', onEnd);
+    raw.off('error', onEnd);
+  };
+  const onEnd = (): void => {
+    stop();
+    clearTimeout(timer);
+    raw.destroy();
+  };
+  const onData = (chunk: Buffer): void => {
+    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+    const hello = parseClientHello(buffered);
+    if (hello === 'incomplete') return;
+    stop();
+    raw.pause();
+    if (hello instanceof Error) {
+      clearTimeout(timer);
+      accepting.onRefused(hello.message);
+      raw.destroy();
+      return;
+    }
+    raw.once('error', () => raw.destroy());
+    accepting.route(hello).then(
+      (route) => {
+        clearTimeout(timer);
+        if (raw.destroyed) return;
+        if ('refuse' in route) {
+          accepting.onRefused(route.refuse);
+          raw.destroy();
+        } else if ('passthrough' in route) {
+          route.passthrough(raw, buffered);
+        } else {
+          // TLSSocket reads what the socket holds already before its own reads (lib/_tls_wrap.js).
+          raw.unshift(buffered);
+          acceptTls(raw, route, accepting);
+        }
+      },
+      (error: Error) => {
+        clearTimeout(timer);
+        accepting.onRefused(error.message);
+        raw.destroy();
+      },
+    );
+  };
+  raw.on('data', onData);
+  raw.once('end', onEnd);
+  raw.on('error', onEnd);
+}
+
 /**
  * Runs the TLS handshake on an accepted socket and hands it on once it is done. tls.Server keeps an
  * unfinished handshake for 120 s, and a half-closed one (the peer sent FIN, with allowHalfOpen on)
@@ -130,15 +235,18 @@ export async function listenOn(
  */
 function acceptTls(
   raw: Socket,
-  secureContext: SecureContext,
-  timeoutMs: number,
-  onSocket: (socket: Socket) => void,
+  route: { context: SecureContext; alpn?: string[]; challenge?: boolean },
+  accepting: Accepting,
 ): void {
-  const socket = new TLSSocket(raw, { isServer: true, secureContext });
+  const socket = new TLSSocket(raw, {
+    isServer: true,
+    secureContext: route.context,
+    ...(route.alpn === undefined ? {} : { ALPNProtocols: route.alpn }),
+  });
   const unfinished = (): void => {
     socket.destroy();
   };
-  const timer = setTimeout(unfinished, timeoutMs);
+  const timer = setTimeout(unfinished, accepting.timeoutMs);
   socket.once('end', unfinished);
   socket.on('error', unfinished);
   socket.once('close', () => clearTimeout(timer));
@@ -146,7 +254,8 @@ function acceptTls(
     clearTimeout(timer);
     socket.off('end', unfinished);
     socket.off('error', unfinished);
-    onSocket(socket);
+    if (route.challenge === true) socket.end();
+    else accepting.onSocket(socket);
   });
 }
 
