@@ -395,7 +395,27 @@ describe('the postern command', () => {
     ],
     [
       ['relay', '--listen', 'tcps://127.0.0.1:0'],
-      /^postern relay: listening on tcps:\/\/127\.0\.0\.1:0 needs --tls-cert and --tls-key\n$/,
+      /^postern relay: listening on tcps:\/\/127\.0\.0\.1:0 needs --tls-cert and --tls-key \(or --acme-email\)\n$/,
+    ],
+    [
+      ['relay', '--listen', 'tcps://127.0.0.1:0', '--acme-email', 'ops@example.com'],
+      /^postern relay: --acme-email needs --domain set to a public DNS name \(got "localhost"\)\n$/,
+    ],
+    [
+      [
+        'relay',
+        '--listen',
+        'tcp://127.0.0.1:0',
+        '--domain',
+        'tunnels.example.com',
+        '--acme-email',
+        'ops@example.com',
+      ],
+      /^postern relay: --acme-email needs a tcps:\/\/ listener to serve the certificates on\n$/,
+    ],
+    [
+      ['relay', '--listen', 'tcps://127.0.0.1:0', '--domain', 't.example.com', '--acme-email', 'ops'],
+      /^postern relay: --acme-email "ops" is not an email address\n$/,
     ],
     [['expose', 'ftp://x:1'], /^postern expose: bad connection string "ftp:\/\/x:1": unknown transport/],
     [

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { makeCertificates } from './helpers/certs.js';
 import { cleanUp } from './helpers/cleanup.js';
 import { codeBlocks, codeLines, commandText, documented, documentedSoFar } from './helpers/doc-lines.js';
 import { type Namespace, type NamespaceProcess, startNamespace } from './helpers/namespace.js';
+import { startPebbleIn } from './helpers/pebble.js';
 import { until } from './helpers/wait.js';
 
 /**
@@ -494,38 +495,51 @@ describe('docs/cli.md: the completion lines, as a shell start-up file would run 
   });
 });
 
-describe('docs/deploy-public.md, run as written (a test CA for the public one, /etc/postern in a scratch folder)', () => {
+describe('docs/deploy-public.md, run as written (pebble for Let’s Encrypt, /etc/postern and /var/lib/postern in scratch folders)', () => {
   let ns: Namespace;
   const page = 'docs/deploy-public.md';
   let etc: string;
-  /** The page's command with /etc/postern/ in the scratch folder. */
+  let state: string;
+  /** The page's command with /etc/postern/ and /var/lib/postern in the scratch folder. */
   const guide = (text: string, values?: Record<string, string>) =>
     documented(page, text, values).replaceAll('/etc/postern/', `${etc}/`);
   const ok = (command: string) => succeeds(ns, command);
+  let pebble: Awaited<ReturnType<typeof startPebbleIn>> | undefined;
 
   before(async () => {
     ns = await startNamespace(['tunnels.example.com']);
     etc = join(ns.dir, 'etc-postern');
+    state = join(ns.dir, 'var-lib-postern');
     await startApp(ns);
+    pebble = await startPebbleIn(ns);
   });
-  after(() => ns?.close());
+  after(async () => {
+    await pebble?.stop();
+    await ns?.close();
+  });
 
-  test('the configuration checks, the relay serves HTTPS on 443, a listed agent publishes, a visitor verifies', async () => {
+  test('the configuration checks; the relay orders its certificates; a listed agent publishes; a visitor verifies', async () => {
     mkdirSync(etc);
-    const certs = makeCertificates(['tunnels.example.com', '*.tunnels.example.com']);
-    copyFileSync(certs.cert, join(etc, 'tls.crt'));
-    copyFileSync(certs.key, join(etc, 'tls.key'));
     const [yaml] = codeBlocks(page, 'yaml') as [string];
-    writeFileSync(join(etc, 'postern.yaml'), yaml.replaceAll('/etc/postern/', `${etc}/`));
+    writeFileSync(
+      join(etc, 'postern.yaml'),
+      yaml.replaceAll('/etc/postern/', `${etc}/`).replaceAll('/var/lib/postern', state),
+    );
     await ok(guide('touch /etc/postern/allowed-keys'));
     assert.match(await ok(guide('postern config check /etc/postern/postern.yaml')), /ok/);
 
-    const relay = ns.start(guide('postern relay --config /etc/postern/postern.yaml'));
+    const ca = pebble as NonNullable<typeof pebble>;
+    const relay = ns.start(guide('postern relay --config /etc/postern/postern.yaml'), {
+      POSTERN_ACME_DIRECTORY: ca.directory,
+      POSTERN_ACME_CA_FILE: ca.caFile,
+    });
     let expose: NamespaceProcess | undefined;
+    let passthrough: NamespaceProcess | undefined;
     try {
       await relay.line(
-        /^postern relay listening on tcps:\/\/0\.0\.0\.0:443 \(tunnels at <label>\.tunnels\.example\.com\)$/,
+        /^postern relay listening on tcp:\/\/0\.0\.0\.0:80, tcps:\/\/0\.0\.0\.0:443 \(tunnels at <label>\.tunnels\.example\.com\)$/,
       );
+      const root = await ca.issuedRoot();
       await ok(guide('postern keygen'));
       const label = (await ok(guide('postern id'))).trim();
       await ok(guide("echo '<label>' >> /etc/postern/allowed-keys", { label }));
@@ -536,7 +550,7 @@ describe('docs/deploy-public.md, run as written (a test CA for the public one, /
       expose = ns.start(
         guide('postern expose http://127.0.0.1:3000 --relay tcps://tunnels.example.com:443'),
         {
-          NODE_EXTRA_CA_CERTS: certs.ca,
+          NODE_EXTRA_CA_CERTS: root,
         },
       );
       await expose.line(
@@ -544,12 +558,80 @@ describe('docs/deploy-public.md, run as written (a test CA for the public one, /
         30_000,
       );
       ns.addHost(`${label}.tunnels.example.com`);
-      assert.equal(await ok(`curl -s --cacert ${certs.ca} https://${label}.tunnels.example.com/`), 'app /');
+      assert.equal(await ok(`curl -s --cacert ${root} https://${label}.tunnels.example.com/`), 'app /');
+      assert.equal(
+        await ok(
+          `curl -s -o /dev/null -w '%{http_code} %{redirect_url}' http://${label}.tunnels.example.com/x`,
+        ),
+        `308 https://${label}.tunnels.example.com/x`,
+      );
+      const kept = readdirSync(join(state, 'acme'));
+      assert.equal(kept.length, 1, 'one CA folder in the state directory');
+
+      // docs/tls-passthrough.md on the same relay: a TLS server of its own on 8443, never decrypted.
+      const own = makeCertificates(['*.tunnels.example.com']);
+      const server = `require('https').createServer({cert: require('fs').readFileSync('${own.cert}'), key: require('fs').readFileSync('${own.key}')}, (q, r) => r.end('secure ' + q.url)).listen(8443, '127.0.0.1', () => console.log('tls up'))`;
+      await ns.start(`${process.execPath} -e "${server}"`).line(/^tls up$/);
+      passthrough = ns.start(
+        documented(
+          'docs/tls-passthrough.md',
+          'postern expose tls://127.0.0.1:8443 --name secure --relay tcps://tunnels.example.com:443',
+        ),
+        { NODE_EXTRA_CA_CERTS: root },
+      );
+      const [, secure] = (await passthrough.line(
+        /^Forwarding https:\/\/(\w+)\.tunnels\.example\.com\/ -> tls:\/\/127\.0\.0\.1:8443$/,
+        30_000,
+      )) as string[];
+      ns.addHost(`${secure}.tunnels.example.com`);
+      assert.equal(
+        await ok(`curl -s --cacert ${own.ca} https://${secure}.tunnels.example.com/x`),
+        'secure /x',
+      );
     } finally {
       await cleanUp(
+        () => passthrough?.stop('SIGINT'),
         () => expose?.stop('SIGINT'),
         () => relay.stop(),
       );
+    }
+  });
+});
+
+describe('docs/acme.md, run as written (pebble for Let’s Encrypt)', () => {
+  let ns: Namespace;
+  let pebble: Awaited<ReturnType<typeof startPebbleIn>> | undefined;
+  before(async () => {
+    ns = await startNamespace(['tunnels.example.com']);
+    await startApp(ns);
+    pebble = await startPebbleIn(ns);
+  });
+  after(async () => {
+    await pebble?.stop();
+    await ns?.close();
+  });
+
+  test('the relay line orders the domain’s certificate at start and serves it on 443', async () => {
+    const ca = pebble as NonNullable<typeof pebble>;
+    const state = join(ns.dir, 'state');
+    const relay = ns.start(
+      documented(
+        'docs/acme.md',
+        'postern relay --listen tcp://0.0.0.0:80 --listen tcps://0.0.0.0:443 --domain tunnels.example.com --acme-email ops@example.com --state-dir /var/lib/postern',
+      ).replace('/var/lib/postern', state),
+      { POSTERN_ACME_DIRECTORY: ca.directory, POSTERN_ACME_CA_FILE: ca.caFile },
+    );
+    try {
+      await relay.line(/^postern relay listening on tcp:\/\/0\.0\.0\.0:80, tcps:\/\/0\.0\.0\.0:443/);
+      const root = await ca.issuedRoot();
+      await until(
+        async () =>
+          (await ns.run(`curl -s --cacert ${root} -o /dev/null https://tunnels.example.com/`)).code === 0,
+        'the domain served with a certificate pebble issued',
+        30_000,
+      );
+    } finally {
+      await relay.stop();
     }
   });
 });

@@ -223,8 +223,8 @@ class AgentRuntime extends EventEmitter<AgentEvents> implements Agent {
         stream.respond({ ':status': 404, [Header.error]: 'unknown_service' }, { endStream: true });
         return;
       }
-      if (service.kind === 'tcp') {
-        // Only a preflight reaches a TCP service; the relay answers plain requests with 426 itself.
+      if (service.kind !== 'http') {
+        // Only a preflight reaches a TCP service (a TLS passthrough stream is one too); the relay answers plain requests with 426 itself.
         if (headers[Header.upgrade] === undefined)
           stream.respond({ ':status': 426, [Header.error]: 'upgrade_required' }, { endStream: true });
         else forwardToTcpTarget(stream, headers, service);

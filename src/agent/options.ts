@@ -17,7 +17,7 @@ export interface ServiceOptions {
    */
   target: string | InProcessHandler;
   /** 'http' or 'tcp'. Default: 'tcp' for tcp:// targets, else 'http'. */
-  kind?: 'http' | 'tcp' | undefined;
+  kind?: 'http' | 'tcp' | 'tls' | undefined;
   /** 'preserve' passes the visitor's Host; 'rewrite' sets it to the target's host:port. Default 'preserve'. */
   hostHeader?: 'preserve' | 'rewrite' | undefined;
   /** Who may visit: Basic users, bearer tokens, required headers, IP allow/deny. Default: everyone. */

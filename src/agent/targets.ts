@@ -125,7 +125,8 @@ export function resolveServices(
       name,
       kind,
       target,
-      targetText: formatConnectionString(target),
+      targetText:
+        kind === 'tls' ? `tls://${hostForUrl(target.host)}:${target.port}` : formatConnectionString(target),
       hostHeader: service.hostHeader ?? 'preserve',
       targetAuthority,
       pool,
@@ -152,14 +153,32 @@ export function checkService(service: AddressedServiceOptions): {
   const name = service.name ?? DEFAULT_SERVICE;
   if (!SERVICE_NAME.test(name))
     throw new OptionError(`service name "${name}" must be 1-32 of a-z, 0-9 and "-"`);
-  const target = parseConnectionString(service.target);
-  const kind = service.kind ?? (target.transport === 'tcp' ? 'tcp' : 'http');
-  const allowed = kind === 'tcp' ? ['tcp', 'unix'] : ['http', 'https', 'unix'];
-  if (!allowed.includes(target.transport)) {
+  // tls://host:port: a TLS server whose bytes pass through the relay untouched (a TCP connection here).
+  const passthrough = /^tls:\/\//i.test(service.target);
+  const target = parseConnectionString(passthrough ? `tcp://${service.target.slice(6)}` : service.target);
+  const kind = service.kind ?? (passthrough ? 'tls' : target.transport === 'tcp' ? 'tcp' : 'http');
+  const allowed =
+    kind === 'tls'
+      ? passthrough
+        ? ['tcp']
+        : []
+      : kind === 'tcp'
+        ? ['tcp', 'unix']
+        : ['http', 'https', 'unix'];
+  if (!allowed.includes(target.transport) || (passthrough && kind !== 'tls')) {
     const hint =
-      kind === 'tcp' ? 'tcp://host:port or unix://localhost:0?path=…' : 'http://, https:// or unix://…?path=';
+      kind === 'tls'
+        ? 'tls://host:port'
+        : kind === 'tcp'
+          ? 'tcp://host:port or unix://localhost:0?path=…'
+          : 'http://, https:// or unix://…?path=';
     throw new OptionError(`target ${service.target} of ${kind} service "${name}": use ${hint}`);
   }
+  const plaintextRules = ['basicAuth', 'bearerTokens', 'requireHeaders'] as const;
+  if (kind === 'tls' && plaintextRules.some((rule) => service.access?.[rule] !== undefined))
+    throw new OptionError(
+      `service "${name}" passes TLS through (${service.target}): the relay never sees its HTTP, so only --allow-ip and --deny-ip apply`,
+    );
   if (target.path !== '' && target.path !== '/') {
     throw new OptionError(
       `target ${service.target} of service "${name}": a path prefix on the target is not supported; give scheme://host:port`,

@@ -1,3 +1,5 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { OptionError } from '../errors.js';
 import type { RelayOptions } from '../relay/options.js';
 import { checkRelayOptions, createRelay } from '../relay/relay.js';
@@ -10,7 +12,15 @@ import { reloadOnHangup } from './relay-reload.js';
 import { onShutdownSignal } from './signals.js';
 
 export const relayUsage =
-  'postern relay [--listen <connection string>]... [--domain <name>] [--tls-cert <file> --tls-key <file>] [--public-url <url>] [--json] [...]';
+  'postern relay [--listen <connection string>]... [--domain <name>] [--tls-cert <file> --tls-key <file> | --acme-email <address>] [--public-url <url>] [--json] [...]';
+
+/** systemd's StateDirectory= when set, else the XDG state folder. */
+function defaultStateDir(): string {
+  return (
+    process.env.STATE_DIRECTORY?.split(':')[0] ??
+    join(process.env.XDG_STATE_HOME ?? join(homedir(), '.local', 'state'), 'postern')
+  );
+}
 
 export async function relayCommand(argv: string[]): Promise<void> {
   const { values } = parseLayeredArgs('relay', argv, RELAY_OPTIONS, false);
@@ -30,6 +40,12 @@ export async function relayCommand(argv: string[]): Promise<void> {
     basePath: values['base-path'],
     tlsCert: values['tls-cert'],
     tlsKey: values['tls-key'],
+    acmeEmail: values['acme-email'],
+    acmeDirectory: values['acme-directory'],
+    acmeCaFile: values['acme-ca-file'],
+    acmeDnsHook: values['acme-dns-hook'],
+    acmeChallenge: values['acme-challenge'] as RelayOptions['acmeChallenge'],
+    stateDir: values['acme-email'] === undefined ? undefined : (values['state-dir'] ?? defaultStateDir()),
     publicUrl: values['public-url'],
     responseTimeoutMs: integerFlag(values['response-timeout'], 'response-timeout'),
     reconnectWaitMs: integerFlag(values['reconnect-wait'], 'reconnect-wait'),

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
+import { ERROR_CATALOGUE } from '../error-codes.js';
 import type { WireErrorCode } from '../errors.js';
 import { isCanonicalKeyX, keyLabelFromX, serviceLabel } from '../keys/label.js';
 import type { Logger } from '../log.js';
@@ -152,7 +153,7 @@ function admissible(
     refuse(
       keyAdmitted.error,
       keyAdmitted.reason,
-      keyAdmitted.error === 'registration_not_admitted' || keyAdmitted.error === 'registration_conflict'
+      !ERROR_CATALOGUE[keyAdmitted.error].retryable
         ? {}
         : { 'retry-after': keyAdmitted.error === 'relay_busy' ? '60' : '10' },
     );

@@ -78,7 +78,8 @@ export type KeyRefusal = {
     | 'registration_not_admitted'
     | 'registration_too_many_sessions'
     | 'relay_busy'
-    | 'registration_conflict';
+    | 'registration_conflict'
+    | 'service_unsupported';
   reason: string;
 };
 

@@ -5,6 +5,8 @@ export interface RelayState {
   sessions(): number;
   tunnels(): { online: number; known: number };
   waitingRequests(): number;
+  /** Certificates the relay ordered by ACME (none without it): name and expiry, ms since the epoch. */
+  certificates(): { name: string; notAfter: number }[];
 }
 
 export type StreamKind = 'http' | 'websocket' | 'tcp';
@@ -22,6 +24,7 @@ export class RelayMetrics {
   readonly #registrations: Counter<'result'>;
   readonly #visitorBytes: Counter<'direction'>;
   readonly #forwarded: Counter<'kind'>;
+  readonly #acmeOrders: Counter<'result'>;
 
   constructor(state: RelayState) {
     const registers = [this.registry];
@@ -95,6 +98,23 @@ export class RelayMetrics {
       labelNames: ['kind'],
       registers,
     });
+    new Gauge({
+      name: 'postern_tls_certificate_expiry_timestamp_seconds',
+      help: 'When each certificate the relay got by ACME expires (Unix time), by name ("*.<domain>" for the wildcard).',
+      labelNames: ['name'],
+      registers,
+      collect() {
+        this.reset();
+        for (const { name, notAfter } of state.certificates())
+          this.set({ name }, Math.floor(notAfter / 1000));
+      },
+    });
+    this.#acmeOrders = new Counter({
+      name: 'postern_acme_orders_total',
+      help: 'ACME certificate orders that finished, by result: "issued" or "failed".',
+      labelNames: ['result'],
+      registers,
+    });
     for (const kind of ['http', 'websocket', 'tcp'] as const) {
       this.#forwarded.inc({ kind }, 0);
       this.#streams.inc({ kind }, 0);
@@ -119,6 +139,10 @@ export class RelayMetrics {
   /** A visitor stream went to another cluster node. */
   forwarded(kind: StreamKind): void {
     this.#forwarded.inc({ kind });
+  }
+
+  acmeOrder(result: 'issued' | 'failed'): void {
+    this.#acmeOrders.inc({ result });
   }
 
   registration(result: string): void {

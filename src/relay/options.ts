@@ -134,9 +134,38 @@ export interface RelayOptions {
   advertise?: string | undefined;
   /** The secret every node of the cluster shares (at least 16 characters); required with `redis`. */
   clusterSecret?: string | undefined;
+  /**
+   * Automatic HTTPS (docs/acme.md): the ACME account's contact address. With it, tcps://
+   * listeners get their certificates from the CA instead of tlsCert/tlsKey. Default none.
+   */
+  acmeEmail?: string | undefined;
+  /** The CA's ACME directory URL. Default Let's Encrypt production. */
+  acmeDirectory?: string | undefined;
+  /** PEM CA file that signs the ACME server's own HTTPS certificate (private CAs such as pebble). */
+  acmeCaFile?: string | undefined;
+  /**
+   * An executable run (no shell) as `<hook> set|clear <record> <value>` to publish DNS-01 TXT
+   * records: then one wildcard certificate `*.<domain>` plus `<domain>` serves every tunnel.
+   */
+  acmeDnsHook?: string | undefined;
+  /** How names are proven without a DNS hook: 'tls-alpn-01' (on a tcps listener) or 'http-01' (on a tcp one). Default 'tls-alpn-01'. */
+  acmeChallenge?: 'tls-alpn-01' | 'http-01' | undefined;
+  /** ACME orders at once (more wait, up to 32 names). Default 2. */
+  acmeMaxOrders?: number | undefined;
+  /** A name whose order failed waits this long before the next, doubling per failure up to a day, ms. Default 300 000. */
+  acmeRetryAfterFailureMs?: number | undefined;
+  /** How often certificates are checked for renewal (due two thirds into their lifetime), ms. Default 3 600 000. */
+  acmeRenewCheckIntervalMs?: number | undefined;
+  /** Where the ACME account key and certificates are kept (files 0600); required with acmeEmail, except in cluster mode (then Redis keeps them). */
+  stateDir?: string | undefined;
+  /** The clock certificate validity and renewal are judged by, ms since the epoch. Default Date.now. */
+  clock?: (() => number) | undefined;
   /** Where the relay logs. Default: silent. */
   logger?: Logger | undefined;
 }
+
+/** Let's Encrypt's production directory, the CA unless acmeDirectory says otherwise. */
+export const LETS_ENCRYPT_DIRECTORY = 'https://acme-v02.api.letsencrypt.org/directory';
 
 type OptionalRelayOption =
   | 'tlsCert'
@@ -148,7 +177,11 @@ type OptionalRelayOption =
   | 'redis'
   | 'nodeId'
   | 'advertise'
-  | 'clusterSecret';
+  | 'clusterSecret'
+  | 'acmeEmail'
+  | 'acmeCaFile'
+  | 'acmeDnsHook'
+  | 'stateDir';
 
 export type ResolvedRelayOptions = Defined<Omit<RelayOptions, OptionalRelayOption>> &
   Pick<RelayOptions, OptionalRelayOption>;
@@ -184,6 +217,12 @@ export const DEFAULT_RELAY_OPTIONS = {
   drainTimeoutMs: 10_000,
   trustedProxies: [] as string[],
   adminOptional: false,
+  acmeDirectory: LETS_ENCRYPT_DIRECTORY,
+  acmeChallenge: 'tls-alpn-01' as 'tls-alpn-01' | 'http-01',
+  acmeMaxOrders: 2,
+  acmeRetryAfterFailureMs: 300_000,
+  acmeRenewCheckIntervalMs: 3_600_000,
+  clock: Date.now as () => number,
 } as const;
 
 export function resolveRelayOptions(options: RelayOptions, logger: Logger): ResolvedRelayOptions {
@@ -195,6 +234,7 @@ export function resolveRelayOptions(options: RelayOptions, logger: Logger): Reso
   };
   if (!Number.isInteger(merged.ipv6PrefixBits) || merged.ipv6PrefixBits < 1 || merged.ipv6PrefixBits > 128)
     throw new OptionError(`the IPv6 prefix must be 1 to 128 bits (got ${merged.ipv6PrefixBits})`);
+  if (merged.acmeEmail !== undefined) checkAcme(merged);
   const windows = sessionWindows(merged.streamWindowBytes);
   return {
     ...merged,
@@ -206,6 +246,30 @@ export function resolveRelayOptions(options: RelayOptions, logger: Logger): Reso
       options.requestBurstPerTunnel ?? Math.max(1, 2 * merged.requestsPerSecondPerTunnel),
     connectionWindowBytes: options.connectionWindowBytes ?? windows.session,
   };
+}
+
+function checkAcme(options: {
+  acmeEmail?: string | undefined;
+  tlsCert?: string | undefined;
+  stateDir?: string | undefined;
+  redis?: string | undefined;
+  domain: string;
+  listen: readonly string[];
+}): void {
+  if (!/^[^@\s]+@[^@\s]+$/.test(options.acmeEmail ?? ''))
+    throw new OptionError(`--acme-email "${options.acmeEmail}" is not an email address`);
+  if (options.tlsCert !== undefined)
+    throw new OptionError(
+      '--acme-email and --tls-cert are alternatives: certificates come from one or the other',
+    );
+  // A cluster keeps its ACME state in Redis.
+  if (options.stateDir === undefined && options.redis === undefined)
+    throw new OptionError('--acme-email needs --state-dir');
+  const domain = options.domain.toLowerCase();
+  if (domain === 'localhost' || !domain.includes('.') || domain.endsWith('.localhost'))
+    throw new OptionError(`--acme-email needs --domain set to a public DNS name (got "${domain}")`);
+  if (!options.listen.some((cs) => cs.startsWith('tcps://')))
+    throw new OptionError('--acme-email needs a tcps:// listener to serve the certificates on');
 }
 
 /** '/tunnel/' → '/tunnel'; '' or '/' → ''. Refuses anything but plain path segments. */

@@ -4,6 +4,7 @@ import type { AgentSession } from './agent-session.js';
 import { type AllowedKeys, checkAllowedKey, type KeyRefusal } from './allowed-keys.js';
 import type { ClusterDirectory } from './cluster/directory.js';
 import type { TunnelRegistry } from './registry.js';
+import { VisitorAccess } from './visitor-access.js';
 
 /**
  * Whether a verified registration may become a session: the allowed-keys list, the per-key
@@ -18,6 +19,7 @@ export class RegistrationAdmission {
   readonly #registry: TunnelRegistry;
   readonly #sessions: ReadonlySet<AgentSession>;
   readonly #directory: () => ClusterDirectory | undefined;
+  readonly #servesTls: () => boolean;
   /** Admitted registrations still proving their key, by key label. */
   readonly #pendingByKey = new Map<string, number>();
   /** The tunnel labels those registrations would attach. */
@@ -29,7 +31,10 @@ export class RegistrationAdmission {
     sessions: ReadonlySet<AgentSession>;
     /** The cluster's directory once this node joined one. */
     directory: () => ClusterDirectory | undefined;
+    /** Whether the relay has a tcps listener (TLS passthrough needs one). */
+    servesTls: () => boolean;
   }) {
+    this.#servesTls = parts.servesTls;
     this.#limits = parts.limits;
     this.#registry = parts.registry;
     this.#sessions = parts.sessions;
@@ -63,6 +68,8 @@ export class RegistrationAdmission {
       if (session.keyLabel === label && session.state !== 'closed') open++;
     const verdict = checkAllowedKey(this.allowedKeys, registration, open, this.#limits.maxSessionsPerKey);
     if (verdict !== true) return verdict;
+    const unsupported = this.#unsupported(registration);
+    if (unsupported !== undefined) return { error: 'service_unsupported', reason: unsupported };
     const conflict = registration.replace ? undefined : this.#localConflict(registration, label);
     if (conflict !== undefined) return { error: 'registration_conflict', reason: conflict };
     const max = this.#limits.maxTunnels;
@@ -78,6 +85,20 @@ export class RegistrationAdmission {
         reason: `this relay holds its limit of ${max} tunnels; try another relay or later`,
       };
     return true;
+  }
+
+  /** Why a service cannot be served as asked: TLS passthrough needs a tcps listener and no HTTP rules. */
+  #unsupported(registration: VerifiedRegistration): string | undefined {
+    for (const service of registration.services) {
+      if (service.kind !== 'tls') continue;
+      if (!this.#servesTls())
+        return `service "${service.name}" passes TLS through, and this relay has no tcps:// listener`;
+      const rules = registration.access[service.name];
+      const plaintext = rules === undefined ? [] : new VisitorAccess(rules).kinds.filter((k) => k !== 'ip');
+      if (plaintext.length > 0)
+        return `service "${service.name}" passes TLS through: the relay never sees its HTTP, so its ${plaintext.join(', ')} rules cannot apply (IP rules can)`;
+    }
+    return undefined;
   }
 
   /** Counts an admitted registration against its key's and the relay's limits until the returned function is called. */

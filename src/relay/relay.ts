@@ -3,12 +3,17 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
-import { parseConnectionString } from '../connection-string/index.js';
+import type { TLSSocket } from 'node:tls';
+import { type ConnectionString, parseConnectionString } from '../connection-string/index.js';
 import { OptionError } from '../errors.js';
 import { type Logger, silentLogger } from '../log.js';
 import { RenewingSet } from '../renewing-collections.js';
 import { NonceCache } from '../session/nonce-cache.js';
-import { type BoundListener, describeListener, listenOn } from '../transport/listen.js';
+import { ACME_TLS_ALPN, type ClientHello } from '../transport/client-hello.js';
+import { type BoundListener, describeListener, listenOn, type TlsRoute } from '../transport/listen.js';
+import type { AcmeIssuer } from './acme/acme-issuer.js';
+import type { CertificateManager } from './acme/certificate-manager.js';
+import type { CertificateStore } from './acme/certificate-store.js';
 import { type AdminServer, startAdminServer } from './admin-server.js';
 import {
   type AgentEndpointContext,
@@ -28,6 +33,7 @@ import { type RelayOptions, type ResolvedRelayOptions, resolveRelayOptions } fro
 import { RegistrationAdmission } from './registration-admission.js';
 import { TunnelRegistry } from './registry.js';
 import { classifyRequest, type Destination } from './routing.js';
+import { forwardTlsPassthrough } from './tls-passthrough.js';
 import { perAddressPerMinute } from './token-bucket.js';
 import { forwardUpgrade } from './upgrade-forward.js';
 import { sendVisitorError, writeRawError } from './visitor-error.js';
@@ -98,6 +104,11 @@ export interface Relay extends EventEmitter<RelayEvents> {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+/** Names that may wait for an ACME order slot; handshakes for more are refused until one ends. */
+const ACME_MAX_WAITING_ORDERS = 32;
+/** How long a cluster node may hold the right to order one name (an order takes seconds), ms. */
+const ACME_ORDER_LEASE_MS = 180_000;
+
 /** Throws the OptionError createRelay() would, before it listens anywhere. */
 export function checkRelayOptions(options: RelayOptions): void {
   clusterIdentity(resolveRelayOptions(options, silentLogger));
@@ -137,6 +148,7 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
   #cluster: { directory: ClusterDirectory; links: NodeLinks; endpoint: NodeEndpoint } | undefined;
 
   readonly #clusterIdentity: ClusterIdentity | undefined;
+  #acme: { issuer: AcmeIssuer; certificates: CertificateManager; store: CertificateStore } | undefined;
 
   constructor(opts: ResolvedRelayOptions, cluster: ClusterIdentity | undefined) {
     super();
@@ -149,6 +161,7 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
       registry: this.#registry,
       sessions: this.#sessions,
       directory: () => this.#cluster?.directory,
+      servesTls: () => this.#listeners.some((l) => l.address.transport === 'tcps'),
     });
     this.metrics = new RelayMetrics({
       sessions: () => this.#sessions.size,
@@ -158,6 +171,7 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
         return { online, known: this.#registry.size };
       },
       waitingRequests: () => this.#registry.waitingRequests,
+      certificates: () => this.#acme?.certificates.certificates() ?? [],
     });
     this.#forward = createForwardContext({
       options: opts,
@@ -208,6 +222,8 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
   }
 
   async start(): Promise<void> {
+    if (this.#opts.acmeEmail !== undefined) this.#acme = await this.#startAcme(this.#opts.acmeEmail);
+    const certificates = this.#acme?.certificates;
     for (const text of this.#opts.listen) {
       const listener = await listenOn(
         parseConnectionString(text),
@@ -216,6 +232,8 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
           key: this.#opts.tlsKey,
           reloadIntervalMs: this.#opts.tlsReloadIntervalMs,
           handshakeTimeoutMs: this.#opts.headersTimeoutMs,
+          router: (hello) => this.#routeTls(hello, certificates),
+          onRefused: (reason) => this.#log.debug({ reason }, 'TLS connection refused before its handshake'),
           onReload: (error) => {
             if (error)
               this.#log.warn({ error: error.message }, 'new TLS certificate not loaded; the old one stays');
@@ -236,6 +254,81 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
     this.#log.info({ listen: this.addresses, domain: this.#opts.domain }, 'relay listening');
   }
 
+  /** Automatic HTTPS (docs/acme.md): the certificates of tcps listeners come from an ACME CA. */
+  async #startAcme(
+    email: string,
+  ): Promise<{ issuer: AcmeIssuer; certificates: CertificateManager; store: CertificateStore }> {
+    const o = this.#opts;
+    const [{ AcmeIssuer }, { CertificateManager }, { FileCertificateStore }] = await Promise.all([
+      import('./acme/acme-issuer.js'),
+      import('./acme/certificate-manager.js'),
+      import('./acme/certificate-store.js'),
+    ]);
+    const identity = this.#clusterIdentity;
+    let store: CertificateStore;
+    if (identity === undefined) store = new FileCertificateStore(o.stateDir as string, o.acmeDirectory);
+    else {
+      // A cluster keeps one account and one set of certificates, in its Redis.
+      const { ClusterCertificateStore } = await import('./cluster/cluster-certificate-store.js');
+      const shared = new ClusterCertificateStore(identity.redis, o.acmeDirectory);
+      await shared.connect();
+      store = shared;
+    }
+    const log = this.#log.child({ acme: o.acmeDirectory });
+    const issuer = new AcmeIssuer({
+      directoryUrl: o.acmeDirectory,
+      email,
+      caFile: o.acmeCaFile,
+      dnsHook: o.acmeDnsHook,
+      store,
+      log,
+    });
+    const certificates = new CertificateManager({
+      domain: o.domain,
+      issuer,
+      store,
+      mode: o.acmeDnsHook === undefined ? o.acmeChallenge : 'dns-01',
+      isLiveLabel: async (label) =>
+        (this.#registry.get(label)?.sessions.length ?? 0) > 0 ||
+        (await this.#cluster?.directory.locate(label).catch(() => undefined)) !== undefined,
+      maxOrders: o.acmeMaxOrders,
+      maxWaitingOrders: ACME_MAX_WAITING_ORDERS,
+      retryAfterFailureMs: o.acmeRetryAfterFailureMs,
+      orderLeaseMs: ACME_ORDER_LEASE_MS,
+      renewCheckIntervalMs: o.acmeRenewCheckIntervalMs,
+      now: o.clock,
+      log,
+      onOrder: (result) => this.metrics.acmeOrder(result),
+    });
+    certificates.start();
+    return { issuer, certificates, store };
+  }
+
+  /**
+   * Answers an ACME HTTP-01 validation, or sends a plain-HTTP visitor of this relay's names to
+   * HTTPS. True when the request was answered here.
+   */
+  #answerPlainHttp(req: IncomingMessage, res: ServerResponse): boolean {
+    const acme = this.#acme;
+    if (acme === undefined || (req.socket as TLSSocket).encrypted === true) return false;
+    const url = req.url ?? '';
+    const token = /^\/\.well-known\/acme-challenge\/([A-Za-z0-9_-]{1,256})$/.exec(url)?.[1];
+    if (token !== undefined) {
+      acme.issuer.httpChallenge(token).then((answer) => {
+        res.writeHead(answer === undefined ? 404 : 200, { 'content-type': 'text/plain' });
+        res.end(answer);
+      });
+      return true;
+    }
+    const host = (req.headers.host ?? '').toLowerCase().replace(/:\d+$/, '');
+    const ours = host === this.#opts.domain || host.endsWith(`.${this.#opts.domain}`);
+    // Agents may dial plain HTTP; their endpoints are never redirected.
+    if (!ours || url.startsWith(`${this.#opts.basePath}/_postern/`)) return false;
+    res.writeHead(308, { location: `https://${host}${this.#urlPort()}${url}`, 'content-length': '0' });
+    res.end();
+    return true;
+  }
+
   /**
    * Cluster mode (docs/cluster.md): this node's record and tunnel leases in Redis, links
    * to the other nodes for tunnels held there, and the endpoint they dial. A Redis that cannot be
@@ -243,7 +336,14 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
    */
   async #joinCluster(identity: ClusterIdentity): Promise<void> {
     const { id, secret } = identity;
-    const node = { id, advertise: advertisedAddress(identity, this.addresses) };
+    const node = {
+      id,
+      advertise: advertisedAddress(
+        identity,
+        this.addresses,
+        this.#acme === undefined ? undefined : this.#opts.domain,
+      ),
+    };
     const log = this.#log.child({ node: id });
     // Loaded only in cluster mode: a relay without --redis never loads ioredis.
     const [{ ClusterDirectory }, { NodeLinks }, { NodeEndpoint }] = await Promise.all([
@@ -374,9 +474,14 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
     }
   }
 
-  /** ':8080' for the first listener, or '' where a URL leaves the port out (unix, 80, 443). */
+  /** The listener URLs name: the first tcps one when the relay serves HTTPS, else the first. */
+  #urlListener(): ConnectionString | undefined {
+    return (this.#listeners.find((l) => l.address.transport === 'tcps') ?? this.#listeners[0])?.address;
+  }
+
+  /** ':8080' for the URLs' listener, or '' where a URL leaves the port out (unix, 80, 443). */
   #urlPort(): string {
-    const first = this.#listeners[0]?.address;
+    const first = this.#urlListener();
     if (first === undefined || first.transport === 'unix') return '';
     const usual = first.transport === 'tcps' ? 443 : 80;
     return first.port === usual ? '' : `:${first.port}`;
@@ -387,8 +492,7 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
       const base = new URL(this.#opts.publicUrl);
       return `${base.protocol}//${label}.${base.host}${this.#opts.basePath}/`;
     }
-    const first = this.#listeners[0]?.address;
-    const scheme = first?.transport === 'tcps' ? 'https' : 'http';
+    const scheme = this.#urlListener()?.transport === 'tcps' ? 'https' : 'http';
     const port = this.#urlPort();
     return `${scheme}://${label}.${this.#opts.domain}${port}${this.#opts.basePath}/`;
   }
@@ -402,7 +506,7 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
       const base = new URL(this.#opts.publicUrl);
       return `${base.protocol}//${base.host}${this.#opts.basePath}/${label}/`;
     }
-    const first = this.#listeners[0]?.address;
+    const first = this.#urlListener();
     const scheme = first?.transport === 'tcps' ? 'https' : 'http';
     const port = this.#urlPort();
     const bound = first === undefined || first.transport === 'unix' ? 'localhost' : first.host;
@@ -436,12 +540,58 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
     }));
   }
 
-  #acceptVisitor(socket: Socket): void {
+  /**
+   * A tcps connection by its ClientHello: a `tls` tunnel's name passes through untouched, anything
+   * else is terminated here (ACME's certificate for the name, or the files').
+   */
+  async #routeTls(
+    hello: ClientHello,
+    certificates: CertificateManager | undefined,
+  ): Promise<TlsRoute | undefined> {
+    const name = hello.serverName ?? '';
+    const label = name.endsWith(`.${this.#opts.domain}`) ? name.slice(0, -this.#opts.domain.length - 1) : '';
+    if (
+      label !== '' &&
+      !label.includes('.') &&
+      !hello.alpn.includes(ACME_TLS_ALPN) &&
+      (await this.#isTlsTunnel(label))
+    )
+      return {
+        passthrough: (socket, bytes) => {
+          if (!this.#trackVisitor(socket)) return;
+          void forwardTlsPassthrough(this.#forward, socket, bytes, { label, serverName: name }, (reason) =>
+            this.#log.debug({ label, reason }, 'TLS passthrough refused'),
+          );
+        },
+      };
+    return certificates?.route(hello);
+  }
+
+  async #isTlsTunnel(label: string): Promise<boolean> {
+    const local = this.#registry.get(label);
+    if (local !== undefined) return local.kind === 'tls';
+    const directory = this.#cluster?.directory;
+    if (directory === undefined) return false;
+    return (await directory.locate(label).catch(() => undefined))?.kind === 'tls';
+  }
+
+  /** Counts a visitor connection until it closes (drain, metrics); false when the relay is closing. */
+  #trackVisitor(socket: Socket): boolean {
     if (this.#closing !== undefined) {
       socket.destroy();
-      return;
+      return false;
     }
     this.#visitorSockets.add(socket);
+    socket.once('close', () => {
+      this.#visitorSockets.delete(socket);
+      this.metrics.visitorClosed(socket.bytesRead, socket.bytesWritten);
+      this.#gone();
+    });
+    return true;
+  }
+
+  #acceptVisitor(socket: Socket): void {
+    if (!this.#trackVisitor(socket)) return;
     // Node's head timeout starts with the first byte; a connection that never sends one would be
     // held for ever (found by test/attacks.test.ts). Bytes read are counted, not listened for: the
     // HTTP parser reads the socket's handle directly.
@@ -449,17 +599,13 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
       if (socket.bytesRead === 0) socket.destroy();
     }, this.#opts.headersTimeoutMs);
     silent.unref();
-    socket.once('close', () => {
-      clearTimeout(silent);
-      this.#visitorSockets.delete(socket);
-      this.metrics.visitorClosed(socket.bytesRead, socket.bytesWritten);
-      this.#gone();
-    });
+    socket.once('close', () => clearTimeout(silent));
     this.#http.emit('connection', socket);
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     const started = performance.now();
+    if (this.#acme !== undefined && this.#answerPlainHttp(req, res)) return;
     res.on('close', () => {
       this.metrics.response(
         res.writableFinished ? res.statusCode : 'cut',
@@ -578,6 +724,8 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
   async #close(): Promise<void> {
     this.#shutdown.abort();
     clearInterval(this.#sweepTimer);
+    this.#acme?.certificates.close();
+    this.#acme?.store.close();
     this.#forward.stalls.close();
     this.#stopWatchingAllowedKeys();
     this.#registry.releaseWaiters();

@@ -186,11 +186,14 @@ function shapeRefusal(
   kind: ServiceKind,
   request: { declaredBodyBytes: number; upgrade: string | undefined },
 ): Admission | undefined {
-  if (kind === 'tcp' && request.upgrade === undefined) {
+  if (kind !== 'http' && request.upgrade === undefined) {
     return {
       ok: false,
       error: 'upgrade_required',
-      message: `${label} is a TCP service: connect with an HTTP Upgrade (e.g. postern connect, Upgrade: tcp)`,
+      message:
+        kind === 'tls'
+          ? `${label} passes TLS through to its agent's server: reach it with https:// on the relay's TLS port`
+          : `${label} is a TCP service: connect with an HTTP Upgrade (e.g. postern connect, Upgrade: tcp)`,
       headers: { upgrade: 'tcp', connection: 'Upgrade' },
     };
   }
@@ -286,7 +289,7 @@ async function admitRemote(
   };
   const visitorRefusal = holdVisitorSlot(ctx, tunnel, visitor, request.visitorAddress);
   if (visitorRefusal !== undefined) return visitorRefusal;
-  cluster.forwarded(location.kind === 'tcp' ? 'tcp' : request.upgrade === undefined ? 'http' : 'websocket');
+  cluster.forwarded(location.kind !== 'http' ? 'tcp' : request.upgrade === undefined ? 'http' : 'websocket');
   return { ok: true, tunnel, session: peer, consumed: [] };
 }
 

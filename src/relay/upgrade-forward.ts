@@ -47,7 +47,7 @@ export async function forwardUpgrade(
   for (const name of admission.consumed) delete req.headers[name];
   // A WebSocket to a TCP service is ended here: its binary messages carry the service's bytes
   // (clients that can only speak WebSocket, connect('ws://…')). The agent just sees a preflight.
-  const endWebSocketHere = tunnel.kind === 'tcp' && token === 'websocket';
+  const endWebSocketHere = tunnel.kind !== 'http' && token === 'websocket';
   const handshake = webSocketHandshake(req);
   if (endWebSocketHere && !handshake.ok) {
     writeRawError(socket, 'bad_request', handshake.response);
@@ -64,7 +64,7 @@ export async function forwardUpgrade(
     return;
   }
   stream.on('error', () => {});
-  stream.once('close', ctx.metrics.streamOpened(tunnel.kind === 'tcp' ? 'tcp' : 'websocket'));
+  stream.once('close', ctx.metrics.streamOpened(tunnel.kind === 'http' ? 'websocket' : 'tcp'));
   // Bytes the visitor sent behind its request head are the first bytes of the new protocol (or,
   // for a WebSocket ended here, its first frames, which go to the WebSocket handshake below).
   if (head.length > 0 && !endWebSocketHere) stream.write(head);
@@ -109,7 +109,7 @@ export async function forwardUpgrade(
     }
     // A TCP preflight's 101 stays short and bare: some clients (AMPS's own) read only the status
     // and may discard what follows for a moment. A WebSocket 101 carries the target's headers.
-    const passOn = switched && tunnel.kind === 'tcp' ? {} : endToEndHeaders(responseHeaders);
+    const passOn = switched && tunnel.kind !== 'http' ? {} : endToEndHeaders(responseHeaders);
     if (passOn['set-cookie'] !== undefined) scopeCookies(ctx, req, route, passOn);
     delete passOn[Header.status];
     delete passOn.date;

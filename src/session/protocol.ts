@@ -78,7 +78,8 @@ export const Header = {
   status: 'postern-status',
 } as const;
 
-export const SERVICE_KINDS = ['http', 'tcp'] as const;
+/** http: requests and upgrades; tcp: preflight upgrades only; tls: TLS passthrough by SNI (and preflights). */
+export const SERVICE_KINDS = ['http', 'tcp', 'tls'] as const;
 export type ServiceKind = (typeof SERVICE_KINDS)[number];
 
 export interface RequestedService {

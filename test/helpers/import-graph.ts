@@ -51,6 +51,7 @@ export const ALLOWED_IMPORTS: Readonly<Record<Unit, readonly Unit[]>> = {
 /** Packages that only some parts may load, so the others start fast and stay small. */
 export const PACKAGE_OWNERS: Readonly<Record<string, readonly Unit[]>> = {
   ioredis: ['relay/cluster'],
+  'acme-client': ['relay/acme'],
   'prom-client': ['relay'],
   yaml: ['cli'],
   undici: ['agent'],

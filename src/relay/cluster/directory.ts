@@ -1,6 +1,6 @@
 import { PosternError } from '../../errors.js';
 import type { Logger } from '../../log.js';
-import type { ServiceKind } from '../../session/protocol.js';
+import { SERVICE_KINDS, type ServiceKind } from '../../session/protocol.js';
 import { createRedisClient, type RedisClient } from './redis-client.js';
 
 /** Lease figures (docs/cluster.md): renewed every 10 s, gone 30 s after the last renewal. */
@@ -322,10 +322,11 @@ function parseLease(
 ): { until: number; kind: ServiceKind; name: string; setup: string } | undefined {
   try {
     const lease = JSON.parse(value) as { until?: unknown; kind?: unknown; name?: unknown; setup?: unknown };
-    if (typeof lease.until !== 'number' || (lease.kind !== 'http' && lease.kind !== 'tcp')) return undefined;
+    const kind = SERVICE_KINDS.find((k) => k === lease.kind);
+    if (typeof lease.until !== 'number' || kind === undefined) return undefined;
     return {
       until: lease.until,
-      kind: lease.kind,
+      kind,
       name: String(lease.name ?? ''),
       setup: String(lease.setup ?? ''),
     };

@@ -59,16 +59,22 @@ export function clusterIdentity(opts: ResolvedRelayOptions): ClusterIdentity | u
  * verify this one (transport, address, ca=, sni=, pin=). Links carry visitors' requests,
  * credentials and cookies: over TLS whenever the relay has a tcps:// listener, unless told otherwise.
  */
-export function advertisedAddress(identity: ClusterIdentity, bound: readonly string[]): string {
+export function advertisedAddress(
+  identity: ClusterIdentity,
+  bound: readonly string[],
+  /** The name to ask for by SNI when none is given (the relay's domain, whose certificate ACME got). */
+  defaultSni?: string,
+): string {
   const target = identity.advertise ?? defaultAdvertised(bound.map((text) => parseConnectionString(text)));
   if (target === undefined) throw new OptionError('cluster mode needs a tcp:// or tcps:// listener');
+  const sni = target.sni ?? (target.transport === 'tcps' ? defaultSni : undefined);
   return formatConnectionString({
     transport: target.transport,
     host: target.host,
     port: target.port,
     path: '',
     ...(target.ca === undefined ? {} : { ca: target.ca }),
-    ...(target.sni === undefined ? {} : { sni: target.sni }),
+    ...(sni === undefined ? {} : { sni }),
     ...(target.pin === undefined ? {} : { pin: target.pin }),
   });
 }
