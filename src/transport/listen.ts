@@ -62,6 +62,8 @@ export async function listenOn(
     handshakeTimeoutMs?: number | undefined;
     /** Routes each connection by its ClientHello (certificates by name, ACME challenges, passthrough). */
     router?: TlsRouter | undefined;
+    /** The router has a certificate for names it terminates (ACME), so cert and key files are not needed. */
+    routerHasCertificates?: boolean | undefined;
     /** Told why a connection was refused before its handshake (not TLS, no certificate for the name). */
     onRefused?: ((reason: string) => void) | undefined;
   },
@@ -75,7 +77,7 @@ export async function listenOn(
     server = createNetServer({ noDelay: true, allowHalfOpen: true }, onSocket);
   } else if (cs.transport === 'tcps') {
     const router = tls.router;
-    if ((tls.cert === undefined || tls.key === undefined) && router === undefined) {
+    if ((tls.cert === undefined || tls.key === undefined) && tls.routerHasCertificates !== true) {
       throw new OptionError(
         `listening on ${formatConnectionString(cs)} needs --tls-cert and --tls-key (or --acme-email)`,
       );
