@@ -59,6 +59,7 @@ export const ERROR_CATALOGUE = {
   registration_not_admitted: { audience: 'agent', status: 403, retryable: false },
   registration_conflict: { audience: 'agent', status: 409, retryable: false },
   service_unsupported: { audience: 'agent', status: 422, retryable: false },
+  subdomain_taken: { audience: 'agent', status: 409, retryable: false },
   registration_rate_limited: { audience: 'agent', status: 429, retryable: true },
   registration_too_many_sessions: { audience: 'agent', status: 429, retryable: true },
   relay_shutting_down: { audience: 'agent', status: 503, retryable: true },

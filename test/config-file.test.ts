@@ -62,6 +62,16 @@ describe('config file (YAML), environment and flags', () => {
         'service',
         /:3:5: a service name is 1-32 of a-z, 0-9 and "-"$/,
       ],
+      [
+        'expose:\n  services:\n    web:\n      target: http://127.0.0.1:1\n      port: 1\n',
+        'service-field',
+        /:5:7: unknown field "port" of service web \(target, subdomain\)$/,
+      ],
+      [
+        'expose:\n  services:\n    web:\n      target: http://127.0.0.1:1\n      subdomain: -shop\n',
+        'subdomain',
+        /expose: subdomain "-shop" of service "web" must be one DNS label/,
+      ],
     ];
     for (const [text, name, expected] of cases) {
       const file = await write(`bad-${name}.yaml`, text);
@@ -107,22 +117,25 @@ describe('config file (YAML), environment and flags', () => {
     );
   });
 
-  test('expose from a file: its services map publishes each target', async () => {
-    const { relay, listening } = await startRelayProcess(['--admin', 'off']);
+  test('expose from a file: its services map publishes each target, one under a subdomain of its own', async () => {
+    const { relay, listening } = await startRelayProcess(['--admin', 'off', '--state-dir', dir]);
     try {
       const address = (listening.listen as string[])[0] as string;
       await startCli(['keygen', '--out', join(dir, 'agent.key')]).exited;
       const file = await write(
         'expose.yaml',
-        `expose:\n  relay: ${address}\n  key: ${join(dir, 'agent.key')}\n  services:\n    web: ${origin.url}\n`,
+        `expose:\n  relay: ${address}\n  key: ${join(dir, 'agent.key')}\n  services:\n    web: ${origin.url}\n    shop:\n      target: ${origin.url}\n      subdomain: shop\n`,
       );
       const agent = startCli(['expose', '--config', file, '--json']);
       try {
         const ready = await agent.nextEvent((e) => e.event === 'ready');
         const services = ready.services as { name: string; url: string; label: string }[];
         assert.deepEqual(
-          services.map((s) => s.name),
-          ['web'],
+          services.map((s) => [s.name, s.name === 'shop' ? s.label : 'derived']),
+          [
+            ['web', 'derived'],
+            ['shop', 'shop'],
+          ],
         );
         const res = await curlResponse([
           `${address.replace('tcp://', 'http://')}/${services[0]?.label}/echo`,

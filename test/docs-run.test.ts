@@ -588,6 +588,21 @@ describe('docs/deploy-public.md, run as written (pebble for Let’s Encrypt, /et
         await ok(`curl -s --cacert ${own.ca} https://${secure}.tunnels.example.com/x`),
         'secure /x',
       );
+
+      // The same agent again with a name of its own: its certificate is ordered on the first visit.
+      await expose.stop('SIGINT');
+      expose = ns.start(
+        guide(
+          'postern expose http://127.0.0.1:3000 --subdomain myapp --relay tcps://tunnels.example.com:443',
+        ),
+        { NODE_EXTRA_CA_CERTS: root },
+      );
+      await expose.line(
+        /^Forwarding https:\/\/myapp\.tunnels\.example\.com\/ -> http:\/\/127\.0\.0\.1:3000$/,
+        30_000,
+      );
+      ns.addHost('myapp.tunnels.example.com');
+      assert.equal(await ok(`curl -s --cacert ${root} https://myapp.tunnels.example.com/y`), 'app /y');
     } finally {
       await cleanUp(
         () => passthrough?.stop('SIGINT'),

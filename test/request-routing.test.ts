@@ -78,10 +78,17 @@ describe('which way a request goes (relay/routing.ts)', () => {
       'tunnel_not_found',
       'no tunnel named in the Host (<label>.localhost) or the path (/<label>/…)',
     ]);
-    assert.deepEqual(refusal(head('/', 'shop.localhost')), [
+    assert.deepEqual(refusal(head('/', 'a.shop.localhost')), [
       'tunnel_not_found',
-      '"shop" is not a tunnel label',
+      '"a.shop" is not a tunnel label',
     ]);
+    // A name a service chose (--subdomain) is routed by the Host like a key-derived label.
+    assert.deepEqual(classifyRequest(head('/x', 'shop.localhost'), plain), {
+      kind: 'tunnel',
+      label: 'shop',
+      path: '/x',
+      prefix: '',
+    });
     assert.deepEqual(refusal(head('*', 'localhost')), ['tunnel_not_found', 'request target must be a path']);
     assert.deepEqual(refusal(head('http://evil.example/', 'localhost')), [
       'tunnel_not_found',

@@ -9,7 +9,7 @@ import type { MuxSession } from '../mux/mux-session.js';
 import type { MuxStream } from '../mux/mux-stream.js';
 import { sessionWindows } from '../mux/windows.js';
 import { type AssignedService, Header } from '../session/protocol.js';
-import { formatSetups, serviceFingerprint } from '../session/registration.js';
+import { formatSetups, formatSubdomains, serviceFingerprint } from '../session/registration.js';
 import { StallWatch } from '../stream/stall-watch.js';
 import { normalizePreflightHeader } from '../transport/preflight-headers.js';
 import type { AgentEvents } from './agent-events.js';
@@ -140,13 +140,24 @@ class AgentRuntime extends EventEmitter<AgentEvents> implements Agent {
           extraHeaders,
           access,
           setups: formatSetups(
+            this.#services.map((s, index) => {
+              const subdomain = this.#opts.services[index]?.subdomain;
+              return {
+                name: s.name,
+                // The subdomain joins the setup only when asked for: older agents' fingerprints stay valid.
+                fingerprint: serviceFingerprint(this.#opts.key.privateKey, [
+                  s.kind,
+                  s.targetText,
+                  this.#opts.services[index]?.access ?? null,
+                  ...(subdomain === undefined ? [] : [subdomain]),
+                ]),
+              };
+            }),
+          ),
+          subdomains: formatSubdomains(
             this.#services.map((s, index) => ({
               name: s.name,
-              fingerprint: serviceFingerprint(this.#opts.key.privateKey, [
-                s.kind,
-                s.targetText,
-                this.#opts.services[index]?.access ?? null,
-              ]),
+              subdomain: this.#opts.services[index]?.subdomain,
             })),
           ),
           serve: (session) => this.#serve(session, byName),

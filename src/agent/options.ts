@@ -11,17 +11,23 @@ export interface ServiceOptions {
   name?: string | undefined;
   /**
    * Where the agent forwards: http://, https:// or unix://…?path= (HTTP over a Unix socket) for
-   * HTTP services; tcp://host:port or unix://…?path= for TCP services. Or the application
+   * HTTP services; tcp://host:port or unix://…?path= for TCP services; tls://host:port for a TLS
+   * server the relay passes visitors' TLS through to (docs/tls-passthrough.md). Or the application
    * itself: an `http.Server` (listening or not) or a request handler (express, a plain function),
    * published without a port of its own (see in-process-target.ts).
    */
   target: string | InProcessHandler;
-  /** 'http' or 'tcp'. Default: 'tcp' for tcp:// targets, else 'http'. */
+  /** 'http', 'tcp' or 'tls'. Default: 'tcp' for tcp:// targets, 'tls' for tls://, else 'http'. */
   kind?: 'http' | 'tcp' | 'tls' | undefined;
   /** 'preserve' passes the visitor's Host; 'rewrite' sets it to the target's host:port. Default 'preserve'. */
   hostHeader?: 'preserve' | 'rewrite' | undefined;
   /** Who may visit: Basic users, bearer tokens, required headers, IP allow/deny. Default: everyone. */
   access?: VisitorAccessOptions | undefined;
+  /**
+   * A name of its own, `<subdomain>.<domain>`, instead of the key-derived label: the relay gives
+   * it to the first key that asks and keeps it for that key (docs/security.md#subdomains).
+   */
+  subdomain?: string | undefined;
 }
 
 /** A service whose target is an address (what the CLI and config files give). */

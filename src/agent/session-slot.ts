@@ -54,6 +54,8 @@ export interface SlotContext {
   access: string | undefined;
   /** The Postern-Setups value: fingerprints of the services' setups. */
   setups: string;
+  /** The Postern-Subdomains value, when a service asks for a name of its own. */
+  subdomains: string | undefined;
   /** Serves one session's streams. */
   serve(session: MuxSession): void;
 }
@@ -170,6 +172,7 @@ export class SessionSlot {
       access: this.#ctx.access,
       setups: this.#ctx.setups,
       replace: opts.replace,
+      subdomains: this.#ctx.subdomains,
     });
     // Custom headers first: the registration's own can never be replaced by them.
     const headers = { ...this.#ctx.extraHeaders, ...registration };
@@ -210,13 +213,23 @@ export class SessionSlot {
           isErrorCode(relayCode) &&
           ERROR_CATALOGUE[relayCode].audience === 'agent' &&
           !ERROR_CATALOGUE[relayCode].retryable;
-        throw new RegistrationRejectedError(error.status, error.reason, permanent);
+        // The relay's code closes the line: what a script (or a search of docs/errors.md) keys on.
+        throw new RegistrationRejectedError(error.status, `${error.reason} (${relayCode})`, permanent);
       }
       throw error;
     } finally {
       this.#pendingSocket = undefined;
     }
     const services = parseAssigned(upgraded.headers[Header.assigned]);
+    const unnamed = ungivenSubdomain(this.#ctx.subdomains, services);
+    if (unnamed !== undefined) {
+      upgraded.socket.destroy();
+      throw new RegistrationRejectedError(
+        502,
+        `the relay did not give service "${unnamed}" the subdomain it asked for (a relay older than --subdomain?)`,
+        false,
+      );
+    }
     const unguarded = unenforcedAccess(this.#ctx.access, services);
     if (unguarded !== undefined) {
       upgraded.socket.destroy();
@@ -315,6 +328,15 @@ function sessionEnded(session: MuxSession): Promise<string> {
     session.once('error', (error: Error) => resolve(error.message));
     session.once('close', () => resolve('session closed'));
   });
+}
+
+/** A service the relay published under another label than the subdomain it asked for, if any. */
+function ungivenSubdomain(subdomains: string | undefined, services: AssignedService[]): string | undefined {
+  for (const pair of subdomains?.split(',') ?? []) {
+    const [name, subdomain] = pair.split('=');
+    if (services.find((s) => s.name === name)?.label !== subdomain) return name;
+  }
+  return undefined;
 }
 
 /** A service with access rules the relay's answer does not list as enforced, if any. */

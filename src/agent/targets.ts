@@ -10,7 +10,7 @@ import {
   parseConnectionString,
 } from '../connection-string/index.js';
 import { OptionError } from '../errors.js';
-import { DEFAULT_SERVICE, SERVICE_NAME } from '../keys/label.js';
+import { DEFAULT_SERVICE, isSubdomain, SERVICE_NAME } from '../keys/label.js';
 import type { AccessRules } from '../session/access.js';
 import type { ServiceKind } from '../session/protocol.js';
 import type { StallWatch } from '../stream/stall-watch.js';
@@ -153,6 +153,10 @@ export function checkService(service: AddressedServiceOptions): {
   const name = service.name ?? DEFAULT_SERVICE;
   if (!SERVICE_NAME.test(name))
     throw new OptionError(`service name "${name}" must be 1-32 of a-z, 0-9 and "-"`);
+  if (service.subdomain !== undefined && !isSubdomain(service.subdomain))
+    throw new OptionError(
+      `subdomain "${service.subdomain}" of service "${name}" must be one DNS label: 1-63 of a-z, 0-9 and "-", not starting or ending with "-"`,
+    );
   // tls://host:port: a TLS server whose bytes pass through the relay untouched (a TCP connection here).
   const passthrough = /^tls:\/\//i.test(service.target);
   const target = parseConnectionString(passthrough ? `tcp://${service.target.slice(6)}` : service.target);

@@ -37,12 +37,14 @@ export function parseLayeredArgs<T extends OptionTable>(
   env: NodeJS.ProcessEnv = process.env,
   warn: (message: string) => void = (message) =>
     process.stderr.write(`postern ${command}: warning: ${message}\n`),
-): { values: ParsedValues<T>; positionals: string[] } {
+): { values: ParsedValues<T>; positionals: string[]; subdomains: Record<string, string> } {
   const cli = parseOptions(argv, table, allowPositionals);
   const cliValues = cli.values as Record<string, Value | undefined>;
   const configPath = (cliValues.config as string | undefined) ?? env[envName('config')];
   const file =
-    configPath === undefined ? { values: {}, services: [] } : loadSection(configPath, command, table);
+    configPath === undefined
+      ? { values: {}, services: [], subdomains: {} }
+      : loadSection(configPath, command, table);
   const values: Record<string, Value | undefined> = { ...file.values };
   for (const [name, option] of Object.entries(table)) {
     if (option.commandLineOnly === true) continue;
@@ -66,9 +68,10 @@ export function parseLayeredArgs<T extends OptionTable>(
         `--${secret} on the command line is visible to every local user (ps); use --${fileOption} or ${envName(secret)}`,
       );
   }
-  const positionals = cli.positionals.length > 0 ? cli.positionals : file.services;
+  const fromFile = cli.positionals.length === 0;
+  const positionals = fromFile ? file.services : cli.positionals;
   // Each layer was checked against `spec`, so the merged values have parseArgs' own shape.
-  return { values: values as ParsedValues<T>, positionals };
+  return { values: values as ParsedValues<T>, positionals, subdomains: fromFile ? file.subdomains : {} };
 }
 
 /**
@@ -114,7 +117,7 @@ export function loadSection(
   path: string,
   command: string,
   table: OptionTable,
-): { values: Record<string, Value>; services: string[] } {
+): { values: Record<string, Value>; services: string[]; subdomains: Record<string, string> } {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -133,7 +136,7 @@ export function loadSection(
     throw new UsageError(`${path}:${pos.line}:${pos.col}: ${first.message.split('\n')[0]}`);
   }
   const root = doc.contents;
-  if (root === null) return { values: {}, services: [] };
+  if (root === null) return { values: {}, services: [], subdomains: {} };
   if (!isMap(root)) throw new UsageError(`${at(root)}: the file must be a map of commands (relay:, expose:)`);
   for (const pair of (root as YAMLMap<unknown, unknown>).items) {
     const key = pair.key as Node;
@@ -144,10 +147,11 @@ export function loadSection(
   }
   const section = root.get(command, true) as Node | undefined;
   if (section === undefined || (isScalar(section) && section.value === null))
-    return { values: {}, services: [] };
+    return { values: {}, services: [], subdomains: {} };
   if (!isMap(section)) throw new UsageError(`${at(section)}: "${command}:" must be a map of options`);
   const values: Record<string, Value> = {};
   const services: string[] = [];
+  const subdomains: Record<string, string> = {};
   const allowed = Object.entries(table)
     .filter(([, option]) => option.commandLineOnly !== true)
     .map(([name]) => name);
@@ -156,7 +160,10 @@ export function loadSection(
     const name = isScalar(keyNode) ? String(keyNode.value) : '';
     const valueNode = pair.value as Node | null;
     if (command === 'expose' && name === 'services') {
-      services.push(...readServices(valueNode, at));
+      for (const service of readServices(valueNode, at)) {
+        services.push(`${service.name}=${service.target}`);
+        if (service.subdomain !== undefined) subdomains[service.name] = service.subdomain;
+      }
       continue;
     }
     const option = table[name];
@@ -168,7 +175,7 @@ export function loadSection(
     }
     values[name] = readValue(name, option, valueNode, at);
   }
-  return { values, services };
+  return { values, services, subdomains };
 }
 
 function readValue(
@@ -199,16 +206,44 @@ function readValue(
   return scalar(node);
 }
 
-/** `services:` as a map of name: target, turned into the `name=target` positionals of expose. */
-function readServices(node: Node | null, at: (node: Node | null | undefined) => string): string[] {
+/**
+ * `services:` as a map of name: target, or name: {target, subdomain}, turned into the
+ * `name=target` positionals of expose and the subdomains asked for.
+ */
+function readServices(
+  node: Node | null,
+  at: (node: Node | null | undefined) => string,
+): { name: string; target: string; subdomain?: string }[] {
   if (!isMap(node)) throw new UsageError(`${at(node)}: services must be a map of name: target`);
   return (node as YAMLMap<unknown, unknown>).items.map((pair) => {
     const key = pair.key as Node;
     const value = pair.value as Node | null;
     if (!isScalar(key) || !/^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/.test(String(key.value)))
       throw new UsageError(`${at(key)}: a service name is 1-32 of a-z, 0-9 and "-"`);
-    if (!isScalar(value) || typeof value.value !== 'string')
-      throw new UsageError(`${at(value ?? key)}: the target of ${String(key.value)} must be a URL`);
-    return `${String(key.value)}=${value.value}`;
+    const name = String(key.value);
+    if (isScalar(value) && typeof value.value === 'string') return { name, target: value.value };
+    if (!isMap(value))
+      throw new UsageError(
+        `${at(value ?? key)}: the target of ${name} must be a URL, or a map with target: and subdomain:`,
+      );
+    const fields: Record<string, string> = {};
+    for (const item of (value as YAMLMap<unknown, unknown>).items) {
+      const field = item.key as Node;
+      const text = item.value as Node | null;
+      const fieldName = isScalar(field) ? String(field.value) : '';
+      if (fieldName !== 'target' && fieldName !== 'subdomain')
+        throw new UsageError(
+          `${at(field)}: unknown field "${fieldName}" of service ${name} (target, subdomain)`,
+        );
+      if (!isScalar(text) || typeof text.value !== 'string')
+        throw new UsageError(`${at(text ?? field)}: ${fieldName} of ${name} must be a string`);
+      fields[fieldName] = text.value;
+    }
+    if (fields.target === undefined) throw new UsageError(`${at(value)}: service ${name} needs a target:`);
+    return {
+      name,
+      target: fields.target,
+      ...(fields.subdomain === undefined ? {} : { subdomain: fields.subdomain }),
+    };
   });
 }

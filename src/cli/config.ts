@@ -23,7 +23,7 @@ export async function configCommand(argv: string[]): Promise<void> {
   // The checks the commands make once their layers are merged, on what the file alone says.
   if (expose.services.length > 0) {
     try {
-      const services = exposeServices(expose.values as ExposeValues, expose.services);
+      const services = exposeServices(expose.values as ExposeValues, expose.services, expose.subdomains);
       const access = services[0]?.access;
       if (access !== undefined) accessRulesFor('default', access);
     } catch (error) {

@@ -69,6 +69,12 @@ export const EXPOSE_OPTIONS = {
     default:
       '`$XDG_CONFIG_HOME/postern/agent.key` or `~/.config/postern/agent.key`, created on first run with a notice on stderr',
   },
+  subdomain: {
+    value: '<name>',
+    help: 'publish a single target as <name>.<domain>, kept for this key',
+    doc: 'publish a single target as `<name>.<domain>` instead of its key-derived label: the relay gives a name to the first key that asks and keeps it for that key, also across restarts, until it goes unused for 30 days (`--subdomain-keep-days`); another key gets `subdomain_taken` and the agent stops. In a config file, per service: `services: {web: {target: …, subdomain: myapp}}` ([security.md](security.md#subdomains))',
+    default: 'none (the key-derived label)',
+  },
   'host-header': {
     value: 'preserve|rewrite',
     choices: ['preserve', 'rewrite'],

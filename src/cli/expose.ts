@@ -18,7 +18,7 @@ import { onShutdownSignal } from './signals.js';
 import { TerminalStatus } from './terminal-status.js';
 
 export const exposeUsage =
-  'postern expose <[name=]target>... [--tcp] [--name <service>] [--relay <connection string>]... [--proxy http://[user:pass@]host:port] [--header "Name: value"]... [--relay-host <host>] [--key <file>] [--host-header preserve|rewrite] [--port <n>] [--inspect <host:port> | --no-inspect] [--json]';
+  'postern expose <[name=]target>... [--tcp] [--name <service>] [--subdomain <name>] [--relay <connection string>]... [--proxy http://[user:pass@]host:port] [--header "Name: value"]... [--relay-host <host>] [--key <file>] [--host-header preserve|rewrite] [--port <n>] [--inspect <host:port> | --no-inspect] [--json]';
 
 export type ExposeValues = ReturnType<typeof parseLayeredArgs<typeof EXPOSE_OPTIONS>>['values'];
 
@@ -26,7 +26,11 @@ export type ExposeValues = ReturnType<typeof parseLayeredArgs<typeof EXPOSE_OPTI
  * The services the command's targets and options describe, their names and targets checked as the
  * agent will check them; `postern config check` runs the same.
  */
-export function exposeServices(values: ExposeValues, positionals: string[]): AddressedServiceOptions[] {
+export function exposeServices(
+  values: ExposeValues,
+  positionals: string[],
+  subdomains: Record<string, string> = {},
+): AddressedServiceOptions[] {
   if (positionals.length === 0) {
     throw new UsageError(
       `expose takes one or more targets, e.g. 3000 or http://127.0.0.1:3000 (usage: ${exposeUsage})`,
@@ -35,17 +39,24 @@ export function exposeServices(values: ExposeValues, positionals: string[]): Add
   if (values.name !== undefined && positionals.length > 1) {
     throw new UsageError('--name names a single target; with several, write each as name=target');
   }
+  if (values.subdomain !== undefined && positionals.length > 1) {
+    throw new UsageError(
+      '--subdomain names a single target; with several, give each its subdomain: in a config file',
+    );
+  }
   if (values.relay !== undefined && values.port !== undefined)
     throw new UsageError('--port is for the embedded relay; it cannot go with --relay');
   const hostHeader = values['host-header'] as 'preserve' | 'rewrite' | undefined;
   // Each target is `URL` or `name=URL` (several services on one agent, e.g. web and redis).
   const services: AddressedServiceOptions[] = positionals.map((positional) => {
     const named = /^([a-z0-9][a-z0-9-]*)=(.+)$/.exec(positional);
+    const name = named ? named[1] : values.name;
     return {
       target: expandTarget(named ? (named[2] as string) : positional, values.tcp === true),
-      name: named ? named[1] : values.name,
+      name,
       hostHeader,
       kind: values.tcp ? 'tcp' : undefined,
+      subdomain: values.subdomain ?? subdomains[name ?? 'default'],
     };
   });
   // Visitor access flags apply to every service of this command; the relay enforces them.
@@ -82,8 +93,8 @@ export function expandTarget(text: string, tcp: boolean): string {
  * this process on 127.0.0.1 (the embedded default), so a tunnel works with nothing else running.
  */
 export async function exposeCommand(argv: string[]): Promise<void> {
-  const { values, positionals } = parseLayeredArgs('expose', argv, EXPOSE_OPTIONS, true);
-  const services = exposeServices(values, positionals);
+  const { values, positionals, subdomains } = parseLayeredArgs('expose', argv, EXPOSE_OPTIONS, true);
+  const services = exposeServices(values, positionals, subdomains);
   const logger = loggerFromFlags(values, 'warn');
   const targetOf = new Map(services.map((s) => [s.name ?? 'default', s.target]));
 

@@ -71,10 +71,24 @@ export const RELAY_OPTIONS = {
     doc: 'how names are proven without a DNS hook: `tls-alpn-01` (the CA connects to port 443, a `tcps://` listener) or `http-01` (the CA asks port 80, a `tcp://` listener)',
     default: `\`${D.acmeChallenge}\``,
   },
+  subdomains: {
+    value: '<policy>',
+    choices: ['open', 'reserved', 'off'],
+    help: 'who may ask for a subdomain (expose --subdomain): open, reserved, off',
+    doc: 'who may ask for a name of their own (`postern expose --subdomain`): `open` (any admitted key; the first to claim a name keeps it), `reserved` (only names listed for the key in `--allowed-keys` as `subdomains=a,b`), `off` ([security.md](security.md#subdomains))',
+    default: `\`${D.subdomains}\``,
+  },
+  'subdomain-keep-days': {
+    value: '<n>',
+    integer: { min: 1 },
+    help: 'a subdomain unused this many days goes to whoever asks next',
+    doc: 'a subdomain whose tunnel has not been live for this many days is released to whoever asks next',
+    default: String(D.subdomainKeepMs / 86_400_000),
+  },
   'state-dir': {
     value: '<dir>',
-    help: 'where the ACME account and certificates are kept',
-    doc: 'where the ACME account key and certificates are kept (`acme/<CA>/`, folders 0700, files 0600), reused after a restart',
+    help: 'where subdomain claims and the ACME account and certificates are kept',
+    doc: 'where the subdomain claims (`subdomains.json`) and the ACME account key and certificates (`acme/<CA>/`) are kept, folders 0700, files 0600, reused after a restart; in cluster mode Redis keeps both',
     default: '`$STATE_DIRECTORY` (systemd), else `~/.local/state/postern`',
   },
   domain: {

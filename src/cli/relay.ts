@@ -45,7 +45,12 @@ export async function relayCommand(argv: string[]): Promise<void> {
     acmeCaFile: values['acme-ca-file'],
     acmeDnsHook: values['acme-dns-hook'],
     acmeChallenge: values['acme-challenge'] as RelayOptions['acmeChallenge'],
-    stateDir: values['acme-email'] === undefined ? undefined : (values['state-dir'] ?? defaultStateDir()),
+    stateDir: values['state-dir'] ?? defaultStateDir(),
+    subdomains: values.subdomains as RelayOptions['subdomains'],
+    subdomainKeepMs:
+      values['subdomain-keep-days'] === undefined
+        ? undefined
+        : 86_400_000 * (integerFlag(values['subdomain-keep-days'], 'subdomain-keep-days') as number),
     publicUrl: values['public-url'],
     responseTimeoutMs: integerFlag(values['response-timeout'], 'response-timeout'),
     reconnectWaitMs: integerFlag(values['reconnect-wait'], 'reconnect-wait'),

@@ -6,6 +6,16 @@ import { base32LowerNoPad } from './base32.js';
 export const LABEL_LENGTH = 52;
 /** Service names an agent may publish under one key: DNS-label friendly, short. */
 export const SERVICE_NAME = /^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$/;
+/**
+ * A name a service may ask for instead of its key-derived label (`--subdomain`): one DNS label
+ * (1-63 of a-z, 0-9, `-`, not starting or ending with `-`) that is not shaped like a key label,
+ * so the two kinds of name never meet.
+ */
+export function isSubdomain(text: string): boolean {
+  return /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(text) && !KEY_SHAPED.test(text);
+}
+const KEY_SHAPED = /^[a-z2-7]{52}$/;
+
 /** The service published when the agent names none; it takes the key's own label. */
 export const DEFAULT_SERVICE = 'default';
 

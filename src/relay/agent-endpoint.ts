@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { ERROR_CATALOGUE } from '../error-codes.js';
 import type { WireErrorCode } from '../errors.js';
-import { isCanonicalKeyX, keyLabelFromX, serviceLabel } from '../keys/label.js';
+import { isCanonicalKeyX, keyLabelFromX } from '../keys/label.js';
 import type { Logger } from '../log.js';
 import type { NonceCache } from '../session/nonce-cache.js';
 import { newChallenge, PROOF_ACCEPTED, PROOF_BYTES, verifyPossession } from '../session/possession-proof.js';
@@ -14,7 +14,12 @@ import {
   MAX_SESSION_MESSAGE_BYTES,
   SESSION_UPGRADE_TOKEN,
 } from '../session/protocol.js';
-import { serviceSetup, type VerifiedRegistration, verifyRegistration } from '../session/registration.js';
+import {
+  registeredLabel,
+  serviceSetup,
+  type VerifiedRegistration,
+  verifyRegistration,
+} from '../session/registration.js';
 import { readExactly } from '../stream/read-exactly.js';
 import { webSocketStream } from '../transport/websocket-stream.js';
 import { addressKey } from './address-key.js';
@@ -46,6 +51,10 @@ export interface AgentEndpointContext {
    * it, undefined when the cluster cannot be asked (this node's own cache has decided then).
    */
   clusterNonces(): { claim(nonce: string, ttlMs: number): Promise<boolean | undefined> } | undefined;
+  /** Claims the subdomains a registration asks for (subdomains.ts): true, or why not. */
+  claimSubdomains(
+    registration: VerifiedRegistration,
+  ): Promise<true | { error: WireErrorCode; reason: string }>;
 }
 
 /**
@@ -124,19 +133,37 @@ export function handleAgentUpgrade(
     return;
   }
   const clusterNonces = ctx.clusterNonces();
-  if (clusterNonces === undefined) {
+  const asksSubdomains = Object.keys(registration.subdomains).length > 0;
+  if (clusterNonces === undefined && !asksSubdomains) {
     admitRegistration(ctx, req, socket, head, registration, upgradeToken);
     return;
   }
   // A registration replayed on another node is caught by the nonce the cluster shares. Meanwhile
   // bytes behind the head wait in the socket's buffer (nothing reads it yet).
   void (async () => {
-    const claimed = await clusterNonces.claim(nonce, 2 * ctx.options.registrationWindowSeconds * 1000);
-    if (socket.destroyed) return;
-    if (claimed === false) return refuse('registration_replayed', 'this registration nonce was already used');
-    const conflict = await ctx.admission.clusterConflict(registration);
-    if (socket.destroyed) return;
-    if (conflict !== undefined) return refuse('registration_conflict', conflict);
+    if (clusterNonces !== undefined) {
+      const claimed = await clusterNonces.claim(nonce, 2 * ctx.options.registrationWindowSeconds * 1000);
+      if (socket.destroyed) return;
+      if (claimed === false)
+        return refuse('registration_replayed', 'this registration nonce was already used');
+    }
+    // Subdomains first: once they are this key's, what is live under them is this key's too.
+    if (asksSubdomains) {
+      const claimed = await ctx.claimSubdomains(registration).catch((error: Error) => ({
+        error: 'cluster_unavailable' as const,
+        reason: `subdomain claims cannot be checked now (${error.message}); try again shortly`,
+      }));
+      if (socket.destroyed) return;
+      if (claimed !== true) {
+        ctx.log.info({ remoteAddress, reason: claimed.reason, code: claimed.error }, 'registration refused');
+        return refuse(claimed.error, claimed.reason);
+      }
+    }
+    if (clusterNonces !== undefined) {
+      const conflict = await ctx.admission.clusterConflict(registration);
+      if (socket.destroyed) return;
+      if (conflict !== undefined) return refuse('registration_conflict', conflict);
+    }
     admitRegistration(ctx, req, socket, head, registration, upgradeToken);
   })();
 }
@@ -181,9 +208,13 @@ function admitRegistration(
   const access = new Map<string, VisitorAccess>();
   for (const [name, rules] of Object.entries(registration.access)) access.set(name, new VisitorAccess(rules));
   const services: AssignedService[] = registration.services.map((s) => {
-    const label = serviceLabel(keyLabel, s.name);
+    const label = registeredLabel(registration, s.name);
     const url = ctx.urlFor(label);
-    const assigned: AssignedService = { ...s, label, url, pathUrl: ctx.pathUrlFor(label) };
+    // A chosen subdomain is reached by its name only: path routing takes key-derived labels.
+    const assigned: AssignedService =
+      registration.subdomains[s.name] === undefined
+        ? { ...s, label, url, pathUrl: ctx.pathUrlFor(label) }
+        : { ...s, label, url };
     if (s.kind === 'tcp') assigned.connect = connectStringFor(url);
     const kinds = access.get(s.name)?.kinds;
     if (kinds !== undefined && kinds.length > 0) assigned.access = [...kinds];

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { OptionError } from '../errors.js';
 import { watchFilesFor } from '../file-watch.js';
-import { isCanonicalKeyX, keyLabelFromX, LABEL_LENGTH, SERVICE_NAME } from '../keys/label.js';
+import { isCanonicalKeyX, isSubdomain, keyLabelFromX, LABEL_LENGTH, SERVICE_NAME } from '../keys/label.js';
 import type { VerifiedRegistration } from '../session/registration.js';
 
 /** One line of an allowed-keys file. */
@@ -10,6 +10,8 @@ export interface AllowedKey {
   names: ReadonlySet<string> | undefined;
   /** Sessions this key may hold at once; undefined: the relay's default. */
   maxSessions: number | undefined;
+  /** Subdomains kept for this key (`subdomains=a,b`): no other key may claim them. */
+  subdomains?: ReadonlySet<string> | undefined;
 }
 
 /** Key label → what it may do. */
@@ -19,7 +21,7 @@ const LABEL = new RegExp(`^[a-z2-7]{${LABEL_LENGTH}}$`);
 
 /**
  * Parses an allowed-keys file: one key a line — its label (what `postern id` prints) or its raw
- * public key (base64url) — then optional `names=web,api` and `max-sessions=N`; `#` starts a
+ * public key (base64url) — then optional `names=web,api`, `max-sessions=N` and `subdomains=a,b`; `#` starts a
  * comment. Every mistake names the file and line.
  */
 export function parseAllowedKeys(text: string, path: string): AllowedKeys {
@@ -36,7 +38,11 @@ export function parseAllowedKeys(text: string, path: string): AllowedKeys {
       throw new OptionError(
         `${where}: "${key}" is neither a key label (52 of a-z, 2-7) nor a base64url public key (canonical: 43 characters)`,
       );
-    const allowed: { names: Set<string> | undefined; maxSessions: number | undefined } = {
+    const allowed: {
+      names: Set<string> | undefined;
+      maxSessions: number | undefined;
+      subdomains?: Set<string>;
+    } = {
       names: undefined,
       maxSessions: undefined,
     };
@@ -52,8 +58,20 @@ export function parseAllowedKeys(text: string, path: string): AllowedKeys {
         if (!/^[1-9]\d*$/.test(value))
           throw new OptionError(`${where}: max-sessions= takes a whole number ≥ 1, got "${value}"`);
         allowed.maxSessions = Number(value);
+      } else if (name === 'subdomains') {
+        const subdomains = value.split(',').filter(Boolean);
+        const bad = subdomains.find((n) => !isSubdomain(n));
+        if (subdomains.length === 0 || bad !== undefined)
+          throw new OptionError(
+            `${where}: subdomains= takes DNS labels (1-63 of a-z, 0-9, -), got "${value}"`,
+          );
+        for (const subdomain of subdomains)
+          for (const [other, entry] of keys)
+            if (entry.subdomains?.has(subdomain))
+              throw new OptionError(`${where}: subdomain "${subdomain}" is listed for key ${other} already`);
+        allowed.subdomains = new Set(subdomains);
       } else {
-        throw new OptionError(`${where}: unknown field "${field}" (names=…, max-sessions=…)`);
+        throw new OptionError(`${where}: unknown field "${field}" (names=…, max-sessions=…, subdomains=…)`);
       }
     }
     if (keys.has(label)) throw new OptionError(`${where}: key ${label} is listed twice`);
@@ -79,7 +97,8 @@ export type KeyRefusal = {
     | 'registration_too_many_sessions'
     | 'relay_busy'
     | 'registration_conflict'
-    | 'service_unsupported';
+    | 'service_unsupported'
+    | 'subdomain_taken';
   reason: string;
 };
 

@@ -156,10 +156,21 @@ export interface RelayOptions {
   acmeRetryAfterFailureMs?: number | undefined;
   /** How often certificates are checked for renewal (due two thirds into their lifetime), ms. Default 3 600 000. */
   acmeRenewCheckIntervalMs?: number | undefined;
-  /** Where the ACME account key and certificates are kept (files 0600); required with acmeEmail, except in cluster mode (then Redis keeps them). */
+  /**
+   * Where the ACME account key and certificates (required with acmeEmail, except in cluster mode:
+   * Redis keeps them) and the subdomain claims are kept (files 0600). Without it claims last as long
+   * as the process.
+   */
   stateDir?: string | undefined;
   /** The clock certificate validity and renewal are judged by, ms since the epoch. Default Date.now. */
   clock?: (() => number) | undefined;
+  /**
+   * Who may ask for a subdomain of their own (`--subdomain`): 'open' (any key, first come), 'reserved'
+   * (only names the allowed-keys file lists for the key as `subdomains=`), 'off'. Default 'open'.
+   */
+  subdomains?: 'open' | 'reserved' | 'off' | undefined;
+  /** A subdomain unused (no live tunnel) this long goes back to whoever asks first, ms. Default 30 days. */
+  subdomainKeepMs?: number | undefined;
   /** Where the relay logs. Default: silent. */
   logger?: Logger | undefined;
 }
@@ -223,6 +234,8 @@ export const DEFAULT_RELAY_OPTIONS = {
   acmeRetryAfterFailureMs: 300_000,
   acmeRenewCheckIntervalMs: 3_600_000,
   clock: Date.now as () => number,
+  subdomains: 'open' as 'open' | 'reserved' | 'off',
+  subdomainKeepMs: 30 * 86_400_000,
 } as const;
 
 export function resolveRelayOptions(options: RelayOptions, logger: Logger): ResolvedRelayOptions {

@@ -1,5 +1,5 @@
-import { keyLabelFromX, serviceLabel } from '../keys/label.js';
-import { serviceSetup, type VerifiedRegistration } from '../session/registration.js';
+import { keyLabelFromX } from '../keys/label.js';
+import { registeredLabel, serviceSetup, type VerifiedRegistration } from '../session/registration.js';
 import type { AgentSession } from './agent-session.js';
 import { type AllowedKeys, checkAllowedKey, type KeyRefusal } from './allowed-keys.js';
 import type { ClusterDirectory } from './cluster/directory.js';
@@ -75,7 +75,7 @@ export class RegistrationAdmission {
     const max = this.#limits.maxTunnels;
     const isNew = (tunnel: string): boolean =>
       this.#registry.get(tunnel) === undefined && !this.#pendingLabels.has(tunnel);
-    const added = registration.services.filter((s) => isNew(serviceLabel(label, s.name)));
+    const added = registration.services.filter((s) => isNew(registeredLabel(registration, s.name)));
     let pendingNew = 0;
     for (const tunnel of this.#pendingLabels.keys())
       if (this.#registry.get(tunnel) === undefined) pendingNew++;
@@ -109,7 +109,7 @@ export class RegistrationAdmission {
       [this.#pendingByKey, key],
       ...registration.services.map((s): [Map<string, number>, string] => [
         this.#pendingLabels,
-        serviceLabel(key, s.name),
+        registeredLabel(registration, s.name),
       ]),
     ];
     for (const [counts, name] of held) counts.set(name, (counts.get(name) ?? 0) + 1);
@@ -136,7 +136,7 @@ export class RegistrationAdmission {
     for (const service of registration.services) {
       let location: Awaited<ReturnType<ClusterDirectory['locate']>>;
       try {
-        location = await directory.locate(serviceLabel(keyLabel, service.name));
+        location = await directory.locate(registeredLabel(registration, service.name));
       } catch {
         continue;
       }
@@ -154,7 +154,9 @@ export class RegistrationAdmission {
    */
   #localConflict(registration: VerifiedRegistration, keyLabel: string): string | undefined {
     for (const service of registration.services) {
-      const live = this.#registry.get(serviceLabel(keyLabel, service.name))?.sessions ?? [];
+      const tunnel = this.#registry.get(registeredLabel(registration, service.name));
+      // A subdomain live for another key is the claim check's to refuse (subdomain_taken).
+      const live = tunnel?.keyLabel === keyLabel ? tunnel.sessions : [];
       const setup = serviceSetup(registration, service.name);
       const other = live.find((s) => s.state === 'ready' && s.setups.get(service.name) !== setup);
       if (other !== undefined)

@@ -6,6 +6,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { TLSSocket } from 'node:tls';
 import { type ConnectionString, parseConnectionString } from '../connection-string/index.js';
 import { OptionError } from '../errors.js';
+import { LABEL_LENGTH } from '../keys/label.js';
 import { type Logger, silentLogger } from '../log.js';
 import { RenewingSet } from '../renewing-collections.js';
 import { NonceCache } from '../session/nonce-cache.js';
@@ -33,6 +34,8 @@ import { type RelayOptions, type ResolvedRelayOptions, resolveRelayOptions } fro
 import { RegistrationAdmission } from './registration-admission.js';
 import { TunnelRegistry } from './registry.js';
 import { classifyRequest, type Destination } from './routing.js';
+import { FileSubdomainStore, type SubdomainStore } from './subdomain-store.js';
+import { claimSubdomains } from './subdomains.js';
 import { forwardTlsPassthrough } from './tls-passthrough.js';
 import { perAddressPerMinute } from './token-bucket.js';
 import { forwardUpgrade } from './upgrade-forward.js';
@@ -104,6 +107,10 @@ export interface Relay extends EventEmitter<RelayEvents> {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+/** How often live subdomains are marked seen and unused ones forgotten, ms. */
+const SUBDOMAIN_SWEEP_MS = 600_000;
+const KEY_SHAPED_LABEL = new RegExp(`^[a-z2-7]{${LABEL_LENGTH}}$`);
+
 /** Names that may wait for an ACME order slot; handshakes for more are refused until one ends. */
 const ACME_MAX_WAITING_ORDERS = 32;
 /** How long a cluster node may hold the right to order one name (an order takes seconds), ms. */
@@ -149,6 +156,9 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
 
   readonly #clusterIdentity: ClusterIdentity | undefined;
   #acme: { issuer: AcmeIssuer; certificates: CertificateManager; store: CertificateStore } | undefined;
+  /** Subdomain claims: the state folder's file (or memory), Redis in cluster mode (set in start()). */
+  #subdomainStore: SubdomainStore;
+  #subdomainTimer: NodeJS.Timeout | undefined;
 
   constructor(opts: ResolvedRelayOptions, cluster: ClusterIdentity | undefined) {
     super();
@@ -156,6 +166,7 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
     this.#clusterIdentity = cluster;
     this.#log = opts.logger;
     this.#registry = new TunnelRegistry(opts);
+    this.#subdomainStore = new FileSubdomainStore(opts.stateDir);
     this.#admission = new RegistrationAdmission({
       limits: opts,
       registry: this.#registry,
@@ -198,6 +209,19 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
         const directory = this.#cluster?.directory;
         return directory && { claim: (nonce, ttlMs) => directory.claimNonce(nonce, ttlMs) };
       },
+      claimSubdomains: (registration) =>
+        claimSubdomains(
+          {
+            policy: opts.subdomains,
+            keepMs: opts.subdomainKeepMs,
+            reserved: new Set(),
+            allowedKeys: () => this.#admission.allowedKeys,
+            isLive: (label) => this.#isLive(label),
+            now: opts.clock,
+            store: this.#subdomainStore,
+          },
+          registration,
+        ),
     };
     this.#http = createVisitorHttpServer(opts, {
       request: (req, res) => this.#onRequest(req, res),
@@ -233,6 +257,7 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
           reloadIntervalMs: this.#opts.tlsReloadIntervalMs,
           handshakeTimeoutMs: this.#opts.headersTimeoutMs,
           router: (hello) => this.#routeTls(hello, certificates),
+          routerHasCertificates: certificates !== undefined,
           onRefused: (reason) => this.#log.debug({ reason }, 'TLS connection refused before its handshake'),
           onReload: (error) => {
             if (error)
@@ -245,6 +270,8 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
       this.#listeners.push(listener);
     }
     if (this.#clusterIdentity !== undefined) await this.#joinCluster(this.#clusterIdentity);
+    this.#subdomainTimer = setInterval(() => void this.#keepSubdomains(), SUBDOMAIN_SWEEP_MS);
+    this.#subdomainTimer.unref();
     if (this.#opts.allowedKeysFile !== undefined) this.#watchAllowedKeys(this.#opts.allowedKeysFile);
     if (this.#opts.admin !== undefined) await this.#startAdmin(this.#opts.admin);
     this.#sweepTimer = setInterval(() => this.#registry.sweep(Date.now()), SWEEP_INTERVAL_MS);
@@ -352,6 +379,12 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
       import('./cluster/node-endpoint.js'),
     ]);
     const directory = new ClusterDirectory(identity.redis, node, log);
+    // One owner per subdomain across the cluster: the claims move to Redis.
+    const { ClusterSubdomainStore } = await import('./cluster/cluster-subdomain-store.js');
+    const subdomains = new ClusterSubdomainStore(identity.redis);
+    await subdomains.connect();
+    this.#subdomainStore.close();
+    this.#subdomainStore = subdomains;
     const links = new NodeLinks({
       self: node,
       secret,
@@ -575,6 +608,26 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
     return (await directory.locate(label).catch(() => undefined))?.kind === 'tls';
   }
 
+  /** Whether a tunnel is served now, here or (cluster mode) on another node. */
+  async #isLive(label: string): Promise<boolean> {
+    if ((this.#registry.get(label)?.sessions.length ?? 0) > 0) return true;
+    return (await this.#cluster?.directory.locate(label).catch(() => undefined)) !== undefined;
+  }
+
+  /** Live subdomains keep their names; names unused past --subdomain-keep are forgotten. */
+  async #keepSubdomains(): Promise<void> {
+    const now = this.#opts.clock();
+    const live = [...this.#registry.tunnels()]
+      .filter((t) => t.sessions.length > 0 && !KEY_SHAPED_LABEL.test(t.label))
+      .map((t) => t.label);
+    try {
+      await this.#subdomainStore.touch(live, now);
+      await this.#subdomainStore.sweep(now - this.#opts.subdomainKeepMs, (label) => live.includes(label));
+    } catch (error) {
+      this.#log.warn({ error: (error as Error).message }, 'subdomain claims not kept up to date');
+    }
+  }
+
   /** Counts a visitor connection until it closes (drain, metrics); false when the relay is closing. */
   #trackVisitor(socket: Socket): boolean {
     if (this.#closing !== undefined) {
@@ -685,8 +738,12 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
       if (state === 'draining' || state === 'closed') {
         this.#registry.detach(session, Date.now());
         for (const service of session.services)
-          if (this.#registry.get(service.label)?.sessions.length === 0)
+          if (this.#registry.get(service.label)?.sessions.length === 0) {
             this.#cluster?.directory.release(service.label);
+            // A subdomain's unused time starts when its last session goes.
+            if (!KEY_SHAPED_LABEL.test(service.label))
+              void this.#subdomainStore.touch([service.label], this.#opts.clock()).catch(() => {});
+          }
       }
       if (state === 'closed') {
         this.#sessions.delete(session);
@@ -726,6 +783,7 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
     clearInterval(this.#sweepTimer);
     this.#acme?.certificates.close();
     this.#acme?.store.close();
+    clearInterval(this.#subdomainTimer);
     this.#forward.stalls.close();
     this.#stopWatchingAllowedKeys();
     this.#registry.releaseWaiters();
@@ -750,6 +808,7 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
     this.#http.close(); // stops the connection-tracking timer
     this.#cluster?.links.close();
     await this.#cluster?.directory.close();
+    this.#subdomainStore.close();
     await this.#admin?.close();
     if (this.#started) this.#log.info('relay closed');
   }

@@ -1,5 +1,5 @@
 import { hasSeveralHosts } from '../http/headers.js';
-import { LABEL_LENGTH } from '../keys/label.js';
+import { isSubdomain, LABEL_LENGTH } from '../keys/label.js';
 import { AGENT_PATH, hostName } from '../session/protocol.js';
 import { NODE_PATH } from './cluster/node-auth.js';
 
@@ -19,7 +19,8 @@ function routeRequest(hostHeader: string | undefined, url: string, domain: strin
   const host = hostHeader === undefined ? '' : hostName(hostHeader);
   if (host.endsWith(`.${domain}`)) {
     const sub = host.slice(0, -(domain.length + 1));
-    if (LABEL.test(sub)) return { kind: 'tunnel', label: sub, path: url, prefix: '' };
+    // Key-derived labels, and subdomains services chose (--subdomain); by host only.
+    if (LABEL.test(sub) || isSubdomain(sub)) return { kind: 'tunnel', label: sub, path: url, prefix: '' };
     return { kind: 'invalid', reason: `"${sub}" is not a tunnel label` };
   }
   const end = url.slice(1).search(/[/?]/);

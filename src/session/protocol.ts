@@ -56,6 +56,11 @@ export const Header = {
   setups: 'postern-setups',
   /** Agent → relay, optional: `1` takes the services over from live sessions that differ. */
   replace: 'postern-replace',
+  /**
+   * Agent → relay, optional: the names services ask for instead of their key-derived labels,
+   * `name=<subdomain>` joined by commas (`web=myapp` → myapp.<domain>).
+   */
+  subdomains: 'postern-subdomains',
   /** Agent → relay: ed25519 signature of signedString(), base64url. */
   signature: 'postern-signature',
   /** Relay → agent (101): JSON array of AssignedService. */
@@ -114,7 +119,8 @@ export function hostName(hostHeader: string): string {
  * line. The Host's port is left out because proxies in front of a relay (nginx's `$host`) drop it.
  * Access rules, when sent, add a line `access:<value>`: a registration signed without them
  * cannot have them added, and one signed with them cannot have them taken away. Setup
- * fingerprints and a replace request add `setups:<value>` and `replace:<value>` the same way.
+ * fingerprints, a replace request and chosen subdomains add `setups:<value>`, `replace:<value>`
+ * and `subdomains:<value>` the same way.
  */
 export function signedString(fields: {
   method: string;
@@ -127,6 +133,7 @@ export function signedString(fields: {
   access?: string | undefined;
   setups?: string | undefined;
   replace?: string | undefined;
+  subdomains?: string | undefined;
 }): string {
   const lines = [
     SIGNED_STRING_TAG,
@@ -141,5 +148,6 @@ export function signedString(fields: {
   if (fields.access !== undefined) lines.push(`access:${fields.access}`);
   if (fields.setups !== undefined) lines.push(`setups:${fields.setups}`);
   if (fields.replace !== undefined) lines.push(`replace:${fields.replace}`);
+  if (fields.subdomains !== undefined) lines.push(`subdomains:${fields.subdomains}`);
   return lines.join('\n');
 }

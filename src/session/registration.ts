@@ -1,7 +1,15 @@
 import { createHash, createHmac, type KeyObject, randomBytes, sign, verify } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { WireErrorCode } from '../errors.js';
-import { isCanonicalKeyX, publicKeyFromX, publicKeyX, SERVICE_NAME } from '../keys/label.js';
+import {
+  isCanonicalKeyX,
+  isSubdomain,
+  keyLabelFromX,
+  publicKeyFromX,
+  publicKeyX,
+  SERVICE_NAME,
+  serviceLabel,
+} from '../keys/label.js';
 import { type AccessDeclaration, parseAccess } from './access.js';
 import {
   Header,
@@ -34,6 +42,8 @@ export function signRegistration(options: {
   setups?: string | undefined;
   /** Take the services over from live sessions of the same key that differ. */
   replace?: boolean | undefined;
+  /** formatSubdomains() of the services that ask for a name of their own. */
+  subdomains?: string | undefined;
   now?: number;
 }): Record<string, string> {
   const replace = options.replace === true ? '1' : undefined;
@@ -52,6 +62,7 @@ export function signRegistration(options: {
     access: options.access,
     setups: options.setups,
     replace,
+    subdomains: options.subdomains,
   });
   const signature = sign(null, Buffer.from(text, 'utf8'), options.privateKey).toString('base64url');
   const headers: Record<string, string> = {
@@ -65,7 +76,21 @@ export function signRegistration(options: {
   if (options.access !== undefined) headers[Header.access] = options.access;
   if (options.setups !== undefined) headers[Header.setups] = options.setups;
   if (replace !== undefined) headers[Header.replace] = replace;
+  if (options.subdomains !== undefined) headers[Header.subdomains] = options.subdomains;
   return headers;
+}
+
+/** `name=<subdomain>` of each service that asks for one (the Postern-Subdomains header); undefined when none does. */
+export function formatSubdomains(
+  services: readonly { name: string; subdomain?: string | undefined }[],
+): string | undefined {
+  const asked = services.filter((s) => s.subdomain !== undefined).map((s) => `${s.name}=${s.subdomain}`);
+  return asked.length === 0 ? undefined : asked.join(',');
+}
+
+/** The label a registered service is published under: the subdomain it asked for, else its key-derived one. */
+export function registeredLabel(registration: VerifiedRegistration, name: string): string {
+  return registration.subdomains[name] ?? serviceLabel(keyLabelFromX(registration.key), name);
 }
 
 /**
@@ -115,6 +140,8 @@ export interface VerifiedRegistration {
   setups: Record<string, string>;
   /** The agent asked to take its services over from live sessions that differ. */
   replace: boolean;
+  /** Subdomains asked for, by service name ({} when none were sent). */
+  subdomains: Record<string, string>;
 }
 
 export type VerifyResult =
@@ -180,6 +207,11 @@ export function verifyRegistration(request: {
   if (typeof setups === 'string') return malformed(setups);
   const replaceText = h[Header.replace] === undefined ? undefined : single(h, Header.replace);
   if (h[Header.replace] !== undefined && replaceText !== '1') return malformed(`${Header.replace} must be 1`);
+  const subdomainsText = h[Header.subdomains] === undefined ? undefined : single(h, Header.subdomains);
+  if (h[Header.subdomains] !== undefined && subdomainsText === undefined)
+    return malformed(`${Header.subdomains} must be sent once`);
+  const subdomains = subdomainsText === undefined ? {} : parseSubdomains(subdomainsText, services);
+  if (typeof subdomains === 'string') return malformed(subdomains);
   const signature = single(h, Header.signature);
   if (signature === undefined || signature.length !== 86 || !BASE64URL.test(signature)) {
     return malformed(`${Header.signature} must be a 64-byte ed25519 signature in base64url`);
@@ -202,6 +234,7 @@ export function verifyRegistration(request: {
     access: accessText,
     setups: setupsText,
     replace: replaceText,
+    subdomains: subdomainsText,
   });
   if (!verify(null, Buffer.from(text, 'utf8'), publicKey, Buffer.from(signature, 'base64url'))) {
     return {
@@ -230,6 +263,7 @@ export function verifyRegistration(request: {
       access,
       setups,
       replace: replaceText === '1',
+      subdomains,
     },
   };
 }
@@ -249,6 +283,27 @@ function parseSetups(text: string, services: readonly RequestedService[]): Recor
   return setups;
 }
 
+/** Parses `name=<subdomain>,…` for the registered services; the reason as a string when malformed. */
+function parseSubdomains(
+  text: string,
+  services: readonly RequestedService[],
+): Record<string, string> | string {
+  const subdomains: Record<string, string> = {};
+  const taken = new Set<string>();
+  for (const part of text.split(',')) {
+    const [name = '', subdomain = '', extra] = part.split('=');
+    if (extra !== undefined || !isSubdomain(subdomain))
+      return `${Header.subdomains} entry "${part}" is not name=<subdomain> (one DNS label, 1-63 of a-z, 0-9, -)`;
+    if (!services.some((s) => s.name === name))
+      return `${Header.subdomains} names service "${name}", not registered`;
+    if (Object.hasOwn(subdomains, name) || taken.has(subdomain))
+      return `${Header.subdomains} lists "${name}" or "${subdomain}" twice`;
+    subdomains[name] = subdomain;
+    taken.add(subdomain);
+  }
+  return subdomains;
+}
+
 /** Parses `name=kind,…`; returns the reason as a string when malformed. */
 export function parseServices(text: string): RequestedService[] | string {
   const parts = text.split(',');
@@ -262,7 +317,7 @@ export function parseServices(text: string): RequestedService[] | string {
       return `service "${part}" is not name=kind`;
     if (!SERVICE_NAME.test(name)) return `service name "${name}" must be 1-32 of a-z, 0-9 and "-"`;
     if (!(SERVICE_KINDS as readonly string[]).includes(kind))
-      return `service kind "${kind}" must be http or tcp`;
+      return `service kind "${kind}" must be http, tcp or tls`;
     if (seen.has(name)) return `service "${name}" listed twice`;
     seen.add(name);
     services.push({ name, kind: kind as ServiceKind });
