@@ -120,13 +120,18 @@ describe('automatic HTTPS with pebble', () => {
       'two orders',
     );
 
+    const ordersBefore = (pebble.log().match(/POST \/order-plz/g) ?? []).length;
     const stranger = await curlHttps(`https://made-up.${DOMAIN}:${tlsPort}/`);
     assert.notEqual(stranger.exitCode, 0, 'a name that is not a live tunnel is refused');
     const deeper = await curlHttps(`https://a.b.${DOMAIN}:${tlsPort}/`);
     assert.notEqual(deeper.exitCode, 0);
     assert.equal(await metric(relay, 'postern_acme_orders_total{result="issued"}'), 2);
     assert.equal((await metric(relay, 'postern_acme_orders_total{result="failed"}')) ?? 0, 0);
-    assert.doesNotMatch(pebble.log(), /made-up/, 'pebble never heard of the made-up name');
+    assert.equal(
+      (pebble.log().match(/POST \/order-plz/g) ?? []).length,
+      ordersBefore,
+      'pebble got no order for the made-up names',
+    );
 
     const host = new URL(url).hostname;
     const served = await servedCertificate(tlsPort, host);
@@ -262,6 +267,40 @@ describe('automatic HTTPS with pebble', () => {
     ]);
     assert.ok(fromA instanceof X509Certificate && fromB instanceof X509Certificate);
     assert.equal(fromA.serialNumber, fromB.serialNumber);
+  });
+
+  test('a failed order is not repeated for its pause: handshakes meanwhile are refused without asking the CA', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'postern-dns-hook-'));
+    const hook = join(dir, 'failing-hook');
+    writeFileSync(hook, '#!/bin/sh\necho "no API token for this zone" >&2\nexit 3\n', { mode: 0o755 });
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const relay = await acmeRelay({ acmeDnsHook: hook, logger: pino({ level: 'info' }, sink) });
+    await until(
+      async () => (await metric(relay, 'postern_acme_orders_total{result="failed"}')) === 1,
+      'the failed wildcard order',
+      60_000,
+    );
+    const failure = lines.map((l) => JSON.parse(l)).find((l) => l.msg === 'ACME order failed');
+    assert.match(failure?.error ?? '', /the DNS hook .* set exited with 3: no API token for this zone/);
+    assert.equal(failure?.retryInSeconds, 300);
+    const orders = (pebble.log().match(/POST \/order-plz/g) ?? []).length;
+    for (let i = 0; i < 3; i++) {
+      const visit = await curlHttps(`https://${DOMAIN}:${tlsPort}/`);
+      assert.notEqual(visit.exitCode, 0);
+    }
+    assert.equal(await metric(relay, 'postern_acme_orders_total{result="failed"}'), 1);
+    assert.equal(
+      (pebble.log().match(/POST \/order-plz/g) ?? []).length,
+      orders,
+      'no new order during the pause',
+    );
   });
 
   test('a DNS-01 wildcard through the hook: every tunnel is served by *.<domain>', async () => {
