@@ -19,7 +19,7 @@ import { type AgentOptions, DEFAULT_AGENT_OPTIONS, type ResolvedAgentOptions } f
 import { agentRelayAddress } from './relay-address.js';
 import { type ReplayRequest, replayToTarget } from './replay.js';
 import { SessionSlot } from './session-slot.js';
-import { resolveServices, type TargetService } from './targets.js';
+import { loadDispatchers, resolveServices, type TargetService } from './targets.js';
 import { forwardToTcpTarget } from './tcp-target.js';
 import { forwardUpgradeToTarget } from './upgrade-target.js';
 import { accessHeaderFor } from './visitor-access.js';
@@ -116,7 +116,16 @@ class AgentRuntime extends EventEmitter<AgentEvents> implements Agent {
     // Sessions start once the in-process applications take connections.
     this.#targetsReady = Promise.all(this.#inProcess.map((app) => app.start()));
     this.ready = this.#readyOrNot(this.#opts.readyTimeoutMs, options.signal);
-    this.ready.catch(() => {});
+    // undici loads once the agent is up (and its ready line out), not before: targets.ts.
+    this.ready.then(
+      () =>
+        setImmediate(() => {
+          loadDispatchers(this.#services, () => this.#closing !== undefined).catch((error: Error) =>
+            this.#log.warn({ error: error.message }, 'undici not loaded; requests use node:http'),
+          );
+        }),
+      () => {},
+    );
     // 'fatal' stops the agent; make sure an unlistened one does not crash the process as 'error' would.
     this.on('fatal', (error: Error) => {
       // Info, not error: the 'fatal' listener (the CLI's one line) is where the user is told.
