@@ -12,14 +12,16 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { makeCertificates } from '../test/helpers/certs.js';
-import { startNginx } from '../test/helpers/nginx.js';
 import { startCli } from '../test/helpers/processes.js';
 import { bytesPerIdleStream, relayBytesPerIdleTunnel } from './idle-memory.js';
+import { peersTable, sideBySide } from './peers.js';
 
 const run = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes('--quick');
-const peers = process.argv.includes('--peers');
+const peersAt = process.argv.indexOf('--peers');
+/** `--peers DIR`: the side-by-side run of bench/peers.ts instead of the usual rows. */
+const peersDir = peersAt < 0 ? undefined : process.argv[peersAt + 1];
 const MiB = 1024 * 1024;
 const settings = quick
   ? {
@@ -238,6 +240,33 @@ async function inTurns<K extends string>(
 /** The median of the rounds' ratios a[i] / b[i]. */
 function medianRatio(a: number[], b: number[]): number {
   return median(a.map((value, i) => value / (b[i] ?? Number.NaN)));
+}
+
+/**
+ * `--peers DIR`: every peer of DIR and Postern's HTTP and TCP paths in turns (bench/peers.ts); the
+ * table on stdout and in bench/results/peers-<time>.md, the missing peers named.
+ */
+async function mainPeers(dir: string): Promise<void> {
+  ensureTools();
+  const started = performance.now();
+  const say = (text: string): void => {
+    process.stderr.write(`bench: [${((performance.now() - started) / 1000).toFixed(0)} s] ${text}\n`);
+  };
+  const rounds = quick ? 1 : 3;
+  say(`side by side with the peers in ${dir}: ${rounds} round(s), each target in turn`);
+  const { rows, missing } = await sideBySide(dir, { rounds, wrkSeconds: quick ? 2 : 5, say });
+  const table = peersTable(rows);
+  const header = `One run, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}, ${rounds} round(s): small GETs at 50 connections (wrk -t1, 13-byte file), one 100 MiB download.`;
+  const absent =
+    missing.length === 0
+      ? ''
+      : `\n\nNot measured: ${missing.map((m) => `${m.target} (${m.reason})`).join('; ')}.`;
+  process.stdout.write(`${header}\n\n${table}${absent}\n`);
+  const resultsDir = join(here, '..', '..', 'bench', 'results');
+  mkdirSync(resultsDir, { recursive: true });
+  const file = join(resultsDir, `peers-${new Date().toISOString().replace(/[:.]/g, '-')}.md`);
+  writeFileSync(file, `${header}\n\n${table}${absent}\n`);
+  process.stderr.write(`bench: wrote ${file}\n`);
 }
 
 async function main(): Promise<void> {
@@ -691,41 +720,6 @@ async function main(): Promise<void> {
       ratio: parTunnel / parDirect,
     });
 
-    if (peers) {
-      // The C baseline for what one extra hop costs: nginx proxy_pass straight to the target.
-      say('peer: nginx proxy_pass, one hop to the target');
-      const nginx = await startNginx(origin.port);
-      stops.push(() => nginx.stop());
-      const viaNginx = `http://127.0.0.1:${nginx.port}`;
-      await wrk(`${viaNginx}/small`, undefined);
-      const smallNginx = await wrk(`${viaNginx}/small`, undefined);
-      rows.push({
-        scenario: 'peer: nginx one hop, small GET, 50 connections',
-        unit: 'req/s',
-        direct: smallDirect.rps,
-        postern: smallNginx.rps,
-        ratio: smallNginx.rps / smallDirect.rps,
-        note: 'nginx',
-      });
-      rows.push({
-        scenario: '… Postern vs nginx one hop, small GET',
-        unit: 'req/s',
-        direct: smallNginx.rps,
-        postern: smallTunnel.rps,
-        ratio: smallTunnel.rps / smallNginx.rps,
-      });
-      const downNginx = median(await repeat(3, download(viaNginx, [])));
-      rows.push({
-        scenario: `peer: nginx one hop, ${settings.bulkMiB} MiB download`,
-        unit: 'MB/s',
-        direct: downDirect / 1e6,
-        postern: downNginx / 1e6,
-        ratio: downNginx / downDirect,
-        note: 'nginx',
-      });
-      // localtunnel's server is not published on npm (only its client is), so it cannot run here.
-    }
-
     say(`agent start → first 200, ${settings.startRuns} runs`);
     const startTimes: number[] = [];
     for (let i = 0; i < settings.startRuns; i++) {
@@ -804,4 +798,6 @@ async function main(): Promise<void> {
   process.stderr.write(`bench: wrote ${file}\n`);
 }
 
-await main();
+if (peersAt >= 0 && (peersDir === undefined || peersDir.startsWith('--')))
+  throw new Error('--peers takes the folder of peer scripts, e.g. --peers ../shared/peers');
+await (peersDir === undefined ? main() : mainPeers(peersDir));
