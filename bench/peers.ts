@@ -150,7 +150,7 @@ async function wrk(url: string, host: string | undefined, seconds: number) {
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1];
   if (non2xx !== undefined) throw new Error(`${non2xx} answers were not 2xx`);
   const errors = /Socket errors: connect (\d+), read (\d+), write (\d+)/.exec(stdout);
-  if (errors !== null && errors.slice(1).some((n) => Number(n) > 0)) throw new Error(errors[0]);
+  if (errors?.slice(1).some((n) => Number(n) > 0)) throw new Error(errors[0]);
   return {
     rps: Number(value(/Requests\/sec:\s+([\d.]+)/)),
     p50: ms(value(/\s50%\s+(\S+)/)),
