@@ -154,6 +154,13 @@ describe('automatic HTTPS with pebble', () => {
     ]);
     assert.equal(plain.status, 308);
     assert.equal(plain.headers.location, `https://${host}:${tlsPort}/a?b=1`);
+    // A Host that only ends like the domain never sends a browser to another host.
+    const hostile = await curlResponse([
+      '-H',
+      `Host: evil.example/x.${DOMAIN}`,
+      `http://127.0.0.1:${httpPort}/`,
+    ]);
+    assert.notEqual(hostile.status, 308, `redirected to ${hostile.headers.location}`);
 
     // After a restart the stored certificate serves at once: no new order.
     await agent.close();

@@ -10,6 +10,7 @@ import { LABEL_LENGTH } from '../keys/label.js';
 import { type Logger, silentLogger } from '../log.js';
 import { RenewingSet } from '../renewing-collections.js';
 import { NonceCache } from '../session/nonce-cache.js';
+import { hostName } from '../session/protocol.js';
 import { ACME_TLS_ALPN, type ClientHello } from '../transport/client-hello.js';
 import { type BoundListener, describeListener, listenOn, type TlsRoute } from '../transport/listen.js';
 import type { AcmeIssuer } from './acme/acme-issuer.js';
@@ -347,10 +348,12 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
       });
       return true;
     }
-    const host = (req.headers.host ?? '').toLowerCase().replace(/:\d+$/, '');
-    const ours = host === this.#opts.domain || host.endsWith(`.${this.#opts.domain}`);
+    const host = hostName(req.headers.host ?? '');
+    // Only the relay's own names, spelled as DNS names: `evil.example/x.<domain>` ends like one.
+    const ours =
+      /^[a-z0-9.-]+$/.test(host) && (host === this.#opts.domain || host.endsWith(`.${this.#opts.domain}`));
     // Agents may dial plain HTTP; their endpoints are never redirected.
-    if (!ours || url.startsWith(`${this.#opts.basePath}/_postern/`)) return false;
+    if (!ours || !url.startsWith('/') || url.startsWith(`${this.#opts.basePath}/_postern/`)) return false;
     res.writeHead(308, { location: `https://${host}${this.#urlPort()}${url}`, 'content-length': '0' });
     res.end();
     return true;
