@@ -105,9 +105,10 @@ export class CertificateManager {
     if (held !== undefined && held.notAfter > this.#opts.now()) return held;
     const pending = this.#ordering.get(id);
     if (pending !== undefined) return pending;
+    // A name that may not have a certificate costs no store read: strangers send any name they like.
+    if (!(await this.#mayOrder(name))) return undefined;
     const stored = await this.#load(id);
     if (stored !== undefined && stored.notAfter > this.#opts.now()) return stored;
-    if (!(await this.#mayOrder(name))) return undefined;
     return this.#order(id);
   }
 
