@@ -5,7 +5,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, afterEach, before, describe, test } from 'node:test';
-import { connect as tlsConnect } from 'node:tls';
 import { pino } from 'pino';
 import { type Agent, createAgent } from '../src/agent/agent.js';
 import { type AgentKey, generateAgentKey } from '../src/keys/key-file.js';
@@ -13,6 +12,7 @@ import { certificateRequest } from '../src/relay/acme/acme-issuer.js';
 import type { RelayOptions } from '../src/relay/options.js';
 import { createRelay, type Relay } from '../src/relay/relay.js';
 import { freePort } from './helpers/binaries.js';
+import { servedCertificate } from './helpers/certs.js';
 import { CLUSTER_SECRET } from './helpers/cluster-node.js';
 import { curl, curlResponse } from './helpers/curl.js';
 import { codeBlocks } from './helpers/doc-lines.js';
@@ -23,19 +23,6 @@ import { readyWithin } from './helpers/tunnel.js';
 import { until } from './helpers/wait.js';
 
 const DOMAIN = 'tunnels.test';
-
-/** The certificate 127.0.0.1:`port` shows for `name` (not verified: the tests check it themselves). */
-function servedCertificate(port: number, name: string): Promise<X509Certificate | Error> {
-  return new Promise((resolve) => {
-    const socket = tlsConnect({ host: '127.0.0.1', port, servername: name, rejectUnauthorized: false });
-    socket.once('secureConnect', () => {
-      const raw = socket.getPeerCertificate().raw;
-      socket.destroy();
-      resolve(new X509Certificate(raw));
-    });
-    socket.once('error', (error) => resolve(error));
-  });
-}
 
 /** The value of one sample of relay's /metrics, or undefined when absent. */
 async function metric(relay: Relay, name: string): Promise<number | undefined> {
@@ -258,19 +245,7 @@ describe('automatic HTTPS with pebble', () => {
     assert.equal((await issued(a)) + (await issued(b)), 2, 'each name ordered once in the cluster');
     const [fromA, fromB] = await Promise.all([
       servedCertificate(tlsPort, host),
-      new Promise<X509Certificate | Error>((resolve) => {
-        const socket = tlsConnect({
-          host: '127.0.0.2',
-          port: tlsPort,
-          servername: host,
-          rejectUnauthorized: false,
-        });
-        socket.once('secureConnect', () => {
-          resolve(new X509Certificate(socket.getPeerCertificate().raw));
-          socket.destroy();
-        });
-        socket.once('error', resolve);
-      }),
+      servedCertificate(tlsPort, host, '127.0.0.2'),
     ]);
     assert.ok(fromA instanceof X509Certificate && fromB instanceof X509Certificate);
     assert.equal(fromA.serialNumber, fromB.serialNumber);

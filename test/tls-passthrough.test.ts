@@ -3,11 +3,10 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import { after, before, describe, test } from 'node:test';
-import { connect as tlsConnect } from 'node:tls';
 import { createAgent } from '../src/agent/agent.js';
 import { generateAgentKey } from '../src/keys/key-file.js';
 import { createRelay, type Relay } from '../src/relay/relay.js';
-import { makeCertificates, type TestCertificates } from './helpers/certs.js';
+import { makeCertificates, servedCertificate, type TestCertificates } from './helpers/certs.js';
 import { curl } from './helpers/curl.js';
 import { startCli } from './helpers/processes.js';
 import { readyWithin } from './helpers/tunnel.js';
@@ -78,19 +77,8 @@ describe('TLS passthrough: the relay routes by SNI and never decrypts', () => {
     assert.equal(withRelayCa.exitCode, 60, 'the relay’s CA does not sign what the visitor sees');
 
     // The certificate on the wire is the target's, byte for byte.
-    const served = await new Promise<X509Certificate>((resolve, reject) => {
-      const socket = tlsConnect({
-        host: '127.0.0.1',
-        port: tlsPort,
-        servername: host,
-        rejectUnauthorized: false,
-      });
-      socket.once('secureConnect', () => {
-        resolve(new X509Certificate(socket.getPeerCertificate().raw));
-        socket.destroy();
-      });
-      socket.once('error', reject);
-    });
+    const served = await servedCertificate(tlsPort, host);
+    assert.ok(served instanceof X509Certificate, String(served));
     assert.ok(served.checkIssued(new X509Certificate(readFileSync(targetCerts.ca))));
 
     // Plain HTTP to the same name is told where to go instead.

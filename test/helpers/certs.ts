@@ -1,7 +1,9 @@
 import { execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 
 export interface TestCertificates {
   dir: string;
@@ -74,4 +76,23 @@ export function makeCertificates(names = ['localhost', '*.tunnel.test']): TestCe
     path('server.pem'),
   );
   return { dir, ca: path('ca.pem'), cert: path('server.pem'), key: path('server.key') };
+}
+
+/**
+ * The certificate `host`:`port` shows when asked for `servername` (not verified: the caller checks
+ * it), or the error the handshake ended with.
+ */
+export function servedCertificate(
+  port: number,
+  servername: string,
+  host = '127.0.0.1',
+): Promise<X509Certificate | Error> {
+  return new Promise((resolve) => {
+    const socket = tlsConnect({ host, port, servername, rejectUnauthorized: false });
+    socket.once('secureConnect', () => {
+      resolve(new X509Certificate(socket.getPeerCertificate().raw));
+      socket.destroy();
+    });
+    socket.once('error', resolve);
+  });
 }
