@@ -27,20 +27,20 @@ export function countRead(bytes: number): void {
 }
 
 /**
- * V8 13 started a full collection after ~16 MiB of external growth; at 8 MiB some still came
- * (8–42 per 2 GiB), at 4 MiB 3 in 2 GiB. A young collection of a heap this small takes well under
- * a millisecond.
+ * The default step. V8 13 started a full collection after ~16 MiB of external growth; at 8 MiB
+ * some still came (8–42 per 2 GiB), at 4 MiB 3 in 2 GiB. A young collection of a heap this small
+ * takes well under a millisecond.
  */
 const COLLECT_AFTER_BYTES = 4 << 20;
 /** Reading the heap's statistics costs a few microseconds: not on every read. */
 const CHECK_EVERY_BYTES = 1 << 20;
 
 /**
- * From now on, runs a young collection whenever external memory has grown by 4 MiB since the
- * last one, checked every 1 MiB read. Memory that stays alive (buffered streams, captures) does
- * not trigger it twice: the mark moves to what the collection left.
+ * From now on, runs a young collection whenever external memory has grown by `stepBytes` since
+ * the last one, checked every 1 MiB read. Memory that stays alive (buffered streams, captures)
+ * does not trigger it twice: the mark moves to what the collection left.
  */
-export function collectReadBuffers(): void {
+export function collectReadBuffers(stepBytes = COLLECT_AFTER_BYTES): void {
   if (check !== undefined) return;
   // A flag set now exposes gc() to contexts created from now on, not to this one's globals.
   setFlagsFromString('--expose-gc');
@@ -55,7 +55,7 @@ export function collectReadBuffers(): void {
   check = () => {
     const external = getHeapStatistics().external_memory;
     if (external < mark) mark = external;
-    else if (external - mark >= COLLECT_AFTER_BYTES && !pending) {
+    else if (external - mark >= stepBytes && !pending) {
       // Not here, inside a read's callback: the buffers in hand would survive and be promoted,
       // and only a full collection frees promoted ones. After this turn's I/O they are dead.
       pending = true;

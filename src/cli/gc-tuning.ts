@@ -27,9 +27,15 @@ import { collectReadBuffers } from '../read-buffer-collector.js';
  * V8 13 (Node 24) also starts full collections as dead read buffers pile up between rare young
  * collections (the incremental-marking-task flag is read only at start-up there):
  * collectReadBuffers() runs young collections as the bytes go by instead. Preflight TCP went
- * from 550–800 to 1 000–1 120 MB/s and downloads from 560–745 to 1 000–1 200 MB/s. On V8 11
- * (Node 20) the flags above already keep full collections rare and the extra young collections
- * cost 5–10 %; on V8 12 (Node 22) they were a wash; so only V8 13 and later get them.
+ * from 550–800 to 1 000–1 120 MB/s and downloads from 560–745 to 1 000–1 200 MB/s.
+ *
+ * On V8 11 (Node 20) the flags above keep full collections rare, but without young collections of
+ * its own a process first collects its read buffers after 32 MiB of them: its first large
+ * transfer grows the C heap by that much, page by zeroed page (~9 000 page faults, about 0.15 s of
+ * system time in each of relay, agent and client), and ran at 150–200 MB/s where later ones run
+ * at 400–500 (TCP through `postern connect --listen`). A young collection every 8 MiB cuts that
+ * first transfer's faults to ~2 600 (250–270 MB/s) and changed later ones by less than the noise; at
+ * 4 MiB steps a faster single-process path lost 5–10 %, so V8 11 and 12 step by 8 MiB.
  *
  * The CLI sets these for its own process; the library leaves the embedding process's V8 alone.
  */
@@ -37,5 +43,5 @@ export function tuneGarbageCollector(): void {
   setFlagsFromString('--no-incremental-marking-task');
   setFlagsFromString('--no-concurrent-array-buffer-sweeping');
   setFlagsFromString('--no-allocation-site-pretenuring');
-  if (Number(process.versions.v8.split('.')[0]) >= 13) collectReadBuffers();
+  collectReadBuffers(Number(process.versions.v8.split('.')[0]) >= 13 ? 4 << 20 : 8 << 20);
 }
