@@ -93,11 +93,19 @@ describe('in Node, a part loads only when used', () => {
 const relay = await createRelay({ ${redis} });
 await relay.close();`);
     const alone = await run('');
-    assert.ok(alone.includes('prom-client'));
     assert.ok(!alone.includes('ioredis'), 'a single relay loaded ioredis');
     const clustered = await run(
       "listen: ['tcp://127.0.0.1:0'], redis: 'redis://127.0.0.1:9', clusterSecret: 'a-cluster-secret-0123', nodeId: 'n1'",
     );
     assert.ok(clustered.includes('ioredis'), 'a cluster node did not load ioredis');
+  });
+
+  test('a relay with metrics: false never loads prom-client; the check sees it when one keeps metrics', async () => {
+    const run = (options: string): Promise<string[]> =>
+      packagesLoadedBy(`const { createRelay } = await import('postern/relay');
+const relay = await createRelay({ ${options} });
+await relay.close();`);
+    assert.ok(!(await run('metrics: false')).includes('prom-client'), 'a relay without metrics loaded it');
+    assert.ok((await run('')).includes('prom-client'), 'a relay with metrics did not load it');
   });
 });

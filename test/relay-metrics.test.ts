@@ -102,6 +102,26 @@ describe('relay admin listener: Prometheus /metrics, /healthz, /readyz', () => {
     assert.ok(delta(before, after, 'postern_visitor_bytes_total{direction="in"}') > 0);
     assert.ok(delta(before, after, 'postern_visitor_bytes_total{direction="out"}') > 0);
     assert.ok((after.get('postern_relay_process_resident_memory_bytes') ?? 0) > 0, 'process metrics too');
+
+    // The duration histogram's buckets are cumulative, end in +Inf at the count, and have a sum.
+    const text = (await curl(['-H', 'Authorization: Bearer sekret', `http://${admin}/metrics`])).stdout;
+    const family = parsePrometheusTextFormat(text).find(
+      (f) => f.name === 'postern_http_request_duration_seconds',
+    );
+    const sample = family?.metrics[0] as { buckets: Record<string, string>; count: string; sum: string };
+    assert.equal(family?.type, 'HISTOGRAM');
+    // By bound: an object lists integer-like keys ("1", "10") before the others.
+    const counts = Object.entries(sample.buckets)
+      .sort(([a], [b]) => Number(a) - Number(b))
+      .map(([, count]) => Number(count));
+    assert.deepEqual(
+      counts,
+      [...counts].sort((a, b) => a - b),
+      'buckets never shrink',
+    );
+    assert.equal(sample.buckets['+Inf'], sample.count);
+    assert.ok(Number(sample.buckets['0.001']) <= Number(sample.count));
+    assert.ok(Number(sample.sum) > 0);
   });
 
   test('the token guards /metrics, not the health endpoints', async () => {
@@ -139,6 +159,22 @@ describe('relay admin listener: Prometheus /metrics, /healthz, /readyz', () => {
     assert.match(page.headers['content-security-policy'] ?? '', /default-src 'none'/);
     assert.doesNotMatch(page.body, /(src|href)="https?:/, 'no external assets');
     assert.doesNotMatch(page.body, /innerHTML/, 'data is shown as text, never parsed as HTML');
+  });
+});
+
+describe('a relay without metrics', () => {
+  test('loads no registry, and refuses an admin listener that would serve /metrics', async () => {
+    const { createRelay } = await import('../src/relay/relay.js');
+    await assert.rejects(
+      createRelay({ listen: ['tcp://127.0.0.1:0'], admin: '127.0.0.1:0', metrics: false }),
+      /admin listener serves \/metrics: it needs metrics/,
+    );
+    const relay = await createRelay({ listen: ['tcp://127.0.0.1:0'], metrics: false });
+    try {
+      assert.throws(() => relay.metrics.registry, /created with metrics: false/);
+    } finally {
+      await relay.close();
+    }
   });
 });
 

@@ -29,7 +29,11 @@ export async function demoCommand(argv: string[]): Promise<void> {
   });
   await new Promise<void>((resolve) => origin.listen(0, '127.0.0.1', resolve));
   const originUrl = `http://127.0.0.1:${(origin.address() as AddressInfo).port}`;
-  const relay = await createRelay({ listen: [`tcp://127.0.0.1:${integerFlag(values.port, 'port') ?? 0}`] });
+  const relay = await createRelay({
+    listen: [`tcp://127.0.0.1:${integerFlag(values.port, 'port') ?? 0}`],
+    // Nobody scrapes the demo's relay.
+    metrics: false,
+  });
   const agent = createAgent({
     relay: relay.addresses[0] as string,
     key: generateAgentKey(),

@@ -114,6 +114,8 @@ export async function exposeCommand(argv: string[]): Promise<void> {
     const port = integerFlag(values.port, 'port') ?? 0;
     relay = await createRelay({
       listen: [`tcp://127.0.0.1:${port}`],
+      // Nobody scrapes the embedded relay.
+      metrics: false,
       streamWindowBytes: integerFlag(values['stream-window'], 'stream-window'),
       logger: logger.child({ role: 'relay' }),
     });

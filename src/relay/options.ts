@@ -124,6 +124,11 @@ export interface RelayOptions {
   /** When the admin address cannot be bound, log a warning and run without it (else: fail to start). Default false. */
   adminOptional?: boolean | undefined;
   /**
+   * Keep Prometheus metrics (`relay.metrics.registry`, the admin listener's /metrics). Default true;
+   * false never loads prom-client (a relay nobody scrapes starts ~60 ms sooner) and takes no `admin`.
+   */
+  metrics?: boolean | undefined;
+  /**
    * Cluster mode (docs/cluster.md): the Redis several relay nodes share, `redis://[user:pass@]host:port[/db]`,
    * `rediss://…` or `redis+unix:///path/redis.sock` … Default none: a single node.
    */
@@ -228,6 +233,7 @@ export const DEFAULT_RELAY_OPTIONS = {
   drainTimeoutMs: 10_000,
   trustedProxies: [] as string[],
   adminOptional: false,
+  metrics: true,
   acmeDirectory: LETS_ENCRYPT_DIRECTORY,
   acmeChallenge: 'tls-alpn-01' as 'tls-alpn-01' | 'http-01',
   acmeMaxOrders: 2,
@@ -248,6 +254,8 @@ export function resolveRelayOptions(options: RelayOptions, logger: Logger): Reso
   if (!Number.isInteger(merged.ipv6PrefixBits) || merged.ipv6PrefixBits < 1 || merged.ipv6PrefixBits > 128)
     throw new OptionError(`the IPv6 prefix must be 1 to 128 bits (got ${merged.ipv6PrefixBits})`);
   if (merged.acmeEmail !== undefined) checkAcme(merged);
+  if (!merged.metrics && merged.admin !== undefined)
+    throw new OptionError('the admin listener serves /metrics: it needs metrics (not metrics: false)');
   const windows = sessionWindows(merged.streamWindowBytes);
   return {
     ...merged,

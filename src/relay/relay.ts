@@ -247,6 +247,7 @@ class RelayServer extends EventEmitter<RelayEvents> implements Relay {
   }
 
   async start(): Promise<void> {
+    if (this.#opts.metrics) await this.metrics.load();
     if (this.#opts.acmeEmail !== undefined) this.#acme = await this.#startAcme(this.#opts.acmeEmail);
     const certificates = this.#acme?.certificates;
     for (const text of this.#opts.listen) {
