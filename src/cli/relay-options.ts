@@ -177,7 +177,7 @@ export const RELAY_OPTIONS = {
     value: '<host:port>',
     check: (value) => (value === 'off' ? undefined : hostPort(value)),
     help: 'the admin listener (metrics, health), or off',
-    doc: 'the admin listener: Prometheus `/metrics`, `/healthz`, `/readyz` ([operations.md](operations.md)); keep it private; `off` for none. The default address, if taken, is skipped with a warning; one given must bind',
+    doc: 'the admin listener: Prometheus `/metrics`, `/healthz`, `/readyz` ([operations.md](operations.md)); keep it private; `off` for none (the relay then keeps no metrics). The default address, if taken, is skipped with a warning; one given must bind',
     default: `\`${DEFAULT_ADMIN}\``,
   },
   'admin-token': {

@@ -29,6 +29,8 @@ export async function relayCommand(argv: string[]): Promise<void> {
   const options: RelayOptions = {
     admin: admin === 'off' ? undefined : admin,
     adminToken: values['admin-token'],
+    // Metrics are read only through the admin listener here.
+    metrics: admin !== 'off',
     allowedKeysFile: values['allowed-keys'],
     maxSessionsPerKey: integerFlag(values['max-sessions-per-key'], 'max-sessions-per-key'),
     maxTunnels: integerFlag(values['max-tunnels'], 'max-tunnels'),
