@@ -16,7 +16,8 @@ import { runInNewContext } from 'node:vm';
 import { deflateRawSync, gzipSync, constants as zlibConstants } from 'node:zlib';
 import fc from 'fast-check';
 import { WebSocket, WebSocketServer } from 'ws';
-import { CaptureStore, packHeaders, unpackHeaders } from '../src/inspector/capture-store.js';
+import { packOutgoing, packPairs, packRawHeaders, unpackHeaders } from '../src/agent/traffic-observer.js';
+import { CaptureStore } from '../src/inspector/capture-store.js';
 import { type Inspector, startInspector } from '../src/inspector/inspector-server.js';
 import { type ObservedMessage, WebSocketFrameReader } from '../src/inspector/websocket-frames.js';
 import { connect } from '../src/transport/connect.js';
@@ -137,7 +138,7 @@ describe('the capture store keeps within its limits', () => {
     service: 'web',
     method: 'POST',
     path,
-    headers: [['host', 'x']] as [string, string][],
+    headers: packPairs([['host', 'x']]),
     visitor: undefined,
   });
 
@@ -146,7 +147,7 @@ describe('the capture store keeps within its limits', () => {
     for (let i = 1; i <= 5; i++) {
       const record = store.open(exchange(`/${i}`));
       record.fromVisitor(Buffer.alloc(25, 'a'));
-      record.response(200, []);
+      record.response(200, '');
       record.end();
     }
     assert.deepEqual(
@@ -225,7 +226,7 @@ describe('the capture store keeps within its limits', () => {
     assert.equal(few.get('1'), undefined, 'the first exchange was evicted by the entry limit');
     const before = few.keptBytes;
     first.fromVisitor(Buffer.alloc(32 << 10));
-    first.response(200, [['x', 'y'.repeat(1000)]]);
+    first.response(200, packPairs([['x', 'y'.repeat(1000)]]));
     first.end();
     assert.equal(few.keptBytes, before);
   });
@@ -237,8 +238,8 @@ describe('the capture store keeps within its limits', () => {
     fc.assert(
       fc.property(fc.array(fc.tuple(name, value), { maxLength: 30 }), (pairs) => {
         const store = new CaptureStore();
-        const record = store.open({ ...exchange('/'), headers: pairs });
-        record.response(200, [...pairs].reverse());
+        const record = store.open({ ...exchange('/'), headers: packPairs(pairs) });
+        record.response(200, packPairs([...pairs].reverse()));
         const capture = store.get(record.id);
         assert.deepEqual(capture?.requestHeaders, pairs);
         assert.deepEqual(capture?.responseHeaders, [...pairs].reverse());
@@ -246,7 +247,7 @@ describe('the capture store keeps within its limits', () => {
     );
     assert.deepEqual(
       unpackHeaders(
-        packHeaders([
+        packPairs([
           ['X-A', ': b: c'],
           ['x-a', ''],
           ['Set-Cookie', 'a=1'],
@@ -258,6 +259,13 @@ describe('the capture store keeps within its limits', () => {
         ['Set-Cookie', 'a=1'],
       ],
     );
+    assert.equal(packRawHeaders(['Host', 'x', 'X-A', '', 'X-A', 'b']), 'Host: x\r\nX-A: \r\nX-A: b\r\n');
+    assert.deepEqual(unpackHeaders(packOutgoing({ a: '1', b: ['x', 'y'], c: 3, d: undefined })), [
+      ['a', '1'],
+      ['b', 'x'],
+      ['b', 'y'],
+      ['c', '3'],
+    ]);
   });
 
   test('open exchanges do not evict each other: past the budget their bodies are kept as far as it allows', () => {

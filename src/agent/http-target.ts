@@ -11,7 +11,7 @@ import { StallError } from '../stream/stall-watch.js';
 import { localhostLookup } from '../transport/localhost-lookup.js';
 import { sendBodilessRequest } from './bodiless-request.js';
 import type { TargetService } from './targets.js';
-import { type ExchangeRecord, headerPairs, outgoingPairs, visitorOf } from './traffic-observer.js';
+import { type ExchangeRecord, packOutgoing, packRawHeaders, visitorOf } from './traffic-observer.js';
 
 /**
  * Serves one stream from the relay by sending it to the service's HTTP target, streaming the
@@ -36,7 +36,7 @@ export function forwardToHttpTarget(
     service: service.name,
     method,
     path,
-    headers: outgoingPairs(outgoing),
+    headers: packOutgoing(outgoing),
     visitor: visitorOf(headers['x-forwarded-for']),
   });
   let failure: string | undefined;
@@ -145,7 +145,7 @@ function relayResponse(
     return;
   }
   if (record !== undefined) {
-    record.response(status, headerPairs(res.rawHeaders));
+    record.response(status, packRawHeaders(res.rawHeaders));
     res.on('data', (chunk: Buffer) => record.toVisitor(chunk));
   }
   if (hasTrailers) {
@@ -179,7 +179,7 @@ function respondError(
   };
   stream.respond({ ':status': status, ...headers });
   stream.end(body);
-  record?.response(status, Object.entries(headers));
+  record?.response(status, packOutgoing(headers));
   record?.toVisitor(Buffer.from(body));
 }
 

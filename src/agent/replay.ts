@@ -3,7 +3,7 @@ import { request as httpsRequest } from 'node:https';
 import { PosternError } from '../errors.js';
 import { localhostLookup } from '../transport/localhost-lookup.js';
 import type { TargetService } from './targets.js';
-import { headerPairs } from './traffic-observer.js';
+import { packPairs, packRawHeaders } from './traffic-observer.js';
 
 /** A request to send again, as the inspector captured (or the user edited) it. */
 export interface ReplayRequest {
@@ -40,7 +40,7 @@ export function replayToTarget(
     service: service.name,
     method: request.method,
     path: request.path,
-    headers,
+    headers: packPairs(headers),
     visitor: undefined,
     replayOf: request.replayOf,
   });
@@ -74,7 +74,7 @@ export function replayToTarget(
     req.once('error', fail);
     req.once('response', (res) => {
       const status = res.statusCode ?? 0;
-      record?.response(status, headerPairs(res.rawHeaders));
+      record?.response(status, packRawHeaders(res.rawHeaders));
       res.on('data', (chunk: Buffer) => record?.toVisitor(chunk));
       res.once('end', () => {
         record?.end();

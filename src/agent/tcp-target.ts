@@ -24,7 +24,7 @@ export function forwardToTcpTarget(
     service: service.name,
     method: '',
     path: service.targetText,
-    headers: [],
+    headers: '',
     visitor: visitorOf(headers['x-forwarded-for']),
   });
   // Bytes the client sent early wait in the stream (bounded by the stream's flow-control window) until the
@@ -54,7 +54,7 @@ export function forwardToTcpTarget(
       return;
     }
     stream.respond({ ':status': 200, [Header.status]: '101' });
-    record?.response(101, []);
+    record?.response(101, '');
     stream.resume();
     service.stalls.watch(socket, 'the target');
     joinDuplex(stream, socket, (error) => record?.end(error?.message));

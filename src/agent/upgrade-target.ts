@@ -11,7 +11,7 @@ import { joinDuplex } from '../stream/join-duplex.js';
 import { localhostLookup } from '../transport/localhost-lookup.js';
 import { respondTargetUnreachable } from './http-target.js';
 import type { TargetService } from './targets.js';
-import { headerPairs, outgoingPairs, visitorOf } from './traffic-observer.js';
+import { packOutgoing, packRawHeaders, visitorOf } from './traffic-observer.js';
 
 /**
  * Serves an upgrade stream (a visitor's WebSocket): repeats the upgrade to the service's HTTP target
@@ -37,7 +37,7 @@ export function forwardUpgradeToTarget(
     service: service.name,
     method: String(headers[':method'] ?? 'GET'),
     path: String(headers[':path'] ?? '/'),
-    headers: outgoingPairs(outgoing),
+    headers: packOutgoing(outgoing),
     visitor: visitorOf(headers['x-forwarded-for']),
   });
   const target = service.target;
@@ -71,7 +71,7 @@ export function forwardUpgradeToTarget(
       resetStream(stream, `the target's 101 cannot be carried: ${(error as Error).message}`);
       return;
     }
-    record?.response(101, headerPairs(res.rawHeaders));
+    record?.response(101, packRawHeaders(res.rawHeaders));
     if (head.length > 0) {
       stream.write(head);
       record?.toVisitor(head);
@@ -89,7 +89,7 @@ export function forwardUpgradeToTarget(
     req.setTimeout(0);
     const status = res.statusCode ?? 502;
     stream.respond({ ...endToEndHeaders(res.headers), ':status': status });
-    record?.response(status, headerPairs(res.rawHeaders));
+    record?.response(status, packRawHeaders(res.rawHeaders));
     forwardBody(res, stream, (error) => record?.end(error?.message));
     if (record !== undefined) res.on('data', (chunk: Buffer) => record.toVisitor(chunk));
   });

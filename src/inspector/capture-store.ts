@@ -1,8 +1,10 @@
-import type {
-  ExchangeKind,
-  ExchangeRecord,
-  ObservedExchange,
-  TrafficObserver,
+import {
+  type ExchangeKind,
+  type ExchangeRecord,
+  type ObservedExchange,
+  type PackedHeaders,
+  type TrafficObserver,
+  unpackHeaders,
 } from '../agent/traffic-observer.js';
 import { RenewingMap } from '../renewing-collections.js';
 import { agreedDeflate, InflateBudget, MessageInflater } from './permessage-deflate.js';
@@ -38,11 +40,17 @@ export const DEFAULT_CAPTURE_LIMITS: CaptureLimits = {
   totalBytes: 64 << 20,
 };
 
+/**
+ * The list a capture's body parts and messages start with: one for all, replaced by the capture's
+ * own list when the first item comes. Frozen, so an item pushed to it by mistake throws.
+ */
+const NONE = Object.freeze([]) as never[];
+
 /** A body as far as it was kept. */
 export class CapturedBody {
   size = 0;
   kept = 0;
-  parts: Buffer[] = [];
+  parts: Buffer[] = NONE;
   /**
    * The body decoded (gzip, deflate, br), once: the promise is kept so nothing decodes it twice;
    * it resolves with undefined when the body is not encoded, not whole, or does not decode within
@@ -78,9 +86,9 @@ export interface CapturedMessage extends ObservedMessage {
  * One exchange the agent forwarded: an HTTP request, a WebSocket connection or a TCP connection.
  *
  * A capture lives for hundreds of requests, long enough for V8's young-generation collector to move
- * it to the old generation. Each header list is therefore kept as one string, not an array per
- * header: with pairs, every small GET left ~20 small objects to move and later to mark, and the
- * agent spent 45 % more CPU per request with the inspector on (docs/benchmarks.md).
+ * it to the old generation, so it is made of as few objects as it can be: each header list is one
+ * packed string (traffic-observer.ts), and the lists an exchange may never fill (body parts,
+ * WebSocket messages) are a shared empty one until it does.
  */
 export class Capture {
   readonly id: string;
@@ -99,14 +107,14 @@ export class Capture {
   /** HTTP bodies; for WebSocket and TCP only the byte counts (size) are used. */
   readonly request = new CapturedBody();
   readonly response = new CapturedBody();
-  readonly messages: CapturedMessage[] = [];
+  messages: CapturedMessage[] = NONE;
   messageCount = 0;
   /** Why the WebSocket frames could no longer be read, if they could not. */
   framingNote: string | undefined = undefined;
   /** Bytes of decoded bodies kept beside the encoded ones (counted in the store's budget). */
   decodedBytes = 0;
-  #requestHead: string;
-  #responseHead = '';
+  #requestHead: PackedHeaders;
+  #responseHead: PackedHeaders = '';
 
   constructor(id: string, exchange: ObservedExchange, startedAt: number) {
     this.id = id;
@@ -117,7 +125,7 @@ export class Capture {
     this.startedAt = startedAt;
     this.method = exchange.method;
     this.path = exchange.path;
-    this.#requestHead = packHeaders(exchange.headers);
+    this.#requestHead = exchange.headers;
   }
 
   /** The request as the agent sent it to the target (Host included). */
@@ -129,36 +137,14 @@ export class Capture {
     return unpackHeaders(this.#responseHead);
   }
 
-  set responseHeaders(headers: [string, string][]) {
-    this.#responseHead = packHeaders(headers);
+  setResponseHead(headers: PackedHeaders): void {
+    this.#responseHead = headers;
   }
 
   /** What the header lists weigh against CaptureLimits.totalBytes. */
   get headerBytes(): number {
     return this.#requestHead.length + this.#responseHead.length;
   }
-}
-
-/**
- * A header list as one flat string of `name: value` lines (joined, so not a rope of one piece per
- * header). HTTP field values hold no CR or LF, so each line is one field.
- */
-export function packHeaders(pairs: readonly [string, string][]): string {
-  return pairs.map(([name, value]) => `${name}: ${value}\r\n`).join('');
-}
-
-export function unpackHeaders(packed: string): [string, string][] {
-  const pairs: [string, string][] = [];
-  for (let start = 0; start < packed.length; ) {
-    let end = packed.indexOf('\r\n', start);
-    if (end < 0) end = packed.length;
-    // Names are never empty: the colon is searched from the second character (":authority" stays whole).
-    const colon = packed.indexOf(': ', start + 1);
-    if (colon < 0 || colon > end) pairs.push([packed.slice(start, end), '']);
-    else pairs.push([packed.slice(start, colon), packed.slice(colon + 2, end)]);
-    start = end + 2;
-  }
-  return pairs;
 }
 
 /**
@@ -234,7 +220,8 @@ export class CaptureStore implements TrafficObserver {
       if (room === 0) return;
       // A copy: a small slice would otherwise pin the whole pooled buffer it came from.
       const part = Buffer.from(chunk.subarray(0, room));
-      body.parts.push(part);
+      if (body.parts === NONE) body.parts = [part];
+      else body.parts.push(part);
       body.kept += part.length;
       this.#account(capture, part.length);
     };
@@ -269,9 +256,9 @@ export class CaptureStore implements TrafficObserver {
       response: (status, headers) => {
         capture.status = status;
         const before = capture.headerBytes;
-        capture.responseHeaders = headers;
+        capture.setResponseHead(headers);
         upgraded = status === 101;
-        const deflate = upgraded && frames !== undefined ? agreedDeflate(headers) : undefined;
+        const deflate = upgraded && frames !== undefined ? agreedDeflate(unpackHeaders(headers)) : undefined;
         if (deflate !== undefined)
           inflaters = [deflate.clientResets, deflate.serverResets].map(
             (resets) =>
@@ -317,7 +304,8 @@ export class CaptureStore implements TrafficObserver {
       });
     if (!this.#entries.has(capture.id)) return;
     capture.messageCount++;
-    capture.messages.push(message);
+    if (capture.messages === NONE) capture.messages = [message];
+    else capture.messages.push(message);
     this.#account(capture, message.data.length);
     while (capture.messages.length > this.limits.messages) {
       const dropped = capture.messages.shift() as CapturedMessage;
