@@ -3,8 +3,8 @@
 // "URL HOSTHEADER", `stop` kills what it started), `origin.js` the shared origin, binaries built by
 // its rebuild.sh. Every target takes its turn in each round (the order rotates), against the same
 // origin: wrk -t1 -c50 on a 13-byte file (2 s warm-up, then the measured run) and 100 MiB
-// downloads: the first after start on its own (its sha256 checked in round 1), then the median of
-// three more. Ratios are per round against `direct`, then medians.
+// downloads: the first after start on its own (its sha256 checked in round 1), the median of
+// three more, and the median of four after those (the steady state). Ratios are per round against `direct`, then medians.
 // Postern runs as an HTTP tunnel (Host routing) and as a TCP service reached through
 // `postern connect --listen`, the same path as the raw-TCP peers (rathole, bore, frp-tcp).
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
@@ -32,6 +32,8 @@ export interface PeerRow {
   /** The median of the three downloads after it. */
   mbps: number;
   mbpsRatio: number;
+  /** The median of downloads 5 to 8: a warm process's steady state. */
+  steadyMbps: number;
   sha: string;
 }
 
@@ -41,6 +43,12 @@ export interface PeerRow {
  * which a tunnel that runs for days pays once; the first download keeps a column of its own.
  */
 const WARM_DOWNLOADS = 3;
+/**
+ * Downloads measured after those, for the steady state. A Node process's byte path keeps getting
+ * faster for about its first four 100 MiB (three plain `pipe()` hops do the same, see
+ * docs/benchmarks.md); processes compiled ahead of time gain less. The two columns keep both.
+ */
+const STEADY_DOWNLOADS = 4;
 
 interface Target {
   name: string;
@@ -179,11 +187,16 @@ async function download(url: string, host: string | undefined): Promise<number> 
   return Number(stdout) / 1e6;
 }
 
-/** The first download, `WARM_DOWNLOADS` more (their median), and the body's check in round 1. */
+/**
+ * The first download, `WARM_DOWNLOADS` more and `STEADY_DOWNLOADS` after those (medians), and the
+ * body's check in round 1.
+ */
 async function bulk(url: string, host: string | undefined, checkAgainst: string | undefined) {
   const firstMbps = await download(url, host);
   const warm: number[] = [];
   for (let i = 0; i < WARM_DOWNLOADS; i++) warm.push(await download(url, host));
+  const steady: number[] = [];
+  for (let i = 0; i < STEADY_DOWNLOADS; i++) steady.push(await download(url, host));
   let sha = '-';
   if (checkAgainst !== undefined) {
     const { stdout: body } = await run(
@@ -193,7 +206,7 @@ async function bulk(url: string, host: string | undefined, checkAgainst: string 
     );
     sha = body.split(' ')[0] === checkAgainst ? 'ok' : 'BAD';
   }
-  return { firstMbps, mbps: median(warm), sha };
+  return { firstMbps, mbps: median(warm), steadyMbps: median(steady), sha };
 }
 
 async function sha256(path: string): Promise<string> {
@@ -231,7 +244,16 @@ export async function sideBySide(
   const targets = targetsIn(dir);
   const results = new Map<
     string,
-    { round: number; rps: number; p50: number; p99: number; firstMbps: number; mbps: number; sha: string }[]
+    {
+      round: number;
+      rps: number;
+      p50: number;
+      p99: number;
+      firstMbps: number;
+      mbps: number;
+      steadyMbps: number;
+      sha: string;
+    }[]
   >();
   const missing = new Map<string, string>();
   try {
@@ -257,7 +279,7 @@ export async function sideBySide(
           const row = { round, ...load, ...bytes };
           results.set(target.name, [...(results.get(target.name) ?? []), row]);
           options.say(
-            `  round ${round} ${target.name}: ${Math.round(load.rps)} req/s, p99 ${load.p99.toFixed(1)} ms, ${bytes.firstMbps.toFixed(0)} then ${bytes.mbps.toFixed(0)} MB/s${bytes.sha === '-' ? '' : ` (sha256 ${bytes.sha})`}`,
+            `  round ${round} ${target.name}: ${Math.round(load.rps)} req/s, p99 ${load.p99.toFixed(1)} ms, ${bytes.firstMbps.toFixed(0)}, ${bytes.mbps.toFixed(0)} then ${bytes.steadyMbps.toFixed(0)} MB/s${bytes.sha === '-' ? '' : ` (sha256 ${bytes.sha})`}`,
           );
         } catch (error) {
           options.say(`  round ${round} ${target.name}: failed (${(error as Error).message.split('\n')[0]})`);
@@ -283,6 +305,7 @@ export async function sideBySide(
       firstMbps: median(runs.map((r) => r.firstMbps)),
       mbps: median(runs.map((r) => r.mbps)),
       mbpsRatio: median(paired.map((r) => r.mbps / (direct.get(r.round)?.mbps ?? Number.NaN))),
+      steadyMbps: median(runs.map((r) => r.steadyMbps)),
       sha: [...new Set(runs.map((r) => r.sha).filter((s) => s !== '-'))].join(',') || '-',
     });
   }
@@ -293,12 +316,12 @@ export async function sideBySide(
 /** The rows as the Markdown table docs/benchmarks.md keeps. */
 export function peersTable(rows: PeerRow[]): string {
   const lines = [
-    '| target | req/s | × direct | p50 ms | p99 ms | first 100 MiB MB/s | 100 MiB MB/s | × direct | sha256 |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| target | req/s | × direct | p50 ms | p99 ms | first 100 MiB MB/s | 100 MiB MB/s | × direct | steady 100 MiB MB/s | sha256 |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const r of rows)
     lines.push(
-      `| ${r.target} | ${Math.round(r.rps).toLocaleString('en-US').replaceAll(',', ' ')} | ${r.rpsRatio.toFixed(2)} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.firstMbps.toFixed(0)} | ${r.mbps.toFixed(0)} | ${r.mbpsRatio.toFixed(2)} | ${r.sha} |`,
+      `| ${r.target} | ${Math.round(r.rps).toLocaleString('en-US').replaceAll(',', ' ')} | ${r.rpsRatio.toFixed(2)} | ${r.p50.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.firstMbps.toFixed(0)} | ${r.mbps.toFixed(0)} | ${r.mbpsRatio.toFixed(2)} | ${r.steadyMbps.toFixed(0)} | ${r.sha} |`,
     );
   return lines.join('\n');
 }

@@ -256,7 +256,7 @@ async function mainPeers(dir: string): Promise<void> {
   say(`side by side with the peers in ${dir}: ${rounds} round(s), each target in turn`);
   const { rows, missing } = await sideBySide(dir, { rounds, wrkSeconds: quick ? 2 : 5, say });
   const table = peersTable(rows);
-  const header = `One run, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}, ${rounds} round(s): small GETs at 50 connections (wrk -t1, 13-byte file); 100 MiB downloads: the first after start, then the median of three more.`;
+  const header = `One run, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}, ${rounds} round(s): small GETs at 50 connections (wrk -t1, 13-byte file); 100 MiB downloads: the first after start, the median of the next three, and the median of four more (steady).`;
   const absent =
     missing.length === 0
       ? ''
