@@ -287,6 +287,8 @@ class EventFeed {
   constructor(store: CaptureStore) {
     this.#store = store;
     this.#unsubscribe = store.onChange((capture: Capture) => {
+      // With no page open nothing is sent: no flush timer either, three changes a request.
+      if (this.#clients.size === 0) return;
       for (const client of this.#clients.values()) {
         if (client.pending.size >= store.limits.entries) client.reset = true;
         else client.pending.add(capture.id);
