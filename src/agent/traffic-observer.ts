@@ -45,39 +45,33 @@ export interface ExchangeRecord {
  */
 export type PackedHeaders = string;
 
-/**
- * The parts of one list, joined at once into a flat string (`+=` would leave a rope of one piece per
- * header for the capture to keep). Reused: packing is synchronous.
- */
-const parts: string[] = [];
-
-function joinParts(): PackedHeaders {
-  const packed = parts.join('');
-  parts.length = 0;
-  return packed;
-}
+// Each list is gathered in an array and joined at once into a flat string: `+=` would leave a
+// rope of one piece per header for the capture to keep.
 
 export function packPairs(pairs: readonly (readonly [string, string])[]): PackedHeaders {
+  const parts: string[] = [];
   for (const [name, value] of pairs) parts.push(name, ': ', value, '\r\n');
-  return joinParts();
+  return parts.join('');
 }
 
 /** Node's rawHeaders list (names as the peer wrote them, order kept). */
 export function packRawHeaders(raw: readonly string[]): PackedHeaders {
+  const parts: string[] = [];
   for (let i = 0; i + 1 < raw.length; i += 2)
     parts.push(raw[i] as string, ': ', raw[i + 1] as string, '\r\n');
-  return joinParts();
+  return parts.join('');
 }
 
 /** An outgoing headers object (a list value becomes one line per item). */
 export function packOutgoing(headers: Record<string, number | string | string[] | undefined>): PackedHeaders {
+  const parts: string[] = [];
   for (const name of Object.keys(headers)) {
     const value = headers[name];
     if (value === undefined) continue;
     if (Array.isArray(value)) for (const one of value) parts.push(name, ': ', one, '\r\n');
     else parts.push(name, ': ', String(value), '\r\n');
   }
-  return joinParts();
+  return parts.join('');
 }
 
 export function unpackHeaders(packed: PackedHeaders): [string, string][] {
