@@ -10,9 +10,9 @@ import { curl, curlResponse } from './helpers/curl.js';
 import { startTunnel, type Tunnel } from './helpers/tunnel.js';
 import { until } from './helpers/wait.js';
 
-// Requests without a body take the agent's undici path (src/agent/bodiless-request.ts), those
+// Requests without a body take the agent's own HTTP/1.1 client (src/agent/bodiless-request.ts), those
 // with one take http.request: both are checked against the same target.
-describe('requests without a body (the agent’s undici path)', () => {
+describe('requests without a body (the agent’s own client)', () => {
   let target: Server;
   let tunnel: Tunnel;
   const captures = new CaptureStore();
@@ -147,7 +147,7 @@ describe('a target that never accepts the connection', () => {
   });
 
   for (const [kind, args] of [
-    ['a GET (undici)', []],
+    ['a GET (the agent’s client)', []],
     ['a POST (http.request)', ['--data-binary', 'body']],
   ] as const) {
     test(`${kind} gets 502 naming ETIMEDOUT after the connect timeout`, async () => {

@@ -19,7 +19,7 @@ import { type AgentOptions, DEFAULT_AGENT_OPTIONS, type ResolvedAgentOptions } f
 import { agentRelayAddress } from './relay-address.js';
 import { type ReplayRequest, replayToTarget } from './replay.js';
 import { SessionSlot } from './session-slot.js';
-import { loadDispatchers, resolveServices, type TargetService } from './targets.js';
+import { resolveServices, type TargetService } from './targets.js';
 import { forwardToTcpTarget } from './tcp-target.js';
 import { forwardUpgradeToTarget } from './upgrade-target.js';
 import { accessHeaderFor } from './visitor-access.js';
@@ -116,16 +116,8 @@ class AgentRuntime extends EventEmitter<AgentEvents> implements Agent {
     // Sessions start once the in-process applications take connections.
     this.#targetsReady = Promise.all(this.#inProcess.map((app) => app.start()));
     this.ready = this.#readyOrNot(this.#opts.readyTimeoutMs, options.signal);
-    // undici loads once the agent is up (and its ready line out), not before: targets.ts.
-    this.ready.then(
-      () =>
-        setImmediate(() => {
-          loadDispatchers(this.#services, () => this.#closing !== undefined).catch((error: Error) =>
-            this.#log.warn({ error: error.message }, 'undici not loaded; requests use node:http'),
-          );
-        }),
-      () => {},
-    );
+    // A caller that never awaits `ready` learns of failures from 'fatal'; no unhandled rejection.
+    this.ready.catch(() => {});
     // 'fatal' stops the agent; make sure an unlistened one does not crash the process as 'error' would.
     this.on('fatal', (error: Error) => {
       // Info, not error: the 'fatal' listener (the CLI's one line) is where the user is told.
@@ -281,7 +273,7 @@ class AgentRuntime extends EventEmitter<AgentEvents> implements Agent {
     this.#closing ??= (async () => {
       await Promise.all(this.#slots.map((slot) => slot.stop(this.#opts.drainTimeoutMs)));
       for (const service of this.#services) service.pool.destroy();
-      await Promise.all(this.#services.map((service) => service.dispatcher?.destroy()));
+      for (const service of this.#services) service.targetPool?.close();
       await Promise.all(this.#inProcess.map((app) => app.close()));
       this.#stalls.close();
     })();

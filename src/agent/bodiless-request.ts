@@ -1,150 +1,197 @@
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import type { Dispatcher } from 'undici';
+import type { OutgoingHttpHeaders } from 'node:http';
 import { endToEndHeaders } from '../http/headers.js';
+import { formatRequestHead } from '../http/request-head.js';
+import { ResponseError, type ResponseHead, ResponseParser } from '../http/response-parser.js';
 import type { MuxStream } from '../mux/mux-stream.js';
 import { countRead } from '../read-buffer-collector.js';
 import { resetStream } from '../session/reset-stream.js';
-import type { ExchangeRecord, PackedHeaders } from './traffic-observer.js';
+import type { ConnectionUser, PooledConnection, TargetPool } from './target-pool.js';
+import type { ExchangeRecord } from './traffic-observer.js';
+
+export interface BodilessCallbacks {
+  /** The request cannot be written as HTTP/1.1 (a control character in a field…); nothing was sent. */
+  onInvalid: (message: string) => void;
+  /**
+   * The target failed before its response head: it could not be reached (a Node error code), or it
+   * answered with bytes that are not a response (a ResponseError).
+   */
+  onFailed: (error: NodeJS.ErrnoException) => void;
+  /** Runs once when the response ended, whole or not. */
+  onDone: (status: number, error?: string) => void;
+}
 
 /**
  * Sends a request without a body (GET, HEAD, DELETE…: most of what a tunnel carries) to an http://
- * or unix:// target through undici's pool, and streams the answer back with backpressure: a full
- * stream pauses the target connection until it drains. It costs the agent about half the CPU of
- * `http.request` per request (docs/benchmarks.md). Requests with a body keep `http.request`,
- * which undici cannot replace (`Expect: 100-continue`, the stall watch on the request body), and
- * so do https:// targets: undici takes the TLS server name from each request's Host header, which
- * here is the visitor's, not the target's.
- *
- * `onFailed` answers the visitor when the target fails before its response head (502/504);
- * `onDone` runs once when the response ended, whole or not.
+ * or unix:// target over a pooled keep-alive connection, and streams the answer back with
+ * backpressure: a full stream pauses the target connection until it drains. The head goes out as
+ * one write and the response is read by the agent's own strict parser (response-parser.ts); it
+ * costs the agent less CPU than undici, which it replaced, and undici in turn half of
+ * `http.request` (docs/benchmarks.md). Requests with a body keep `http.request` (`Expect:
+ * 100-continue`, the stall watch on the request body), and so do https:// targets.
  */
 export function sendBodilessRequest(
   stream: MuxStream,
-  dispatcher: Dispatcher,
-  request: { method: string; path: string; headers: OutgoingHttpHeaders },
+  pool: TargetPool,
+  request: { method: string; path: string; host: string; headers: OutgoingHttpHeaders },
   record: ExchangeRecord | undefined,
-  callbacks: {
-    onFailed: (error: NodeJS.ErrnoException) => void;
-    onDone: (status: number, error?: string) => void;
-  },
+  callbacks: BodilessCallbacks,
 ): void {
-  let controller: Dispatcher.DispatchController | undefined;
-  let status = 0;
-  let finished = false;
-  let hasTrailers = false;
-  stream.on('close', () => {
-    // A finished exchange leaves the target connection in the pool; only one cut short is closed.
-    if (!finished) controller?.abort(new Error('the stream was closed'));
-  });
-  stream.on('drain', () => controller?.resume());
-  const handler: Dispatcher.DispatchHandler = {
-    onRequestStart(started) {
-      controller = started;
-      if (stream.destroyed) started.abort(new Error('the stream was closed'));
-    },
-    onResponseStart(started, statusCode, headers) {
-      // Interim answers (103 Early Hints) are not passed on, as with http.request.
-      if (statusCode < 200 || stream.destroyed) return;
-      status = statusCode;
-      hasTrailers = headers.trailer !== undefined;
-      try {
-        stream.respond(
-          { ...endToEndHeaders(headers), ':status': statusCode },
-          { waitForTrailers: hasTrailers },
-        );
-      } catch (error) {
-        started.abort(error as Error);
-        return;
-      }
-      record?.response(statusCode, packRaw(started.rawHeaders));
-    },
-    onResponseData(started, chunk) {
-      countRead(chunk.length);
-      if (stream.destroyed) return;
-      record?.toVisitor(chunk);
-      if (!stream.write(chunk)) started.pause();
-    },
-    onResponseEnd(_started, trailers) {
-      finished = true;
-      if (hasTrailers) sendTrailersWhenAsked(stream, trailers);
-      stream.end();
-      callbacks.onDone(status);
-    },
-    onResponseError(_started, error) {
-      if (finished) return;
-      finished = true;
-      const failure = error as NodeJS.ErrnoException;
-      failure.code = nodeStyleCode(failure);
-      if (stream.headersSent) {
-        const message = `target failed mid-response: ${failure.code ?? failure.message}`;
-        resetStream(stream, message);
-        callbacks.onDone(status, message);
-      } else if (!stream.destroyed) callbacks.onFailed(failure);
-    },
-  };
-  dispatcher.dispatch(
-    {
-      method: request.method as Dispatcher.HttpMethod,
-      path: request.path,
-      // undici turns number values into strings itself (and checks every value); its type only
-      // names strings.
-      headers: request.headers as Record<string, string | string[] | undefined>,
-      // Passed to the target as they come: a visitor's idempotent request is not sent twice.
-      idempotent: false,
-      blocking: false,
-    },
-    handler,
-  );
+  let head: string;
+  try {
+    head = formatRequestHead(request.method, request.path, request.host, request.headers);
+  } catch (error) {
+    callbacks.onInvalid(`invalid request for the target: ${(error as Error).message}`);
+    return;
+  }
+  new BodilessExchange(stream, pool, request.method === 'HEAD', record, callbacks).send(head);
 }
 
-function sendTrailersWhenAsked(stream: MuxStream, trailers: IncomingHttpHeaders): void {
-  stream.once('wantTrailers', () => {
+class BodilessExchange implements ConnectionUser {
+  readonly #stream: MuxStream;
+  readonly #pool: TargetPool;
+  readonly #record: ExchangeRecord | undefined;
+  readonly #callbacks: BodilessCallbacks;
+  readonly #parser: ResponseParser;
+  #connection: PooledConnection | undefined;
+  #head: ResponseHead | undefined;
+  #finished = false;
+
+  constructor(
+    stream: MuxStream,
+    pool: TargetPool,
+    bodiless: boolean,
+    record: ExchangeRecord | undefined,
+    callbacks: BodilessCallbacks,
+  ) {
+    this.#stream = stream;
+    this.#pool = pool;
+    this.#record = record;
+    this.#callbacks = callbacks;
+    this.#parser = new ResponseParser(
+      {
+        onHead: (head) => this.#respond(head),
+        onBody: (chunk) => this.#forward(chunk),
+        onEnd: (trailers) => this.#end(trailers),
+      },
+      { bodiless },
+    );
+  }
+
+  send(head: string): void {
+    if (this.#stream.destroyed) return;
+    const connection = this.#pool.take(this);
+    this.#connection = connection;
+    connection.socket.write(head, 'latin1');
+    this.#stream.on('close', () => {
+      // A finished exchange leaves its connection in the pool; one cut short is closed.
+      if (!this.#finished) this.#abandon();
+    });
+    this.#stream.on('drain', () => this.#connection?.socket.resume());
+  }
+
+  read(chunk: Buffer): void {
+    countRead(chunk.length);
     try {
-      stream.sendTrailers(endToEndHeaders(trailers));
-    } catch {
-      resetStream(stream, 'trailers the session cannot carry');
+      this.#parser.execute(chunk);
+    } catch (error) {
+      this.#fail(error as ResponseError);
+      return;
     }
+    if (this.#parser.done) this.#release();
+  }
+
+  ended(): void {
+    // A body read until close ends here; any other response was cut short.
+    if (!this.#parser.finish()) this.#fail(cutShort());
+    this.#abandon();
+  }
+
+  closed(error: NodeJS.ErrnoException | undefined): void {
+    this.#connection = undefined;
+    if (!this.#parser.done) this.#fail(error ?? cutShort());
+  }
+
+  #respond(head: ResponseHead): void {
+    const stream = this.#stream;
+    this.#head = head;
+    if (stream.destroyed) return;
+    try {
+      stream.respond(
+        { ...endToEndHeaders(head.headers), ':status': head.status },
+        { waitForTrailers: head.headers.trailer !== undefined },
+      );
+    } catch (error) {
+      throw new ResponseError(
+        'POSTERN_UNCARRIED',
+        `a response the session cannot carry (${(error as Error).message})`,
+      );
+    }
+    this.#record?.response(head.status, head.packed);
+  }
+
+  #forward(chunk: Buffer): void {
+    const stream = this.#stream;
+    if (stream.destroyed) return;
+    this.#record?.toVisitor(chunk);
+    if (!stream.write(chunk)) this.#connection?.socket.pause();
+  }
+
+  #end(trailers: Record<string, string | string[]> | undefined): void {
+    this.#finished = true;
+    const stream = this.#stream;
+    if (this.#head?.headers.trailer !== undefined) {
+      stream.once('wantTrailers', () => {
+        try {
+          stream.sendTrailers(endToEndHeaders(trailers ?? {}));
+        } catch {
+          resetStream(stream, 'trailers the session cannot carry');
+        }
+      });
+    }
+    stream.end();
+    this.#callbacks.onDone(this.#head?.status ?? 0);
+  }
+
+  /** After a whole response: the connection goes back to the pool if it may carry another request. */
+  #release(): void {
+    const connection = this.#connection;
+    if (connection === undefined) return;
+    this.#connection = undefined;
+    const head = this.#head;
+    if (head?.reusable === true && !this.#parser.extraBytes) this.#pool.give(connection, head.keepAliveMs);
+    else {
+      connection.user = undefined;
+      connection.socket.destroy();
+    }
+  }
+
+  #abandon(): void {
+    const connection = this.#connection;
+    this.#connection = undefined;
+    if (connection === undefined) return;
+    connection.user = undefined;
+    connection.socket.destroy();
+  }
+
+  #fail(error: NodeJS.ErrnoException): void {
+    this.#abandon();
+    if (this.#finished) return;
+    this.#finished = true;
+    const stream = this.#stream;
+    if (stream.headersSent) {
+      const message =
+        error instanceof ResponseError
+          ? `the target sent a malformed response: ${error.message}`
+          : `target failed mid-response: ${error.code ?? error.message}`;
+      resetStream(stream, message);
+      this.#callbacks.onDone(this.#head?.status ?? 0, message);
+    } else if (!stream.destroyed) this.#callbacks.onFailed(error);
+  }
+}
+
+/** As Node's client says it when a connection closes before the response is whole. */
+function cutShort(): NodeJS.ErrnoException {
+  return Object.assign(new Error('the target closed the connection before the response ended'), {
+    code: 'ECONNRESET',
   });
-}
-
-/**
- * undici's raw header list (names and values alternating, as Buffers) packed for the inspector,
- * names as the target wrote them: the lines are laid out in one buffer and decoded once (as latin1,
- * as Node decodes header bytes). Item by item, ten toString() calls cost about twice as much.
- */
-function packRaw(raw: Dispatcher.DispatchController['rawHeaders']): PackedHeaders {
-  if (!Array.isArray(raw)) return '';
-  const items = raw as (Buffer | string)[];
-  let length = 2 * items.length;
-  for (const item of items) length += item.length;
-  const whole = Buffer.allocUnsafe(length);
-  let at = 0;
-  for (let i = 0; i + 1 < items.length; i += 2) {
-    at += put(whole, items[i] as Buffer | string, at);
-    at = whole.writeUInt16BE(0x3a20, at); // ': '
-    at += put(whole, items[i + 1] as Buffer | string, at);
-    at = whole.writeUInt16BE(0x0d0a, at); // CRLF
-  }
-  return whole.toString('latin1', 0, at);
-}
-
-function put(into: Buffer, item: Buffer | string, at: number): number {
-  return typeof item === 'string' ? into.write(item, at, 'latin1') : item.copy(into, at);
-}
-
-/**
- * The codes Node's own client gives for the same failures, so messages and logs read the same
- * whichever client reached the target.
- */
-function nodeStyleCode(error: NodeJS.ErrnoException): string | undefined {
-  switch (error.code) {
-    case 'UND_ERR_CONNECT_TIMEOUT':
-      return 'ETIMEDOUT';
-    case 'UND_ERR_SOCKET':
-      return 'ECONNRESET';
-    case 'UND_ERR_HEADERS_OVERFLOW':
-      return 'HPE_HEADER_OVERFLOW';
-    default:
-      return error.code;
-  }
 }

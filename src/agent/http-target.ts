@@ -2,6 +2,7 @@ import { type ClientRequest, request as httpRequest, type IncomingMessage } from
 import { request as httpsRequest } from 'node:https';
 import { statusOf, type WireErrorCode } from '../errors.js';
 import { endToEndHeaders } from '../http/headers.js';
+import { ResponseError } from '../http/response-parser.js';
 import type { IncomingMuxHeaders } from '../mux/header-block.js';
 import type { MuxStream } from '../mux/mux-stream.js';
 import { Header } from '../session/protocol.js';
@@ -48,12 +49,20 @@ export function forwardToHttpTarget(
     if (!finished) req?.destroy();
     record?.end(failure ?? (stream.rstCode ? `the stream was reset (code ${stream.rstCode})` : undefined));
   });
-  if (service.dispatcher !== undefined && stream.remoteEnded && outgoing.expect === undefined) {
-    sendBodilessRequest(stream, service.dispatcher, { method, path, headers: outgoing }, record, {
+  if (service.targetPool !== undefined && stream.remoteEnded && outgoing.expect === undefined) {
+    const request = { method, path, host: String(outgoing.host), headers: outgoing };
+    sendBodilessRequest(stream, service.targetPool, request, record, {
+      onInvalid: (message) => respondError(stream, message, undefined, record),
       onFailed: (error) => {
-        if (error.code === 'UND_ERR_INVALID_ARG')
-          respondError(stream, `invalid request for the target: ${error.message}`, undefined, record);
-        else respondTargetUnreachable(stream, service, error, record);
+        if (error instanceof ResponseError) {
+          service.reachability.answered();
+          respondError(
+            stream,
+            `${service.targetText} sent a response the agent cannot pass on: ${error.message}`,
+            undefined,
+            record,
+          );
+        } else respondTargetUnreachable(stream, service, error, record);
       },
       onDone: (status, error) => {
         service.reachability.answered();

@@ -2,7 +2,6 @@ import { readFileSync } from 'node:fs';
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { isIP } from 'node:net';
-import type { Pool } from 'undici';
 import {
   type ConnectionString,
   formatConnectionString,
@@ -14,8 +13,8 @@ import { DEFAULT_SERVICE, isSubdomain, SERVICE_NAME } from '../keys/label.js';
 import type { AccessRules } from '../session/access.js';
 import type { ServiceKind } from '../session/protocol.js';
 import type { StallWatch } from '../stream/stall-watch.js';
-import { localhostLookup } from '../transport/localhost-lookup.js';
 import type { AddressedServiceOptions } from './options.js';
+import { TargetPool } from './target-pool.js';
 import type { TrafficObserver } from './traffic-observer.js';
 import { accessRulesFor } from './visitor-access.js';
 
@@ -30,11 +29,8 @@ export interface TargetService {
   /** Host header for 'rewrite'. */
   targetAuthority: string;
   pool: HttpAgent;
-  /**
-   * undici's pool to the same http:// or unix:// target, for requests without a body
-   * (bodiless-request.ts); set by loadDispatchers() once the agent is up, node:http's pool until then.
-   */
-  dispatcher: Pool | undefined;
+  /** The agent's own keep-alive pool to an http:// or unix:// target, for requests without a body. */
+  targetPool: TargetPool | undefined;
   /** For https targets: the name to verify and the CA to trust (also used outside the pool, for upgrades). */
   tlsOptions: TargetTlsOptions;
   connectTimeoutMs: number;
@@ -122,7 +118,13 @@ export function resolveServices(
       hostHeader: service.hostHeader ?? 'preserve',
       targetAuthority,
       pool,
-      dispatcher: undefined,
+      targetPool:
+        kind === 'http' && target.transport !== 'https'
+          ? new TargetPool(target, {
+              maxIdle: limits.maxIdleTargetSockets,
+              connectTimeoutMs: limits.connectTimeoutMs,
+            })
+          : undefined,
       tlsOptions,
       connectTimeoutMs: limits.connectTimeoutMs,
       stalls: limits.stalls,
@@ -190,28 +192,5 @@ function readCa(path: string, target: string): Buffer {
     throw new OptionError(
       `cannot read CA file ${path} of target ${target}: ${(error as NodeJS.ErrnoException).code}`,
     );
-  }
-}
-
-/**
- * Gives each http:// and unix:// service its undici pool. Loading undici takes about a third of the
- * agent's start-up (~70 files), so the agent calls this once it is ready; requests before then
- * take node:http's pool. Resolves once set; `stopped()` true means the agent closed meanwhile.
- */
-export async function loadDispatchers(services: TargetService[], stopped: () => boolean): Promise<void> {
-  const wanted = services.filter((s) => s.kind === 'http' && s.target.transport !== 'https');
-  if (wanted.length === 0) return;
-  const { Pool } = await import('undici');
-  if (stopped()) return;
-  for (const service of wanted) {
-    const { target } = service;
-    service.dispatcher = new Pool(`http://${service.targetAuthority}`, {
-      ...(target.transport === 'unix' ? { socketPath: target.socketPath as string } : {}),
-      connect: { lookup: localhostLookup },
-      connectTimeout: service.connectTimeoutMs,
-      // An established response may idle as long as it likes (SSE), as with http.request.
-      headersTimeout: 0,
-      bodyTimeout: 0,
-    });
   }
 }

@@ -54,7 +54,6 @@ export const PACKAGE_OWNERS: Readonly<Record<string, readonly Unit[]>> = {
   'acme-client': ['relay/acme'],
   'prom-client': ['relay'],
   yaml: ['cli'],
-  undici: ['agent'],
 };
 
 export interface ImportEdge {
