@@ -122,7 +122,7 @@ class BodilessExchange implements ConnectionUser {
       );
     } catch (error) {
       throw new ResponseError(
-        'POSTERN_UNCARRIED',
+        'HPE_USER',
         `a response the session cannot carry (${(error as Error).message})`,
       );
     }

@@ -31,6 +31,8 @@ export function endToEndHeaders(
   for (const name of Object.keys(headers)) {
     const value = headers[name];
     if (value === undefined || name.startsWith(':') || (dropPostern && name.startsWith('postern-'))) continue;
+    // A target may name a field `__proto__`; assigned below it would replace `out`'s prototype.
+    if (name === '__proto__') continue;
     if (HOP_BY_HOP.has(name) || named?.has(name)) continue;
     out[name] = value;
   }
