@@ -3,6 +3,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import type { TLSSocket } from 'node:tls';
 import { createAgent } from '../src/agent/agent.js';
 import { generateAgentKey } from '../src/keys/key-file.js';
 import { createRelay, type Relay } from '../src/relay/relay.js';
@@ -70,6 +71,39 @@ describe('TLS: relay on tcps://, agent verifying it, https targets', () => {
       );
     } finally {
       await agent.close();
+    }
+  });
+
+  test('https target: GETs share one connection, a new one resumes the TLS session, and the name verified is the target’s', async () => {
+    const connections = new Set<unknown>();
+    const servernames: (string | false | null)[] = [];
+    const target = createServer(
+      { cert: readFileSync(certs.cert), key: readFileSync(certs.key) },
+      (req, res) => {
+        connections.add(req.socket);
+        if (req.url === '/close') res.setHeader('connection', 'close');
+        res.end(`resumed=${(req.socket as TLSSocket).isSessionReused()}`);
+      },
+    );
+    target.on('secureConnection', (socket: TLSSocket) => servernames.push(socket.servername));
+    await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+    const tunnel = await startTunnel(
+      `https://localhost:${(target.address() as AddressInfo).port}?ca=${certs.ca}`,
+    );
+    const url = (path: string): string => `${tunnel.service.url.replace(/\/$/, '')}${path}`;
+    try {
+      for (let i = 0; i < 5; i++) assert.equal((await curlResponse([url('/')])).body, 'resumed=false');
+      assert.equal(connections.size, 1, 'five GETs, one connection');
+      await curlResponse([url('/close')]);
+      const next = await curlResponse([url('/')]);
+      assert.equal(connections.size, 2);
+      assert.equal(next.body, 'resumed=true', 'the second connection resumed the first one’s session');
+      // The visitor's Host (<label>.localhost:<port>) reached the target, but TLS named the target.
+      assert.deepEqual([...new Set(servernames)], ['localhost']);
+    } finally {
+      await tunnel.close();
+      target.closeAllConnections();
+      target.close();
     }
   });
 

@@ -21,13 +21,13 @@ export interface BodilessCallbacks {
 }
 
 /**
- * Sends a request without a body (GET, HEAD, DELETE…: most of what a tunnel carries) to an http://
- * or unix:// target over a pooled keep-alive connection, and streams the answer back with
- * backpressure: a full stream pauses the target connection until it drains. The head goes out as
- * one write and the response is read by the agent's own strict parser (response-parser.ts); it
- * costs the agent less CPU than undici, which it replaced, and undici in turn half of
- * `http.request` (docs/benchmarks.md). Requests with a body keep `http.request` (`Expect:
- * 100-continue`, the stall watch on the request body), and so do https:// targets.
+ * Sends a request without a body (GET, HEAD, DELETE…: most of what a tunnel carries) to an
+ * http://, https:// or unix:// target over a pooled keep-alive connection, and streams the answer
+ * back with backpressure: a full stream pauses the target connection until it drains. The head
+ * goes out as one write and the response is read by the agent's own strict parser
+ * (response-parser.ts); it costs the agent less CPU than undici, which it replaced, and undici in
+ * turn half of `http.request` (docs/benchmarks.md). Requests with a body keep `http.request`
+ * (`Expect: 100-continue`, the stall watch on the request body).
  */
 export function sendBodilessRequest(
   stream: MuxStream,

@@ -1,4 +1,5 @@
 import { connect, type Socket } from 'node:net';
+import { connect as connectTls, type TLSSocket } from 'node:tls';
 import type { ConnectionString } from '../connection-string/index.js';
 import { localhostLookup } from '../transport/localhost-lookup.js';
 
@@ -22,6 +23,8 @@ export interface TargetPoolOptions {
    * connection the target is closing. A target's `Keep-Alive: timeout=N` shortens it to N − 1 s.
    */
   idleTimeoutMs?: number;
+  /** For an https:// target: the name to verify and the CA to trust. */
+  tls?: { servername?: string; ca?: Buffer };
 }
 
 export const DEFAULT_IDLE_TIMEOUT_MS = 4000;
@@ -59,13 +62,17 @@ export class PooledConnection {
 }
 
 /**
- * Keep-alive connections to one http:// or unix:// target, for the agent's own HTTP/1.1 client
- * (bodiless-request.ts): the most recently used idle connection first, so a burst after a quiet
- * spell finds a warm one and the rest time out.
+ * Keep-alive connections to one http://, https:// or unix:// target, for the agent's own HTTP/1.1
+ * client (bodiless-request.ts): the most recently used idle connection first, so a burst after a
+ * quiet spell finds a warm one and the rest time out. An https:// target is verified against its
+ * own name (or `sni=`), never the visitor's Host, and the last TLS session is offered again so a
+ * new connection resumes instead of a full handshake.
  */
 export class TargetPool {
   readonly #target: ConnectionString;
-  readonly #options: Required<TargetPoolOptions>;
+  readonly #options: Required<Omit<TargetPoolOptions, 'tls'>>;
+  readonly #tls: TargetPoolOptions['tls'];
+  #tlsSession: Buffer | undefined;
   readonly #idle: PooledConnection[] = [];
   readonly #all = new Set<PooledConnection>();
   #sweep: NodeJS.Timeout | undefined;
@@ -73,7 +80,9 @@ export class TargetPool {
 
   constructor(target: ConnectionString, options: TargetPoolOptions) {
     this.#target = target;
-    this.#options = { idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS, ...options };
+    const { tls, ...rest } = options;
+    this.#options = { idleTimeoutMs: DEFAULT_IDLE_TIMEOUT_MS, ...rest };
+    this.#tls = tls;
   }
 
   /** A connection for `user`: an idle one if one is still fresh, else a new one. */
@@ -124,19 +133,37 @@ export class TargetPool {
 
   #open(): PooledConnection {
     const target = this.#target;
-    const socket =
-      target.transport === 'unix'
-        ? connect({ path: target.socketPath as string })
-        : connect({ host: target.host, port: target.port, lookup: localhostLookup, noDelay: true });
+    let socket: Socket;
+    if (target.transport === 'unix') socket = connect({ path: target.socketPath as string });
+    else if (target.transport === 'https') socket = this.#openTls();
+    else socket = connect({ host: target.host, port: target.port, lookup: localhostLookup, noDelay: true });
     const connection = new PooledConnection(socket, (gone) => this.#forget(gone));
     this.#all.add(connection);
+    // Bounds the TLS handshake too: a target that accepts and then says nothing fails the same way.
     const timer = setTimeout(() => {
       socket.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' }));
     }, this.#options.connectTimeoutMs);
-    socket.once('connect', () => clearTimeout(timer));
+    socket.once(target.transport === 'https' ? 'secureConnect' : 'connect', () => clearTimeout(timer));
     socket.once('close', () => clearTimeout(timer));
     if (this.#closed) socket.destroy();
     return connection;
+  }
+
+  #openTls(): TLSSocket {
+    const target = this.#target;
+    const socket = connectTls({
+      host: target.host,
+      port: target.port,
+      lookup: localhostLookup,
+      ALPNProtocols: ['http/1.1'],
+      ...this.#tls,
+      ...(this.#tlsSession === undefined ? {} : { session: this.#tlsSession }),
+    });
+    socket.setNoDelay(true);
+    socket.on('session', (session: Buffer) => {
+      this.#tlsSession = session;
+    });
+    return socket;
   }
 
   #forget(connection: PooledConnection): void {

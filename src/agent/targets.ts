@@ -29,7 +29,7 @@ export interface TargetService {
   /** Host header for 'rewrite'. */
   targetAuthority: string;
   pool: HttpAgent;
-  /** The agent's own keep-alive pool to an http:// or unix:// target, for requests without a body. */
+  /** The agent's own keep-alive pool to an http://, https:// or unix:// target, for requests without a body. */
   targetPool: TargetPool | undefined;
   /** For https targets: the name to verify and the CA to trust (also used outside the pool, for upgrades). */
   tlsOptions: TargetTlsOptions;
@@ -119,10 +119,11 @@ export function resolveServices(
       targetAuthority,
       pool,
       targetPool:
-        kind === 'http' && target.transport !== 'https'
+        kind === 'http'
           ? new TargetPool(target, {
               maxIdle: limits.maxIdleTargetSockets,
               connectTimeoutMs: limits.connectTimeoutMs,
+              tls: tlsOptions,
             })
           : undefined,
       tlsOptions,
