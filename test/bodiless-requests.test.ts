@@ -10,7 +10,7 @@ import { curl, curlResponse } from './helpers/curl.js';
 import { startTunnel, type Tunnel } from './helpers/tunnel.js';
 import { until } from './helpers/wait.js';
 
-// Requests without a body take the agent's own HTTP/1.1 client (src/agent/bodiless-request.ts), those
+// Requests without a body take the agent's own HTTP/1.1 client (src/agent/pooled-request.ts), those
 // with one take http.request: both are checked against the same target.
 describe('requests without a body (the agent’s own client)', () => {
   let target: Server;

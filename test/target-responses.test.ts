@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { CaptureStore } from '../src/inspector/capture-store.js';
 import { curl, curlResponse } from './helpers/curl.js';
@@ -7,7 +8,7 @@ import { startTunnel, type Tunnel } from './helpers/tunnel.js';
 import { until } from './helpers/wait.js';
 
 /**
- * The agent's own HTTP/1.1 client (src/agent/bodiless-request.ts) against a target that writes
+ * The agent's own HTTP/1.1 client (src/agent/pooled-request.ts) against a target that writes
  * its responses byte by byte as each test scripts them: odd but valid answers pass whole, broken
  * ones get the visitor a 502 or a cut transfer, and no connection that carried one is reused.
  */
@@ -16,12 +17,18 @@ describe('what a target answers, as the agent reads it', () => {
   let tunnel: Tunnel;
   const captures = new CaptureStore();
   /** Per request: the path, and which target connection (its number) carried it. */
-  const seen: { path: string; connection: number }[] = [];
+  const seen: { path: string; connection: number; body: string }[] = [];
+  /** Every request head the target received, body whole or not. */
+  const arrived: string[] = [];
   const closed = new Set<number>();
   const open = new Map<number, Socket>();
   let connections = 0;
   const script: Record<string, (socket: Socket) => void> = {
     '/ok': (s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'),
+    '/echo-size': (s) => {
+      const body = seen.at(-1)?.body ?? '';
+      s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${String(body.length).length}\r\n\r\n${body.length}`);
+    },
     '/chunked': (s) => {
       s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n');
       setTimeout(() => s.write('6\r\n world\r\n0\r\n\r\n'), 20);
@@ -61,13 +68,21 @@ describe('what a target answers, as the agent reads it', () => {
       });
       socket.on('error', () => {});
       let buffered = '';
+      let announced = false;
       socket.on('data', (chunk: Buffer) => {
         buffered += chunk.toString('latin1');
         for (let end = buffered.indexOf('\r\n\r\n'); end !== -1; end = buffered.indexOf('\r\n\r\n')) {
           const head = buffered.slice(0, end);
-          buffered = buffered.slice(end + 4);
+          // Requests here carry a body only with Content-Length; wait until it is whole.
+          const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+          if (!announced) arrived.push(head.split(' ')[1] ?? '');
+          announced = true;
+          if (buffered.length < end + 4 + length) return;
+          announced = false;
+          const body = buffered.slice(end + 4, end + 4 + length);
+          buffered = buffered.slice(end + 4 + length);
           const path = head.split(' ')[1] ?? '';
-          seen.push({ path, connection });
+          seen.push({ path, connection, body });
           const answer = script[path];
           if (answer === undefined) socket.write('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
           else answer(socket);
@@ -91,6 +106,37 @@ describe('what a target answers, as the agent reads it', () => {
     const res = await curlResponse([url('/chunked')]);
     assert.equal(res.status, 200);
     assert.equal(res.body, 'hello world');
+  });
+
+  test('a small POST (Content-Length up to 64 KiB) goes out whole, head and body, on a pooled connection', async () => {
+    await curlResponse([url('/ok')]);
+    const pooled = connectionOf('/ok');
+    const res = await curlResponse(['--data-binary', 'x'.repeat(5000), url('/echo-size')]);
+    assert.equal(res.body, '5000');
+    assert.equal(connectionOf('/echo-size'), pooled, 'the same connection as the GET before it');
+    const capture = captures.list().find((c) => c.path === '/echo-size');
+    assert.equal(capture?.request.size, 5000, 'the inspector saw the body');
+    // One byte over the bound: streamed by http.request instead, still whole.
+    const large = await curlResponse(['--data-binary', 'y'.repeat(64 * 1024 + 1), url('/echo-size')]);
+    assert.equal(large.body, String(64 * 1024 + 1));
+  });
+
+  test('a visitor who leaves halfway through a small body: the target sees no request at all', async () => {
+    const before = arrived.length;
+    const visitor = connect(tunnel.port, '127.0.0.1');
+    await once(visitor, 'connect');
+    visitor.write(
+      `POST /abandoned HTTP/1.1\r\nHost: ${new URL(tunnel.service.url).host}\r\nContent-Length: 60000\r\n\r\n${'z'.repeat(30000)}`,
+    );
+    await until(() => captures.list().some((c) => c.path === '/abandoned'), 'the agent to open the exchange');
+    visitor.destroy();
+    await until(
+      () => captures.list().find((c) => c.path === '/abandoned')?.error !== undefined,
+      'the exchange to end cut short',
+    );
+    // A request after it, on the same tunnel, is answered: the agent sent nothing for the cut one.
+    assert.equal((await curlResponse([url('/ok')])).status, 200);
+    assert.deepEqual(arrived.slice(before), ['/ok']);
   });
 
   test('a body that ends when the target closes arrives whole; that connection is not used again', async () => {

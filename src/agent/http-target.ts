@@ -1,4 +1,9 @@
-import { type ClientRequest, request as httpRequest, type IncomingMessage } from 'node:http';
+import {
+  type ClientRequest,
+  request as httpRequest,
+  type IncomingMessage,
+  type OutgoingHttpHeader,
+} from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { statusOf, type WireErrorCode } from '../errors.js';
 import { endToEndHeaders } from '../http/headers.js';
@@ -10,7 +15,7 @@ import { resetStream } from '../session/reset-stream.js';
 import { forwardBody } from '../stream/forward-body.js';
 import { StallError } from '../stream/stall-watch.js';
 import { localhostLookup } from '../transport/localhost-lookup.js';
-import { sendBodilessRequest } from './bodiless-request.js';
+import { sendPooledRequest } from './pooled-request.js';
 import type { TargetService } from './targets.js';
 import { type ExchangeRecord, packOutgoing, packRawHeaders, visitorOf } from './traffic-observer.js';
 
@@ -49,29 +54,40 @@ export function forwardToHttpTarget(
     if (!finished) req?.destroy();
     record?.end(failure ?? (stream.rstCode ? `the stream was reset (code ${stream.rstCode})` : undefined));
   });
-  if (service.targetPool !== undefined && stream.remoteEnded && outgoing.expect === undefined) {
-    const request = { method, path, host: String(outgoing.host), headers: outgoing };
-    sendBodilessRequest(stream, service.targetPool, request, record, {
-      onInvalid: (message) => respondError(stream, message, undefined, record),
-      onFailed: (error) => {
-        if (error instanceof ResponseError) {
+  const pool = service.targetPool;
+  if (pool !== undefined && outgoing.expect === undefined) {
+    const send = (body: Buffer | undefined): void => {
+      const request = { method, path, host: String(outgoing.host), headers: outgoing };
+      sendPooledRequest(stream, pool, body === undefined ? request : { ...request, body }, record, {
+        onInvalid: (message) => respondError(stream, message, undefined, record),
+        onFailed: (error) => {
+          if (error instanceof ResponseError) {
+            service.reachability.answered();
+            respondError(
+              stream,
+              `${service.targetText} sent a response the agent cannot pass on: ${error.message}`,
+              undefined,
+              record,
+            );
+          } else respondTargetUnreachable(stream, service, error, record);
+        },
+        onDone: (status, error) => {
           service.reachability.answered();
-          respondError(
-            stream,
-            `${service.targetText} sent a response the agent cannot pass on: ${error.message}`,
-            undefined,
-            record,
-          );
-        } else respondTargetUnreachable(stream, service, error, record);
-      },
-      onDone: (status, error) => {
-        service.reachability.answered();
-        finished = error === undefined;
-        failure ??= error;
-        onDone?.(status);
-      },
-    });
-    return;
+          finished = error === undefined;
+          failure ??= error;
+          onDone?.(status);
+        },
+      });
+    };
+    if (stream.remoteEnded) {
+      send(undefined);
+      return;
+    }
+    const length = smallBodyLength(outgoing['content-length']);
+    if (length !== undefined) {
+      collectBody(stream, length, record, send);
+      return;
+    }
   }
   const target = service.target;
   const options = {
@@ -126,6 +142,46 @@ export function forwardToHttpTarget(
   service.stalls.watch(request, 'the target');
   forwardBody(stream, request);
   if (record !== undefined) stream.on('data', (chunk: Buffer) => record.fromVisitor(chunk));
+}
+
+/**
+ * A body this size or smaller, declared by Content-Length, is collected before the request goes
+ * out, so head and body leave in one write through the pooled client (nginx buffers request bodies
+ * by default for the same reason). Larger or chunked bodies are streamed by `http.request`.
+ */
+export const SMALL_BODY_BYTES = 64 * 1024;
+
+function smallBodyLength(field: OutgoingHttpHeader | undefined): number | undefined {
+  if (typeof field !== 'string' && typeof field !== 'number') return undefined;
+  const length = Number(field);
+  return Number.isInteger(length) && length >= 0 && length <= SMALL_BODY_BYTES ? length : undefined;
+}
+
+/**
+ * Collects a request body of `length` bytes (at most SMALL_BODY_BYTES) and hands it over once the
+ * stream ended. A stream cut short sends nothing: the target never sees part of a request.
+ */
+function collectBody(
+  stream: MuxStream,
+  length: number,
+  record: ExchangeRecord | undefined,
+  onWhole: (body: Buffer) => void,
+): void {
+  const parts: Buffer[] = [];
+  let size = 0;
+  stream.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    // The relay frames the body by its Content-Length; more is a broken stream, never buffered.
+    if (size > length) resetStream(stream, 'the request body ran past its Content-Length');
+    else {
+      parts.push(chunk);
+      record?.fromVisitor(chunk);
+    }
+  });
+  stream.on('end', () => {
+    if (size !== length) resetStream(stream, 'the request body ended before its Content-Length');
+    else onWhole(parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, size));
+  });
 }
 
 function relayResponse(

@@ -63,7 +63,7 @@ export class PooledConnection {
 
 /**
  * Keep-alive connections to one http://, https:// or unix:// target, for the agent's own HTTP/1.1
- * client (bodiless-request.ts): the most recently used idle connection first, so a burst after a
+ * client (pooled-request.ts): the most recently used idle connection first, so a burst after a
  * quiet spell finds a warm one and the rest time out. An https:// target is verified against its
  * own name (or `sni=`), never the visitor's Host, and the last TLS session is offered again so a
  * new connection resumes instead of a full handshake.

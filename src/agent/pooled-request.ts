@@ -8,7 +8,7 @@ import { resetStream } from '../session/reset-stream.js';
 import type { ConnectionUser, PooledConnection, TargetPool } from './target-pool.js';
 import type { ExchangeRecord } from './traffic-observer.js';
 
-export interface BodilessCallbacks {
+export interface PooledRequestCallbacks {
   /** The request cannot be written as HTTP/1.1 (a control character in a field…); nothing was sent. */
   onInvalid: (message: string) => void;
   /**
@@ -21,20 +21,21 @@ export interface BodilessCallbacks {
 }
 
 /**
- * Sends a request without a body (GET, HEAD, DELETE…: most of what a tunnel carries) to an
- * http://, https:// or unix:// target over a pooled keep-alive connection, and streams the answer
- * back with backpressure: a full stream pauses the target connection until it drains. The head
- * goes out as one write and the response is read by the agent's own strict parser
- * (response-parser.ts); it costs the agent less CPU than undici, which it replaced, and undici in
- * turn half of `http.request` (docs/benchmarks.md). Requests with a body keep `http.request`
- * (`Expect: 100-continue`, the stall watch on the request body).
+ * Sends a request whose body, if it has one, is already whole in hand (most of what a tunnel
+ * carries: GET, HEAD, DELETE, and small POSTs such as webhooks and API calls; http-target.ts
+ * collects those) to an http://, https:// or unix:// target over a pooled keep-alive connection,
+ * and streams the answer back with backpressure: a full stream pauses the target connection until
+ * it drains. Head and body go out in one write and the response is read by the agent's own strict
+ * parser (response-parser.ts); it costs the agent less CPU than undici, which it replaced, and
+ * undici in turn half of `http.request` (docs/benchmarks.md). Larger or chunked bodies and
+ * `Expect: 100-continue` keep `http.request`, which streams the body and watches it for stalls.
  */
-export function sendBodilessRequest(
+export function sendPooledRequest(
   stream: MuxStream,
   pool: TargetPool,
-  request: { method: string; path: string; host: string; headers: OutgoingHttpHeaders },
+  request: { method: string; path: string; host: string; headers: OutgoingHttpHeaders; body?: Buffer },
   record: ExchangeRecord | undefined,
-  callbacks: BodilessCallbacks,
+  callbacks: PooledRequestCallbacks,
 ): void {
   let head: string;
   try {
@@ -43,14 +44,14 @@ export function sendBodilessRequest(
     callbacks.onInvalid(`invalid request for the target: ${(error as Error).message}`);
     return;
   }
-  new BodilessExchange(stream, pool, request.method === 'HEAD', record, callbacks).send(head);
+  new PooledExchange(stream, pool, request.method === 'HEAD', record, callbacks).send(head, request.body);
 }
 
-class BodilessExchange implements ConnectionUser {
+class PooledExchange implements ConnectionUser {
   readonly #stream: MuxStream;
   readonly #pool: TargetPool;
   readonly #record: ExchangeRecord | undefined;
-  readonly #callbacks: BodilessCallbacks;
+  readonly #callbacks: PooledRequestCallbacks;
   readonly #parser: ResponseParser;
   #connection: PooledConnection | undefined;
   #head: ResponseHead | undefined;
@@ -61,7 +62,7 @@ class BodilessExchange implements ConnectionUser {
     pool: TargetPool,
     bodiless: boolean,
     record: ExchangeRecord | undefined,
-    callbacks: BodilessCallbacks,
+    callbacks: PooledRequestCallbacks,
   ) {
     this.#stream = stream;
     this.#pool = pool;
@@ -77,11 +78,19 @@ class BodilessExchange implements ConnectionUser {
     );
   }
 
-  send(head: string): void {
+  send(head: string, body: Buffer | undefined): void {
     if (this.#stream.destroyed) return;
     const connection = this.#pool.take(this);
     this.#connection = connection;
-    connection.socket.write(head, 'latin1');
+    const { socket } = connection;
+    if (body === undefined) socket.write(head, 'latin1');
+    else {
+      // One writev for head and body.
+      socket.cork();
+      socket.write(head, 'latin1');
+      socket.write(body);
+      socket.uncork();
+    }
     this.#stream.on('close', () => {
       // A finished exchange leaves its connection in the pool; one cut short is closed.
       if (!this.#finished) this.#abandon();
