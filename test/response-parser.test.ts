@@ -265,6 +265,64 @@ describe('the response parser', () => {
   });
 });
 
+describe('the response parser against arbitrary bytes', () => {
+  // Heads and bodies built from fragments of real responses mixed with random text: the parser
+  // either reads a response or refuses with a ResponseError; nothing else escapes it (no
+  // TypeError, RangeError, a second onEnd…), however the bytes are split.
+  const statusLines = [
+    'HTTP/1.1 200 OK\r\n',
+    'HTTP/1.0 200 OK\r\n',
+    'HTTP/1.1 100 Continue\r\n',
+    'HTTP/1.1 204 No Content\r\n',
+  ];
+  const fields = [
+    'Content-Length: 3\r\n',
+    'Content-Length: 99999999999999999\r\n',
+    'Transfer-Encoding: chunked\r\n',
+    'Transfer-Encoding: gzip\r\n',
+    'Connection: close\r\n',
+    'Trailer: x\r\n',
+    ' folded\r\n',
+    'X: a\0b\r\n',
+  ];
+  const bodyPieces = [
+    '5\r\nhello\r\n',
+    '3;x=y\r\nabc\r\n',
+    'fffffffffffff\r\n',
+    'zz\r\n',
+    '0\r\n',
+    'X: 1\r\n',
+    '\r\n',
+    '\n',
+    'abc',
+  ];
+  const text = fc.string({ maxLength: 6 });
+  test('reads or refuses, never throws anything else', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.constantFrom(...statusLines), text),
+        fc.array(fc.oneof(fc.constantFrom(...fields), text), { maxLength: 5 }),
+        fc.array(fc.oneof(fc.constantFrom(...bodyPieces), text), { maxLength: 8 }),
+        fc.array(fc.nat(), { maxLength: 6 }),
+        fc.boolean(),
+        (status, head, body, cuts, isHead) => {
+          const bytes = `${status}${head.join('')}\r\n${body.join('')}`;
+          try {
+            parse(
+              bytes,
+              cuts.map((cut) => cut % (bytes.length + 1)),
+              { head: isHead },
+            );
+          } catch (error) {
+            if (!(error instanceof ResponseError)) throw error;
+          }
+        },
+      ),
+      { numRuns: 3000 },
+    );
+  });
+});
+
 describe('the request head', () => {
   test('Host first, repeats as separate fields, one string', () => {
     assert.equal(

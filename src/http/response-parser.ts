@@ -90,11 +90,6 @@ export class ResponseParser {
     return this.#extra;
   }
 
-  /** Whether any byte of a response has been read. */
-  get started(): boolean {
-    return this.#state !== 'head' || this.#pending !== undefined || this.#interim > 0;
-  }
-
   /** Parses one chunk read from the target; throws ResponseError on a malformed response. */
   execute(chunk: Buffer): void {
     let at = 0;
