@@ -48,6 +48,11 @@ describe('what a target answers, as the agent reads it', () => {
     },
     '/cut-chunked': (s) => s.end('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel'),
     '/nothing': (s) => s.end(),
+    // As a server whose idle timeout fires just as a request comes in on a kept-alive connection.
+    '/closing': (s) => {
+      if (seen.filter((one) => one.connection === seen.at(-1)?.connection).length > 1) s.destroy();
+      else s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+    },
     '/smuggle': (s) =>
       s.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'),
     '/two-lengths': (s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nokk'),
@@ -200,6 +205,25 @@ describe('what a target answers, as the agent reads it', () => {
       assert.ok([18, 56].includes(res.exitCode), `curl exit ${res.exitCode}: ${res.stderr}`);
     });
   }
+
+  test('a reused connection closed before any answer: a GET is sent once more on a new one, a POST is not', async () => {
+    await curlResponse([url('/ok')]);
+    const before = arrived.length;
+    const get = await curlResponse([url('/closing')]);
+    assert.equal(get.status, 200, get.body);
+    assert.deepEqual(
+      arrived.slice(before),
+      ['/closing', '/closing'],
+      'sent twice, the second time on a new connection',
+    );
+    assert.equal(seen.filter((one) => one.path === '/closing').at(-1)?.connection, connections);
+    await curlResponse([url('/ok')]);
+    const beforePost = arrived.length;
+    const post = await curlResponse(['--data-binary', 'once', url('/closing')]);
+    assert.equal(post.status, 502);
+    assert.match(post.body, /ECONNRESET|EPIPE/);
+    assert.deepEqual(arrived.slice(beforePost), ['/closing'], 'a POST is never sent twice');
+  });
 
   test('a target that closes without answering: 502 target_unreachable', async () => {
     const res = await curlResponse([url('/nothing')]);

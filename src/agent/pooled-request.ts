@@ -44,8 +44,15 @@ export function sendPooledRequest(
     callbacks.onInvalid(`invalid request for the target: ${(error as Error).message}`);
     return;
   }
-  new PooledExchange(stream, pool, request.method === 'HEAD', record, callbacks).send(head, request.body);
+  new PooledExchange(stream, pool, request.method, record, callbacks).send(head, request.body);
 }
+
+/**
+ * Methods sent again, once and on a new connection, when a reused connection closed before any
+ * byte of the answer: the target most likely closed it as idle just as the request went out
+ * (RFC 9112 §9.3.1). Others get the 502: they may have been processed.
+ */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 class PooledExchange implements ConnectionUser {
   readonly #stream: MuxStream;
@@ -53,18 +60,23 @@ class PooledExchange implements ConnectionUser {
   readonly #record: ExchangeRecord | undefined;
   readonly #callbacks: PooledRequestCallbacks;
   readonly #parser: ResponseParser;
+  readonly #idempotent: boolean;
   #connection: PooledConnection | undefined;
   #head: ResponseHead | undefined;
   #finished = false;
+  /** What was sent, kept to send again once (see IDEMPOTENT). */
+  #request: { head: string; body: Buffer | undefined } | undefined;
+  #resent = false;
 
   constructor(
     stream: MuxStream,
     pool: TargetPool,
-    bodiless: boolean,
+    method: string,
     record: ExchangeRecord | undefined,
     callbacks: PooledRequestCallbacks,
   ) {
     this.#stream = stream;
+    this.#idempotent = IDEMPOTENT.has(method);
     this.#pool = pool;
     this.#record = record;
     this.#callbacks = callbacks;
@@ -74,14 +86,25 @@ class PooledExchange implements ConnectionUser {
         onBody: (chunk) => this.#forward(chunk),
         onEnd: (trailers) => this.#end(trailers),
       },
-      { bodiless },
+      { bodiless: method === 'HEAD' },
     );
   }
 
   send(head: string, body: Buffer | undefined): void {
     if (this.#stream.destroyed) return;
-    const connection = this.#pool.take(this);
+    this.#transmit(head, body, false);
+    this.#stream.on('close', () => {
+      // A finished exchange leaves its connection in the pool; one cut short is closed.
+      if (!this.#finished) this.#abandon();
+    });
+    this.#stream.on('drain', () => this.#connection?.socket.resume());
+  }
+
+  #transmit(head: string, body: Buffer | undefined, fresh: boolean): void {
+    const connection = this.#pool.take(this, fresh);
     this.#connection = connection;
+    // Only a request on a reused connection may need sending again.
+    this.#request = connection.carried > 1 && this.#idempotent ? { head, body } : undefined;
     const { socket } = connection;
     if (body === undefined) socket.write(head, 'latin1');
     else {
@@ -91,11 +114,6 @@ class PooledExchange implements ConnectionUser {
       socket.write(body);
       socket.uncork();
     }
-    this.#stream.on('close', () => {
-      // A finished exchange leaves its connection in the pool; one cut short is closed.
-      if (!this.#finished) this.#abandon();
-    });
-    this.#stream.on('drain', () => this.#connection?.socket.resume());
   }
 
   read(chunk: Buffer): void {
@@ -111,8 +129,9 @@ class PooledExchange implements ConnectionUser {
 
   ended(): void {
     // A body read until close ends here; any other response was cut short.
-    if (!this.#parser.finish()) this.#fail(cutShort());
+    const whole = this.#parser.finish();
     this.#abandon();
+    if (!whole) this.#fail(cutShort());
   }
 
   closed(error: NodeJS.ErrnoException | undefined): void {
@@ -185,6 +204,12 @@ class PooledExchange implements ConnectionUser {
   #fail(error: NodeJS.ErrnoException): void {
     this.#abandon();
     if (this.#finished) return;
+    const request = this.#request;
+    if (request !== undefined && !this.#resent && !this.#parser.started && !this.#stream.destroyed) {
+      this.#resent = true;
+      this.#transmit(request.head, request.body, true);
+      return;
+    }
     this.#finished = true;
     const stream = this.#stream;
     if (stream.headersSent) {

@@ -33,6 +33,8 @@ export const DEFAULT_IDLE_TIMEOUT_MS = 4000;
 export class PooledConnection {
   readonly socket: Socket;
   user: ConnectionUser | undefined;
+  /** How many requests it has been given, this one included. */
+  carried = 0;
   /** Set while idle: when it was put back and how long it may stay. */
   idleSince = 0;
   idleLimitMs = 0;
@@ -85,18 +87,23 @@ export class TargetPool {
     this.#tls = tls;
   }
 
-  /** A connection for `user`: an idle one if one is still fresh, else a new one. */
-  take(user: ConnectionUser): PooledConnection {
+  /**
+   * A connection for `user`: an idle one if one is still fresh, else (or when `fresh`) a new one.
+   * Its `carried` count says whether it served requests before.
+   */
+  take(user: ConnectionUser, fresh = false): PooledConnection {
     const now = Date.now();
-    for (let idle = this.#idle.pop(); idle !== undefined; idle = this.#idle.pop()) {
+    for (let idle = fresh ? undefined : this.#idle.pop(); idle !== undefined; idle = this.#idle.pop()) {
       if (now - idle.idleSince < idle.idleLimitMs && !idle.socket.destroyed) {
         idle.user = user;
+        idle.carried++;
         return idle;
       }
       idle.socket.destroy();
     }
     const connection = this.#open();
     connection.user = user;
+    connection.carried = 1;
     return connection;
   }
 

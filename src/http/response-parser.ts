@@ -85,6 +85,11 @@ export class ResponseParser {
     return this.#state === 'done';
   }
 
+  /** Whether any byte of a response has been read. */
+  get started(): boolean {
+    return this.#state !== 'head' || this.#pending !== undefined || this.#interim > 0;
+  }
+
   /** Whether the response ended with bytes after it (then the connection is not reused). */
   get extraBytes(): boolean {
     return this.#extra;
