@@ -25,9 +25,13 @@ function serveDirectory(): string {
   return dir;
 }
 
-/** Starts `command` and waits for `port`; kills it if it does not come up. */
+/**
+ * Starts `command` in a process group of its own and waits for `port`; kills the group if it does
+ * not come up. nginx forks a worker that would outlive a killed master (and keep this file's
+ * stderr pipe, so the test process never exits): stopServer() kills the whole group.
+ */
 async function startServer(command: string, args: string[], port: number): Promise<ChildProcess> {
-  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
@@ -38,11 +42,21 @@ async function startServer(command: string, args: string[], port: number): Promi
   try {
     await Promise.race([waitForPort(port), exited]);
   } catch (error) {
-    child.kill('SIGKILL');
+    stopServer(child);
     throw error;
   }
   exited.catch(() => {});
   return child;
+}
+
+function stopServer(child: ChildProcess | undefined): void {
+  if (child?.pid === undefined) return;
+  try {
+    process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    // Already gone.
+  }
+  child.stderr?.destroy();
 }
 
 describe('real targets through the agent’s client', () => {
@@ -94,8 +108,8 @@ http {
   after(async () => {
     await viaNginx?.close();
     await viaPython?.close();
-    nginx?.kill('SIGKILL');
-    python?.kill('SIGKILL');
+    stopServer(nginx);
+    stopServer(python);
     rmSync(dir, { recursive: true, force: true });
   });
   const at = (tunnel: Tunnel | undefined, path: string): string =>
