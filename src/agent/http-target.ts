@@ -15,7 +15,7 @@ import { resetStream } from '../session/reset-stream.js';
 import { forwardBody } from '../stream/forward-body.js';
 import { StallError } from '../stream/stall-watch.js';
 import { localhostLookup } from '../transport/localhost-lookup.js';
-import { sendPooledRequest } from './pooled-request.js';
+import { sendPooledRequest, sendTrailersWhenAsked } from './pooled-request.js';
 import type { TargetService } from './targets.js';
 import { type ExchangeRecord, packOutgoing, packRawHeaders, visitorOf } from './traffic-observer.js';
 
@@ -213,15 +213,7 @@ function relayResponse(
     record.response(status, packRawHeaders(res.rawHeaders));
     res.on('data', (chunk: Buffer) => record.toVisitor(chunk));
   }
-  if (hasTrailers) {
-    stream.once('wantTrailers', () => {
-      try {
-        stream.sendTrailers(endToEndHeaders(res.trailers));
-      } catch {
-        resetStream(stream, 'trailers the session cannot carry');
-      }
-    });
-  }
+  if (hasTrailers) sendTrailersWhenAsked(stream, () => res.trailers);
   forwardBody(res, stream, (error) => {
     if (error) resetStream(stream, `target response failed: ${error.message}`);
     onDone(status, error && `target response failed: ${error.message}`);

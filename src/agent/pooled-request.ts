@@ -1,5 +1,6 @@
-import type { OutgoingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { endToEndHeaders } from '../http/headers.js';
+import { IDEMPOTENT_METHODS } from '../http/methods.js';
 import { formatRequestHead } from '../http/request-head.js';
 import { ResponseError, type ResponseHead, ResponseParser } from '../http/response-parser.js';
 import type { MuxStream } from '../mux/mux-stream.js';
@@ -47,13 +48,6 @@ export function sendPooledRequest(
   new PooledExchange(stream, pool, request.method, record, callbacks).send(head, request.body);
 }
 
-/**
- * Methods sent again, once and on a new connection, when a reused connection closed before any
- * byte of the answer: the target most likely closed it as idle just as the request went out
- * (RFC 9112 §9.3.1). Others get the 502: they may have been processed.
- */
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
-
 class PooledExchange implements ConnectionUser {
   readonly #stream: MuxStream;
   readonly #pool: TargetPool;
@@ -64,7 +58,11 @@ class PooledExchange implements ConnectionUser {
   #connection: PooledConnection | undefined;
   #head: ResponseHead | undefined;
   #finished = false;
-  /** What was sent, kept to send again once (see IDEMPOTENT). */
+  /**
+   * What was sent, kept to send again once on a new connection when it went out on a reused one
+   * that closed before any byte of the answer: the target most likely closed it as idle just as
+   * the request went out (RFC 9112 §9.3.1). Only idempotent methods; others get the 502.
+   */
   #request: { head: string; body: Buffer | undefined } | undefined;
   #resent = false;
 
@@ -76,7 +74,7 @@ class PooledExchange implements ConnectionUser {
     callbacks: PooledRequestCallbacks,
   ) {
     this.#stream = stream;
-    this.#idempotent = IDEMPOTENT.has(method);
+    this.#idempotent = IDEMPOTENT_METHODS.has(method);
     this.#pool = pool;
     this.#record = record;
     this.#callbacks = callbacks;
@@ -167,15 +165,7 @@ class PooledExchange implements ConnectionUser {
   #end(trailers: Record<string, string | string[]> | undefined): void {
     this.#finished = true;
     const stream = this.#stream;
-    if (this.#head?.headers.trailer !== undefined) {
-      stream.once('wantTrailers', () => {
-        try {
-          stream.sendTrailers(endToEndHeaders(trailers ?? {}));
-        } catch {
-          resetStream(stream, 'trailers the session cannot carry');
-        }
-      });
-    }
+    if (this.#head?.headers.trailer !== undefined) sendTrailersWhenAsked(stream, () => trailers ?? {});
     stream.end();
     this.#callbacks.onDone(this.#head?.status ?? 0);
   }
@@ -183,14 +173,11 @@ class PooledExchange implements ConnectionUser {
   /** After a whole response: the connection goes back to the pool if it may carry another request. */
   #release(): void {
     const connection = this.#connection;
-    if (connection === undefined) return;
-    this.#connection = undefined;
     const head = this.#head;
-    if (head?.reusable === true && !this.#parser.extraBytes) this.#pool.give(connection, head.keepAliveMs);
-    else {
-      connection.user = undefined;
-      connection.socket.destroy();
-    }
+    if (connection !== undefined && head?.reusable === true && !this.#parser.extraBytes) {
+      this.#connection = undefined;
+      this.#pool.give(connection, head.keepAliveMs);
+    } else this.#abandon();
   }
 
   #abandon(): void {
@@ -227,5 +214,20 @@ class PooledExchange implements ConnectionUser {
 function cutShort(): NodeJS.ErrnoException {
   return Object.assign(new Error('the target closed the connection before the response ended'), {
     code: 'ECONNRESET',
+  });
+}
+
+/**
+ * Sends a response's trailers once the stream asks for them (its body is out); `trailers` is read
+ * then, so a response still being read can supply them. Trailers the session cannot carry reset
+ * the stream: the visitor sees a cut transfer, never a quietly shortened one.
+ */
+export function sendTrailersWhenAsked(stream: MuxStream, trailers: () => IncomingHttpHeaders): void {
+  stream.once('wantTrailers', () => {
+    try {
+      stream.sendTrailers(endToEndHeaders(trailers()));
+    } catch {
+      resetStream(stream, 'trailers the session cannot carry');
+    }
   });
 }

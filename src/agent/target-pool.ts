@@ -13,7 +13,7 @@ export interface ConnectionUser {
 }
 
 export interface TargetPoolOptions {
-  /** Idle connections kept for reuse (`--max-idle-target-sockets`, default 64); more are closed. */
+  /** Idle connections kept for reuse (the agent option `maxIdleTargetSockets`, default 64); more are closed. */
   maxIdle: number;
   /** How long connecting may take before it fails with ETIMEDOUT. */
   connectTimeoutMs: number;

@@ -103,28 +103,23 @@ export class ResponseParser {
         case 'head':
           at = this.#readHead(chunk, at);
           break;
-        case 'length': {
+        case 'length':
+        case 'chunk-data': {
           const take = Math.min(this.#remaining, chunk.length - at);
           this.#remaining -= take;
           this.#events.onBody(take === chunk.length ? chunk : chunk.subarray(at, at + take));
           at += take;
-          if (this.#remaining === 0) this.#finish(undefined);
-          break;
-        }
-        case 'chunk-size':
-          at = this.#readChunkSize(chunk, at);
-          break;
-        case 'chunk-data': {
-          const take = Math.min(this.#remaining, chunk.length - at);
-          this.#remaining -= take;
-          this.#events.onBody(chunk.subarray(at, at + take));
-          at += take;
-          if (this.#remaining === 0) {
+          if (this.#remaining > 0) break;
+          if (this.#state === 'length') this.#finish(undefined);
+          else {
             this.#state = 'chunk-end';
             this.#remaining = 2;
           }
           break;
         }
+        case 'chunk-size':
+          at = this.#readChunkSize(chunk, at);
+          break;
         case 'chunk-end':
           // The CRLF after a chunk's data, possibly split across reads.
           if (chunk[at] !== (this.#remaining === 2 ? 0x0d : 0x0a))

@@ -2,6 +2,7 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import { Transform, type TransformCallback } from 'node:stream';
 import { PosternError } from '../errors.js';
 import { endToEndHeaders } from '../http/headers.js';
+import { IDEMPOTENT_METHODS } from '../http/methods.js';
 import { MuxError } from '../mux/frames.js';
 import type { IncomingMuxHeaders } from '../mux/header-block.js';
 import type { MuxStream } from '../mux/mux-stream.js';
@@ -48,8 +49,6 @@ export async function forwardHttpRequest(
   openAgentStream({ ctx, req, res, route, tunnel, attempt: 0 }, session);
 }
 
-/** Methods a request may be sent again for when its session broke before any answer (RFC 9110 §9.2.2). */
-const RETRYABLE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 /** A request is sent again at most this often, on another session. */
 const MAX_SESSION_RETRIES = 1;
 
@@ -62,7 +61,7 @@ const MAX_SESSION_RETRIES = 1;
 function mayResend(method: string, hasBody: boolean, stream: MuxStream, session: StreamPeer): boolean {
   if (hasBody) return false;
   if (stream.rstCode === MuxError.refusedStream) return true;
-  return session.broken && RETRYABLE_METHODS.has(method);
+  return session.broken && IDEMPOTENT_METHODS.has(method);
 }
 
 /** One admitted visitor request on its way to its tunnel's agent. */
